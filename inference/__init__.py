@@ -1,0 +1,1 @@
+"""Photo -> FLAME reconstruction in numpy (and onnxruntime). Never imports bpy."""

@@ -1,0 +1,77 @@
+"""`facesmith` command line. Expected failures print one line and exit non-zero."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .dev_model import build_dev_model
+from .errors import FacesmithError
+from .flame_io import save_model_npz
+from .model_paths import default_dev_model_path, load_model, resolve_flame_path
+
+log = logging.getLogger("facesmith")
+
+
+def _add_flame_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--flame", metavar="PATH", help="FLAME model (.pkl or .npz); default: $FACESMITH_FLAME")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="facesmith", description="Photos of a face to a rigged FLAME head.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    model = sub.add_parser("model", help="inspect or build FLAME model files").add_subparsers(
+        dest="model_command", required=True
+    )
+    info = model.add_parser("info", help="print the model's sizes and source")
+    _add_flame_flag(info)
+    info.add_argument("--json", action="store_true", help="print JSON")
+    info.set_defaults(func=cmd_model_info)
+
+    build = model.add_parser("build-dev", help="assemble the development model from staged FLAME parts")
+    build.add_argument("--parts", required=True, type=Path, help="folder with the parts (../shared/flame)")
+    build.add_argument("-o", "--output", type=Path, default=default_dev_model_path(), help="output .npz")
+    build.set_defaults(func=cmd_model_build_dev)
+    return parser
+
+
+def cmd_model_info(args: argparse.Namespace) -> int:
+    choice = resolve_flame_path(args.flame, os.environ, dev_model=default_dev_model_path())
+    model = load_model(choice, donor=default_dev_model_path())
+    info = {**model.info(), "origin": choice.origin}
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        for key, value in info.items():
+            print(f"{key:24s} {value}")
+    return 0
+
+
+def cmd_model_build_dev(args: argparse.Namespace) -> int:
+    model = build_dev_model(args.parts)
+    path = save_model_npz(model, args.output)
+    print(f"wrote {path}: {model.description}, {model.n_vertices} vertices")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING, format="facesmith: %(levelname)s: %(message)s"
+    )
+    try:
+        return args.func(args)
+    except FacesmithError as exc:
+        print(f"facesmith: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""Load FLAME models: official pickles (FLAME 2020 `generic_model.pkl`, FLAME 2023 `flame2023*.pkl`)
+and the project's own `.npz`; save the `.npz`. Every failure names the file and the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from . import safe_pickle
+from .errors import ModelFileError
+from .flame_model import FlameModel, make_model, model_arrays
+
+N_SHAPE_OFFICIAL = 300  # official shapedirs hold 300 shape then 100 expression components
+NPZ_FORMAT = "facesmith-flame-1"
+
+_MAGIC = {
+    b"\xff\xd8\xff": "a JPEG image",
+    b"\x89PNG": "a PNG image",
+    b"GIF8": "a GIF image",
+    b"%PDF": "a PDF document",
+    b"\x93NUMPY": "a single .npy array",
+}
+
+
+def read_bytes(path: str | Path) -> bytes:
+    """Read a model file, with errors that name it."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(path, "file not found")
+    if path.is_dir():
+        raise ModelFileError(path, "is a folder, expected a FLAME .pkl or .npz file")
+    data = path.read_bytes()
+    if not data:
+        raise ModelFileError(path, "file is empty")
+    return data
+
+
+def sniff(data: bytes) -> str:
+    """'npz', 'pickle', or a description of what the bytes are instead."""
+    if data.startswith(b"PK\x03\x04") or data.startswith(b"PK\x05\x06"):
+        return "npz"
+    if data[:1] == b"\x80" or data[:1] in (b"(", b"}"):  # protocol 2+ or protocol 0 dict/tuple
+        return "pickle"
+    for magic, what in _MAGIC.items():
+        if data.startswith(magic):
+            return what
+    return "not a FLAME model (unknown file type)"
+
+
+def load_flame(path: str | Path) -> FlameModel:
+    """Load a FLAME model from an official pickle or a Facesmith .npz, validated."""
+    path = Path(path)
+    data = read_bytes(path)
+    kind = sniff(data)
+    if kind == "npz":
+        return _load_npz(path, data)
+    if kind == "pickle":
+        return _load_pickle(path, data)
+    if kind.startswith("not "):
+        raise ModelFileError(path, f"{kind}; expected a FLAME .pkl or Facesmith .npz")
+    raise ModelFileError(path, f"is {kind}, not a FLAME model (.pkl or .npz)")
+
+
+def _load_pickle(path: Path, data: bytes) -> FlameModel:
+    try:
+        raw = safe_pickle.loads(data)
+    except safe_pickle.RefusedError as exc:
+        raise ModelFileError(path, f"not a loadable FLAME pickle ({exc})") from None
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        IndexError,
+        KeyError,
+        AttributeError,
+        MemoryError,
+    ) as exc:
+        raise ModelFileError(path, f"truncated or corrupt pickle ({type(exc).__name__}: {exc})") from None
+    if not isinstance(raw, dict):
+        raise ModelFileError(path, f"pickle holds a {type(raw).__name__}, expected a FLAME dict")
+    return make_model(official_to_arrays(raw, path), path, source=str(path), description=_pickle_description(path))
+
+
+def _pickle_description(path: Path) -> str:
+    name = path.name.lower()
+    if name.startswith("flame2023"):
+        return "FLAME 2023"
+    if name.startswith("generic_model") or "2020" in name:
+        return "FLAME 2020"
+    return "FLAME (official pickle)"
+
+
+def _field(raw: dict, key: str, path: Path) -> np.ndarray:
+    if key not in raw:
+        raise ModelFileError(path, f"missing key '{key}' (keys: {sorted(map(str, raw))})")
+    try:
+        return safe_pickle.to_numpy(raw[key])
+    except ValueError as exc:
+        raise ModelFileError(path, f"'{key}' {exc}") from None
+
+
+def official_to_arrays(raw: dict, path: Path) -> dict[str, np.ndarray]:
+    """Map an official FLAME pickle's dict to our array names, splitting shapedirs into shape/expression."""
+    dirs = _field(raw, "shapedirs", path)
+    if dirs.ndim != 3 or dirs.shape[2] <= N_SHAPE_OFFICIAL:
+        raise ModelFileError(
+            path, f"'shapedirs' has shape {dirs.shape}, expected (V, 3, {N_SHAPE_OFFICIAL} + n_expression)"
+        )
+    kintree = _field(raw, "kintree_table", path)
+    if kintree.ndim != 2 or kintree.shape[0] != 2:
+        raise ModelFileError(path, f"'kintree_table' has shape {kintree.shape}, expected (2, joints)")
+    parents = kintree[0].astype(np.int64)
+    parents[parents >= 2**31] = -1  # the root's parent is stored as uint32 max
+    return {
+        "v_template": _field(raw, "v_template", path),
+        "shapedirs": trim_zero_components(dirs[:, :, :N_SHAPE_OFFICIAL]),
+        "exprdirs": trim_zero_components(dirs[:, :, N_SHAPE_OFFICIAL:]),
+        "posedirs": _field(raw, "posedirs", path),
+        "j_regressor": _field(raw, "J_regressor", path),
+        "lbs_weights": _field(raw, "weights", path),
+        "parents": parents,
+        "faces": _field(raw, "f", path),
+    }
+
+
+def trim_zero_components(basis: np.ndarray) -> np.ndarray:
+    """Drop trailing all-zero components (a truncated model padded to the official width)."""
+    norms = np.abs(basis).reshape(-1, basis.shape[-1]).max(axis=0)
+    nonzero = np.flatnonzero(norms > 0)
+    keep = int(nonzero[-1]) + 1 if nonzero.size else 1
+    return basis[..., :keep]
+
+
+def _load_npz(path: Path, data: bytes) -> FlameModel:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
+        raise ModelFileError(path, f"truncated or corrupt .npz ({type(exc).__name__}: {exc})") from None
+    if "meta" not in arrays:
+        raise ModelFileError(path, "not a Facesmith model .npz (no 'meta' entry)")
+    try:
+        meta = json.loads(str(arrays.pop("meta")))
+    except json.JSONDecodeError:
+        raise ModelFileError(path, "'meta' entry is not valid JSON") from None
+    if meta.get("format") != NPZ_FORMAT:
+        raise ModelFileError(path, f"unknown model format {meta.get('format')!r}, expected {NPZ_FORMAT!r}")
+    return make_model(
+        arrays,
+        path,
+        source=str(path),
+        description=str(meta.get("description", "")),
+        is_development=bool(meta.get("is_development", False)),
+    )
+
+
+def save_model_npz(model: FlameModel, path: str | Path) -> Path:
+    """Write the model as a Facesmith .npz, atomically (temp file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"format": NPZ_FORMAT, "description": model.description, "is_development": model.is_development}
+    arrays = {k: _storage_dtype(v) for k, v in model_arrays(model).items()}
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp.npz", dir=path.parent)
+    os.close(fd)
+    try:
+        np.savez_compressed(tmp, meta=np.array(json.dumps(meta)), **arrays)
+        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _storage_dtype(arr: np.ndarray) -> np.ndarray:
+    # float32 halves the file; the model data itself is float32 in the official release.
+    return arr.astype(np.float32) if arr.dtype.kind == "f" else arr.astype(np.int32)

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Sets up if needed (fast when already set up), then runs the test suite.
+# Extra arguments go to pytest, e.g. ./run_tests.sh -m slow   or   ./run_tests.sh tests/unit -x
+set -uo pipefail
+cd "$(dirname "$0")"
+./setup.sh >/dev/null || { echo "run_tests: setup.sh failed" >&2; exit 1; }
+export BLENDER_USER_RESOURCES="${BLENDER_USER_RESOURCES:-$(mktemp -d)}"
+if [ $# -eq 0 ]; then set -- -m "not slow and not gpu and not needs_flame"; fi
+.venv/bin/python -m pytest "$@"
+rc=$?
+if [ $rc -eq 5 ]; then echo "run_tests: pytest collected no tests; that is a failure" >&2; exit 1; fi
+exit $rc

@@ -1,0 +1,1 @@
+"""Training of the coefficient regressor (torch). Never imports bpy."""
