@@ -40,7 +40,11 @@ def main() -> None:
     rng = np.random.default_rng(0)
 
     def params(b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return (rng.normal(size=(b, model.n_shape)), rng.normal(size=(b, model.n_expr)), rng.normal(scale=0.2, size=(b, 5, 3)))
+        return (
+            rng.normal(size=(b, model.n_shape)),
+            rng.normal(size=(b, model.n_expr)),
+            rng.normal(scale=0.2, size=(b, 5, 3)),
+        )
 
     p1, p64 = params(1), params(64)
     results = {

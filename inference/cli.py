@@ -10,10 +10,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .camera import CAMERA_KINDS
+from .detect import BACKENDS
 from .dev_model import build_dev_model
 from .errors import FacesmithError
+from .files import atomic_write
+from .fit import FitOptions
 from .flame_io import save_model_npz
 from .model_paths import default_dev_model_path, load_model, resolve_flame_path
+from .pipeline import PipelineOptions, fit_photos
 
 log = logging.getLogger("facesmith")
 
@@ -39,6 +44,16 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--parts", required=True, type=Path, help="folder with the parts (../shared/flame)")
     build.add_argument("-o", "--output", type=Path, default=default_dev_model_path(), help="output .npz")
     build.set_defaults(func=cmd_model_build_dev)
+
+    fit = sub.add_parser("fit", help="fit FLAME to one or more photos of one person")
+    fit.add_argument("photos", nargs="+", type=Path, metavar="PHOTO")
+    fit.add_argument("--json", type=Path, metavar="OUT", help="write the result as JSON (and OUT.npz beside it)")
+    fit.add_argument("--landmarks", choices=BACKENDS, default="mediapipe", help="landmark backend")
+    fit.add_argument("--no-fallback", action="store_true", help="do not try dlib when the backend finds no face")
+    fit.add_argument("--face-index", type=int, default=0, help="which face, by size (0 = largest)")
+    fit.add_argument("--camera", choices=CAMERA_KINDS, default="orthographic")
+    _add_flame_flag(fit)
+    fit.set_defaults(func=cmd_fit)
     return parser
 
 
@@ -51,6 +66,33 @@ def cmd_model_info(args: argparse.Namespace) -> int:
     else:
         for key, value in info.items():
             print(f"{key:24s} {value}")
+    return 0
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    model = load_model(
+        resolve_flame_path(args.flame, os.environ, dev_model=default_dev_model_path()), donor=default_dev_model_path()
+    )
+    options = PipelineOptions(
+        landmarks=args.landmarks,
+        fallback=None if args.no_fallback else "dlib",
+        face_index=args.face_index,
+        fit=FitOptions(camera=args.camera),
+    )
+    result = fit_photos(args.photos, model, options)
+    for warning in result.warnings:
+        if warning not in model.warnings:  # those were logged when the model loaded
+            log.warning(warning)
+    for p in result.photos:
+        print(
+            f"{p.path}: landmark RMS {p.landmark_rms_px:.2f} px ({p.backend}, {p.n_faces} face(s)), "
+            f"fit {result.timings_ms['fit']:.0f} ms"
+        )
+    if args.json:
+        result.save(args.json.with_suffix(""))
+        if args.json.suffix != ".json":  # keep the exact name the user asked for
+            atomic_write(args.json, lambda f: f.write(json.dumps(result.to_json(), indent=1).encode()))
+        print(f"wrote {args.json}")
     return 0
 
 

@@ -5,9 +5,7 @@ and the project's own `.npz`; save the `.npz`. Every failure names the file and 
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import numpy as np
 
 from . import safe_pickle
 from .errors import ModelFileError
+from .files import atomic_write
 from .flame_model import FlameModel, make_model, model_arrays
 
 N_SHAPE_OFFICIAL = 300  # official shapedirs hold 300 shape then 100 expression components
@@ -163,21 +162,10 @@ def _load_npz(path: Path, data: bytes) -> FlameModel:
 
 
 def save_model_npz(model: FlameModel, path: str | Path) -> Path:
-    """Write the model as a Facesmith .npz, atomically (temp file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write the model as a Facesmith .npz, atomically."""
     meta = {"format": NPZ_FORMAT, "description": model.description, "is_development": model.is_development}
     arrays = {k: _storage_dtype(v) for k, v in model_arrays(model).items()}
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp.npz", dir=path.parent)
-    os.close(fd)
-    try:
-        np.savez_compressed(tmp, meta=np.array(json.dumps(meta)), **arrays)
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write(path, lambda f: np.savez_compressed(f, meta=np.array(json.dumps(meta)), **arrays))
 
 
 def _storage_dtype(arr: np.ndarray) -> np.ndarray:

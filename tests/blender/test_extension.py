@@ -18,14 +18,19 @@ def test_extension_builds_installs_and_enables(bpy, tmp_path):
 
     import addon_utils
 
-    subprocess.run([sys.executable, str(_blender_ext(bpy)), "build", "--source-dir", str(REPO), "--output-dir", str(tmp_path)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(_blender_ext(bpy)), "build", "--source-dir", str(REPO), "--output-dir", str(tmp_path)],
+        check=True,
+        capture_output=True,
+    )
     (zip_path,) = tmp_path.glob("facesmith-*.zip")
     names = zipfile.ZipFile(zip_path).namelist()
     assert "inference/flame.py" in names and "blender_manifest.toml" in names
     assert not any(n.startswith(("tests/", "training/", ".venv/", ".cache/", "bench/")) for n in names)
 
-    result = bpy.ops.extensions.package_install_files(filepath=str(zip_path), repo="user_default", enable_on_install=True)
+    result = bpy.ops.extensions.package_install_files(
+        filepath=str(zip_path), repo="user_default", enable_on_install=True
+    )
     assert result == {"FINISHED"}
     module = "bl_ext.user_default.facesmith"
     assert module in sys.modules

