@@ -20,7 +20,8 @@ import numpy as np
 from facesmith.inference import flame
 from facesmith.inference.fit import FitOptions, fit_flame
 from facesmith.inference.metrics import face_region, median_error_mm
-from facesmith.inference.model_paths import default_dev_model_path, load_model, resolve_flame_path
+from facesmith.inference.model_paths import DENSE_EMBEDDING, default_dev_model_path, load_model, resolve_flame_path
+from facesmith.inference.mp_embedding import load_embedding
 from facesmith.inference.synthetic import observe, sample_head
 
 
@@ -32,19 +33,21 @@ def main() -> None:
     parser.add_argument("--outliers", type=int, default=3)
     parser.add_argument("--camera", default="orthographic")
     parser.add_argument("--flame")
+    parser.add_argument("--embedding", default=str(DENSE_EMBEDDING), help="learned MediaPipe embedding ('' for none)")
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
     args = parser.parse_args()
     model = load_model(resolve_flame_path(args.flame, os.environ, dev_model=default_dev_model_path()))
     options = FitOptions(camera=args.camera)
+    embedding = load_embedding(args.embedding, model) if args.embedding else None
     mask = face_region(model)
     rng = np.random.default_rng(args.seed)
     fit_err, mean_err, times, rms = [], [], [], []
     mean_face = model.v_template
     for i in range(args.n):
         head = sample_head(model, rng)
-        obs = observe(model, head, rng, args.noise, args.outliers)
+        obs = observe(model, head, rng, args.noise, args.outliers, embedding=embedding)
         start = time.perf_counter()
-        sol = fit_flame(model, [obs], options)
+        sol = fit_flame(model, [obs], options, embedding=embedding)
         times.append(time.perf_counter() - start)
         truth = flame.flame_forward(model, head["shape"]).vertices[0]
         fitted = flame.flame_forward(model, sol.shape).vertices[0]
@@ -66,6 +69,7 @@ def main() -> None:
         "outliers": args.outliers,
         "camera": args.camera,
         "model": model.description,
+        "landmarks": int(len(sol.residuals_px[0])),
     }
     print(json.dumps(result))
 

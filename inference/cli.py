@@ -18,7 +18,7 @@ from .files import atomic_write
 from .fit import FitOptions
 from .flame_io import save_model_npz
 from .model_paths import default_dev_model_path, load_model, resolve_flame_path
-from .pipeline import PipelineOptions, fit_photos
+from .pipeline import PipelineOptions, default_embedding, fit_photos
 
 log = logging.getLogger("facesmith")
 
@@ -79,7 +79,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         face_index=args.face_index,
         fit=FitOptions(camera=args.camera),
     )
-    result = fit_photos(args.photos, model, options)
+    result = fit_photos(args.photos, model, options, embedding=default_embedding(model))
     for warning in result.warnings:
         if warning not in model.warnings:  # those were logged when the model loaded
             log.warning(warning)

@@ -14,6 +14,7 @@ image resolution.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from functools import partial
 
@@ -21,8 +22,9 @@ import numpy as np
 
 from .camera import Camera, project
 from .detect import MEDIAPIPE_TO_IBUG68, FaceLandmarks
-from .flame import JAW, NECK, contour_rows, flame_forward, rodrigues
+from .flame import JAW, contour_rows
 from .flame_model import FlameModel
+from .mp_embedding import Embedding
 
 # MediaPipe mesh indices on the lips and the nose (Deng et al. weight mouth and nose landmarks up).
 MEDIAPIPE_LIPS = frozenset(
@@ -174,18 +176,36 @@ class Targets:
     names: tuple[str, ...]  # one label per landmark: "mp:<index>" or "ibug:<index>", static first
 
 
-def make_targets(model: FlameModel, obs: Observation, options: FitOptions) -> Targets:
+def mediapipe_embedding(model: FlameModel, extra: Embedding | None) -> Embedding | None:
+    """FLAME's MediaPipe embedding, extended by a learned one for the points it lacks."""
+    if not model.has_mediapipe:
+        return extra
+    official = Embedding(model.mediapipe_lmk_indices, model.mediapipe_lmk_faces, model.mediapipe_lmk_bary)
+    if extra is None:
+        return official
+    new = ~np.isin(extra.indices, official.indices)
+    return Embedding(
+        np.r_[official.indices, extra.indices[new]],
+        np.r_[official.faces, extra.faces[new]],
+        np.r_[official.bary, extra.bary[new]],
+    )
+
+
+def make_targets(
+    model: FlameModel, obs: Observation, options: FitOptions, embedding: Embedding | None = None
+) -> Targets:
     ibug = obs.ibug68()
     contour_w = np.full(17, options.contour_weight)
-    if obs.scheme == "mediapipe478" and model.has_mediapipe:
-        idx = model.mediapipe_lmk_indices
+    emb = mediapipe_embedding(model, embedding)
+    if obs.scheme == "mediapipe478" and emb is not None:
+        # MediaPipe points that stand in for the jaw line follow FLAME's contour, not a fixed surface point.
+        keep = ~np.isin(emb.indices, MEDIAPIPE_TO_IBUG68[:17])
+        idx, faces, bary = emb.indices[keep], emb.faces[keep], emb.bary[keep]
         weights = np.array(
             [options.mouth_nose_weight if i in MEDIAPIPE_LIPS or i in MEDIAPIPE_NOSE else 1.0 for i in idx]
         )
         names = tuple(f"mp:{i}" for i in idx) + tuple(f"ibug:{i}" for i in range(17))
-        return Targets(
-            model.mediapipe_lmk_faces, model.mediapipe_lmk_bary, obs.points[idx], weights, ibug[:17], contour_w, names
-        )
+        return Targets(faces, bary, obs.points[idx], weights, ibug[:17], contour_w, names)
     weights = np.ones(51)
     weights[IBUG_NOSE_MOUTH - 17] = options.mouth_nose_weight
     names = tuple(f"ibug:{i}" for i in range(17, 68)) + tuple(f"ibug:{i}" for i in range(17))
@@ -212,6 +232,27 @@ class PhotoState:
         return pose
 
 
+def rotation(aa: np.ndarray) -> np.ndarray:
+    """Rodrigues for one axis-angle vector: the hot loop's version of flame.rodrigues, without batching overhead."""
+    x, y, z = float(aa[0]), float(aa[1]), float(aa[2])
+    theta = math.sqrt(x * x + y * y + z * z)
+    if theta < 1e-12:
+        return np.eye(3)
+    x, y, z = x / theta, y / theta, z / theta
+    s, c = math.sin(theta), math.cos(theta)
+    t = 1.0 - c
+    return np.array([
+        [c + t * x * x, t * x * y - s * z, t * x * z + s * y],
+        [t * x * y + s * z, c + t * y * y, t * y * z - s * x],
+        [t * x * z - s * y, t * y * z + s * x, c + t * z * z],
+    ])  # fmt: skip
+
+
+def huber_weights(errors: np.ndarray, k: float) -> np.ndarray:
+    """IRLS weights of the Huber loss for errors in units of sigma: 1 inside k, k / error beyond."""
+    return np.where(errors <= k, 1.0, k / np.maximum(errors, 1e-12))
+
+
 def rotation_to_axis_angle(r: np.ndarray) -> np.ndarray:
     angle = np.arccos(np.clip((np.trace(r) - 1.0) / 2.0, -1.0, 1.0))
     if angle < 1e-9:
@@ -231,6 +272,30 @@ def skew(w: np.ndarray) -> np.ndarray:
     )
 
 
+@dataclass(frozen=True)
+class SurfaceOperators:
+    """Per surface point, the barycentric sums of the linear model, so no per-vertex work is left per iteration.
+
+    For a point p = Σ_k b_k u_k over its triangle's corners k, with u = x + w_jaw (R_jaw − I)(x − J_jaw):
+    p = X + (R_jaw − I)(XW − bw · J_jaw), where X = Σ b x and XW = Σ b w x are linear in β, ψ and the
+    jaw's corrective features.
+    """
+
+    t: np.ndarray  # (L, 3) Σ b · template
+    tw: np.ndarray  # (L, 3) Σ b w · template
+    s: np.ndarray  # (L, 3, ns)
+    sw: np.ndarray
+    e: np.ndarray  # (L, 3, ne)
+    ew: np.ndarray
+    p: np.ndarray  # (L, 3, 9) jaw pose correctives
+    pw: np.ndarray
+    bw: np.ndarray  # (L,) Σ b w
+
+
+def astuple_shallow(ops: SurfaceOperators) -> tuple[np.ndarray, ...]:
+    return tuple(getattr(ops, f.name) for f in dataclasses.fields(ops))
+
+
 class LandmarkFunction:
     """Posed surface points before the global rotation, with neck and eyes at rest, and their Jacobians.
 
@@ -243,41 +308,57 @@ class LandmarkFunction:
         self.ns, self.ne = min(n_shape, model.n_shape), min(n_expr, model.n_expr)
         m = model
         self.j0 = m.j_regressor @ m.v_template  # (5, 3)
-        self.js = np.einsum("jv,vck->jck", m.j_regressor, m.shapedirs[:, :, : self.ns])
-        self.je = np.einsum("jv,vck->jck", m.j_regressor, m.exprdirs[:, :, : self.ne])
+        v = m.n_vertices
+        self.js = (m.j_regressor @ m.shapedirs[:, :, : self.ns].reshape(v, -1)).reshape(5, 3, self.ns)
+        self.je = (m.j_regressor @ m.exprdirs[:, :, : self.ne].reshape(v, -1)).reshape(5, 3, self.ne)
         self.jaw_dirs = m.posedirs[:, :, (JAW - 1) * 9 : JAW * 9]  # correctives driven by the jaw's R − I
 
-    def points(self, faces, bary, beta, psi, jaw, jacobian: bool):
+    def joints(self, beta: np.ndarray, psi: np.ndarray) -> np.ndarray:
+        """Rest joint positions (5, 3) of the shaped head."""
+        return self.j0 + self.js @ beta + self.je @ psi
+
+    def prepare(self, faces: np.ndarray, bary: np.ndarray) -> SurfaceOperators:
+        m = self.model
+        corners = m.faces[faces]  # (L, 3)
+        w = m.lbs_weights[corners, JAW]  # (L, 3)
+        bw = bary * w
+
+        def sums(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            a = arr[corners]  # (L, 3 corners, ...)
+            return np.einsum("lk...,lk->l...", a, bary), np.einsum("lk...,lk->l...", a, bw)
+
+        t, tw = sums(m.v_template)
+        s, sw = sums(m.shapedirs[:, :, : self.ns])
+        e, ew = sums(m.exprdirs[:, :, : self.ne])
+        p, pw = sums(self.jaw_dirs)
+        return SurfaceOperators(t, tw, s, sw, e, ew, p, pw, bw.sum(axis=1))
+
+    def points(self, ops: SurfaceOperators, beta, psi, jaw, jacobian: bool, linear: bool = True):
         """Surface points (L, 3) and root joint (3,); with `jacobian` also d/dβ (L, 3, ns), d/dψ (L, 3, ne),
         d/djaw (L, 3, 3) and the root's d/dβ (3, ns), d/dψ (3, ne)."""
-        m = self.model
-        vids = m.faces[faces].reshape(-1)  # (3L,)
-        s_dirs, e_dirs = m.shapedirs[vids, :, : self.ns], m.exprdirs[vids, :, : self.ne]
-        r_jaw = rodrigues(jaw)
-        shaped = m.v_template[vids] + s_dirs @ beta + e_dirs @ psi
-        x = shaped + self.jaw_dirs[vids] @ (r_jaw - np.eye(3)).reshape(-1)
-        joints = self.j0 + self.js @ beta + self.je @ psi
-        w = m.lbs_weights[vids, JAW][:, None, None]
-        rel = x - joints[JAW]
-        u = x + (w[:, :, 0] * (rel @ (r_jaw - np.eye(3)).T))
-        n = len(faces)
-        combine = lambda a: np.einsum("lk...,lk->l...", a.reshape((n, 3) + a.shape[1:]), bary)  # noqa: E731
-        pts = combine(u)
+        r_jaw = rotation(jaw)
+        a = r_jaw - np.eye(3)
+        f = a.reshape(-1)
+        joints = self.joints(beta, psi)
+        x = ops.t + ops.s @ beta + ops.e @ psi + ops.p @ f
+        xw = ops.tw + ops.sw @ beta + ops.ew @ psi + ops.pw @ f
+        lever = xw - ops.bw[:, None] * joints[JAW]
+        pts = x + lever @ a.T
         if not jacobian:
             return pts, joints[0]
-        a = w * (r_jaw - np.eye(3))  # (3L, 3, 3)
-        mv = np.eye(3) + a
-        du_b = np.einsum("vab,vbk->vak", mv, s_dirs) - np.einsum("vab,bk->vak", a, self.js[JAW])
-        du_e = np.einsum("vab,vbk->vak", mv, e_dirs) - np.einsum("vab,bk->vak", a, self.je[JAW])
+        if not linear:  # rigid stage: only the point positions' rotation Jacobian is needed
+            return pts, joints[0], None, None, None, self.js[0], self.je[0]
+        dp_b = ops.s + a @ (ops.sw - ops.bw[:, None, None] * self.js[JAW])  # batched (3,3) @ (L,3,ns)
+        dp_e = ops.e + a @ (ops.ew - ops.bw[:, None, None] * self.je[JAW])
         eps = 1e-6
-        du_j = np.empty((len(vids), 3, 3))
+        dp_j = np.empty((len(pts), 3, 3))
         for k in range(3):  # dR/dθ_k of the 3×3 rotation by central differences, the rest in closed form
             step = np.zeros(3)
             step[k] = eps
-            d_r = (rodrigues(jaw + step) - rodrigues(jaw - step)) / (2 * eps)
-            dx = self.jaw_dirs[vids] @ d_r.reshape(-1)
-            du_j[:, :, k] = dx + w[:, :, 0] * (rel @ d_r.T + dx @ (r_jaw - np.eye(3)).T)
-        return pts, joints[0], combine(du_b), combine(du_e), combine(du_j), self.js[0], self.je[0]
+            d_r = (rotation(jaw + step) - rotation(jaw - step)) / (2 * eps)
+            df = d_r.reshape(-1)
+            dp_j[:, :, k] = ops.p @ df + lever @ d_r.T + (ops.pw @ df) @ a.T
+        return pts, joints[0], dp_b, dp_e, dp_j, self.js[0], self.je[0]
 
 
 @dataclass(frozen=True)
@@ -292,22 +373,41 @@ class FitSolution:
 class Problem:
     """The least-squares problem for one or several photos of one person."""
 
-    def __init__(self, model: FlameModel, observations: list[Observation], options: FitOptions, photo_weights=None):
+    def __init__(
+        self,
+        model: FlameModel,
+        observations: list[Observation],
+        options: FitOptions,
+        photo_weights=None,
+        embedding=None,
+    ):
         self.model, self.obs, self.opt = model, observations, options
         self.fn = LandmarkFunction(model, options.n_shape, options.n_expr)
         self.ns, self.ne = self.fn.ns, self.fn.ne
-        self.targets = [make_targets(model, o, options) for o in observations]
+        self.targets = [make_targets(model, o, options, embedding) for o in observations]
         self.photo_w = np.ones(len(observations)) if photo_weights is None else np.asarray(photo_weights, float)
         self.block = self.ne + 9  # ψ, rotation increment, jaw, camera
+        self.static_ops = [self.fn.prepare(t.faces, t.bary) for t in self.targets]
+        self.prior_jac = self.prior_jacobian(len(observations))
+        self._ops: dict[tuple[int, int], SurfaceOperators] = {}
 
-    def correspondences(self, t: Targets, state: PhotoState):
-        row = contour_rows(np.stack([state.rotation, np.eye(3)])[None])[0]
-        faces = np.concatenate([t.faces, self.model.dynamic_lmk_faces[row]])
-        bary = np.concatenate([t.bary, self.model.dynamic_lmk_bary[row]])
-        return faces, bary, np.concatenate([t.points, t.contour_points]), np.concatenate([t.weights, t.contour_weights])
+    def correspondences(self, p: int, state: PhotoState):
+        """Operators, target pixels and weights of photo p's landmarks, the contour chosen by the head's yaw."""
+        t = self.targets[p]
+        row = int(contour_rows(np.stack([state.rotation, np.eye(3)])[None])[0])
+        if (p, row) not in self._ops:
+            contour = self.fn.prepare(self.model.dynamic_lmk_faces[row], self.model.dynamic_lmk_bary[row])
+            self._ops[(p, row)] = SurfaceOperators(
+                *(
+                    np.concatenate([a, b])
+                    for a, b in zip(astuple_shallow(self.static_ops[p]), astuple_shallow(contour), strict=True)
+                )
+            )
+        target = np.concatenate([t.points, t.contour_points])
+        return self._ops[(p, row)], target, np.concatenate([t.weights, t.contour_weights])
 
-    def project_photo(self, beta, state: PhotoState, faces, bary):
-        pts, root = self.fn.points(faces, bary, beta, state.expression, state.jaw, jacobian=False)
+    def project_photo(self, beta, state: PhotoState, ops: SurfaceOperators):
+        pts, root = self.fn.points(ops, beta, state.expression, state.jaw, jacobian=False)
         world = (pts - root) @ state.rotation.T + root
         return state.camera.project(world)
 
@@ -316,41 +416,45 @@ class Problem:
         rows, jac_rows = [], []
         n_cols = self.ns + self.block * len(states)
         sigma = self.opt.landmark_sigma
-        for p, (t, st) in enumerate(zip(self.targets, states, strict=True)):
-            faces, bary, target, weight = self.correspondences(t, st)
+        errors = []
+        for p, st in enumerate(states):
+            ops, target, weight = self.correspondences(p, st)
             size = self.obs[p].face_size
-            scale = np.sqrt(weight * robust[p] * self.photo_w[p]) / (size * sigma)  # per landmark
+            huber = 1.0 if robust is None else robust[p]
+            scale = np.sqrt(weight * huber * self.photo_w[p]) / (size * sigma)  # per landmark
             if not jacobian:
-                uv = self.project_photo(beta, st, faces, bary)
+                uv = self.project_photo(beta, st, ops)
                 rows.append(((uv - target) * scale[:, None]).ravel())
+                errors.append(np.linalg.norm(uv - target, axis=1) / (size * sigma))
                 continue
             pts, root, dp_b, dp_e, dp_j, droot_b, droot_e = self.fn.points(
-                faces, bary, beta, st.expression, st.jaw, True
+                ops, beta, st.expression, st.jaw, True, linear=not rigid
             )
             rel = pts - root
             world = rel @ st.rotation.T + root
             uv, d_point, d_cam = project(st.camera, world)
             rows.append(((uv - target) * scale[:, None]).ravel())
             r_minus = np.eye(3) - st.rotation
-            jac = np.zeros((len(faces), 2, n_cols))
-            to_px = partial(np.einsum, "lab,lbk->lak", d_point)  # d world -> d pixels
+            jac = np.zeros((len(target), 2, n_cols))
+            to_px = partial(np.matmul, d_point)  # d world (L,3,k) -> d pixels (L,2,k)
             if free_shape and not rigid:
-                dw_b = np.einsum("ab,lbk->lak", st.rotation, dp_b) + (r_minus @ droot_b)[None]
+                dw_b = st.rotation @ dp_b + (r_minus @ droot_b)[None]
                 jac[:, :, : self.ns] = to_px(dw_b)
             base = self.ns + p * self.block
             if not rigid:
-                dw_e = np.einsum("ab,lbk->lak", st.rotation, dp_e) + (r_minus @ droot_e)[None]
+                dw_e = st.rotation @ dp_e + (r_minus @ droot_e)[None]
                 jac[:, :, base : base + self.ne] = to_px(dw_e)
-                jac[:, :, base + self.ne + 3 : base + self.ne + 6] = to_px(np.einsum("ab,lbk->lak", st.rotation, dp_j))
+                jac[:, :, base + self.ne + 3 : base + self.ne + 6] = to_px(st.rotation @ dp_j)
             # d(R exp([δ]) rel)/dδ = -R [rel]×
-            jac[:, :, base + self.ne : base + self.ne + 3] = to_px(-np.einsum("ab,lbc->lac", st.rotation, skew(rel)))
+            jac[:, :, base + self.ne : base + self.ne + 3] = to_px(-(st.rotation @ skew(rel)))
             jac[:, :, base + self.ne + 6 : base + self.ne + 9] = d_cam
-            jac_rows.append((jac * scale[:, None, None]).reshape(-1, n_cols))
+            jac *= scale[:, None, None]
+            jac_rows.append(jac.reshape(-1, n_cols))
         prior = self.prior_rows(beta, states)
         r = np.concatenate(rows + [prior])
         if not jacobian:
-            return r
-        return r, np.concatenate(jac_rows + [self.prior_jacobian(len(states))])
+            return r, errors
+        return r, np.concatenate(jac_rows + [self.prior_jac]), errors
 
     def prior_rows(self, beta, states) -> np.ndarray:
         o = self.opt
@@ -379,7 +483,7 @@ class Problem:
             d = delta[self.ns + p * self.block : self.ns + (p + 1) * self.block]
             s = st.copy()
             s.expression = st.expression + d[: self.ne]
-            s.rotation = st.rotation @ rodrigues(d[self.ne : self.ne + 3])
+            s.rotation = st.rotation @ rotation(d[self.ne : self.ne + 3])
             s.jaw = np.clip(st.jaw + d[self.ne + 3 : self.ne + 6], JAW_LIMITS[:, 0], JAW_LIMITS[:, 1])
             cam = st.camera.params + d[self.ne + 6 :]
             if st.camera.is_perspective:
@@ -390,37 +494,28 @@ class Problem:
             new_states.append(s)
         return new_beta, new_states
 
-    def robust_weights(self, beta, states) -> list[np.ndarray]:
-        """Huber IRLS weights per landmark from the current residuals."""
-        out = []
-        for t, st, o in zip(self.targets, states, self.obs, strict=True):
-            faces, bary, target, _ = self.correspondences(t, st)
-            err = np.linalg.norm(self.project_photo(beta, st, faces, bary) - target, axis=1) / (
-                o.face_size * self.opt.landmark_sigma
-            )
-            out.append(np.where(err <= self.opt.robust_k, 1.0, self.opt.robust_k / np.maximum(err, 1e-12)))
-        return out
-
-    def solve(self, beta, states, iterations: int, free_shape: bool, rigid: bool):
+    def solve(self, beta, states, iterations: int, free_shape: bool, rigid: bool, tolerance: float = 1e-5):
+        """Levenberg–Marquardt; Huber weights are refreshed from each accepted step's residuals (IRLS)."""
         mu = 1e-3
         free = self._free_columns(len(states), free_shape, rigid)
+        _, errors = self.residuals(beta, states, None, False, free_shape, rigid)
         for _ in range(iterations):
-            robust = self.robust_weights(beta, states)
-            r, jac = self.residuals(beta, states, robust, True, free_shape, rigid)
+            robust = [huber_weights(e, self.opt.robust_k) for e in errors]
+            r, jac, _ = self.residuals(beta, states, robust, True, free_shape, rigid)
             cost = r @ r
             jf = jac[:, free]
             jtj, jtr = jf.T @ jf, jf.T @ r
-            improved = False
+            new_cost = cost
             for _ in range(8):
                 delta = np.zeros(jac.shape[1])
                 delta[free] = -np.linalg.solve(jtj + mu * (np.diag(np.diag(jtj)) + np.eye(len(jtj))), jtr)
                 nb, ns = self.apply(beta, states, delta, free_shape)
-                r_new = self.residuals(nb, ns, robust, False, free_shape, rigid)
+                r_new, new_errors = self.residuals(nb, ns, robust, False, free_shape, rigid)
                 if r_new @ r_new < cost:
-                    beta, states, mu, improved = nb, ns, max(mu / 3, 1e-7), True
+                    beta, states, errors, new_cost, mu = nb, ns, new_errors, r_new @ r_new, max(mu / 3, 1e-7)
                     break
                 mu *= 4
-            if not improved or (cost - r_new @ r_new) < 1e-7 * cost:
+            if cost - new_cost < tolerance * cost:
                 break
         return beta, states
 
@@ -438,17 +533,17 @@ class Problem:
 
     def landmark_residuals_px(self, beta, states) -> tuple[list[np.ndarray], list[tuple[str, ...]]]:
         res = []
-        for t, st in zip(self.targets, states, strict=True):
-            faces, bary, target, _ = self.correspondences(t, st)
-            res.append(np.linalg.norm(self.project_photo(beta, st, faces, bary) - target, axis=1))
+        for p, st in enumerate(states):
+            ops, target, _ = self.correspondences(p, st)
+            res.append(np.linalg.norm(self.project_photo(beta, st, ops) - target, axis=1))
         return res, [t.names for t in self.targets]
 
 
-def initial_state(model: FlameModel, obs: Observation, targets: Targets, options: FitOptions) -> PhotoState:
+def initial_state(problem: Problem, p: int) -> PhotoState:
     """Rigid start: scaled-orthographic pose of the mean face from the static correspondences (POS)."""
-    mean = flame_forward(model)
-    vids = model.faces[targets.faces]
-    pts3 = np.einsum("lka,lk->la", mean.vertices[0][vids], targets.bary)
+    model, obs, options, targets = problem.model, problem.obs[p], problem.opt, problem.targets[p]
+    fn = problem.fn
+    pts3, root = fn.points(problem.static_ops[p], np.zeros(fn.ns), np.zeros(fn.ne), np.zeros(3), jacobian=False)
     img = targets.points.astype(np.float64)
     # Least-squares affine camera [u, -v] = A @ X + b, then its nearest scaled rotation.
     design = np.hstack([pts3, np.ones((len(pts3), 1))])
@@ -463,7 +558,6 @@ def initial_state(model: FlameModel, obs: Observation, targets: Targets, options
     rot = u @ vt
     if np.linalg.det(rot) < 0:
         rot = u @ np.diag([1, 1, -1]) @ vt
-    root = mean.joints[0, 0]
     # The rotation acts about the root joint: fold that into the translation.
     centre3 = pts3.mean(0)
     world_c = (centre3 - root) @ rot.T + root
@@ -494,23 +588,25 @@ def pupil_vertices(model: FlameModel) -> np.ndarray:
     return np.array(out)
 
 
-def fit_gaze(model: FlameModel, beta: np.ndarray, state: PhotoState, obs: Observation) -> np.ndarray:
+def fit_gaze(problem: Problem, beta: np.ndarray, state: PhotoState, obs: Observation) -> np.ndarray:
     """Pitch and yaw (radians, shared by both eyes) that put the pupils on the detected iris centres."""
-    if obs.iris is None:
-        return np.zeros(2)
+    model, fn = problem.model, problem.fn
     tips = pupil_vertices(model)
-    if (tips < 0).any():
+    if obs.iris is None or (tips < 0).any():
         return np.zeros(2)
-    out = flame_forward(model, beta, state.expression, state.pose())
-    # Eyes hang off the neck: pupil = eye joint + R_neck R_eye R_neckᵀ (pupil at rest gaze − eye joint).
-    centres = [out.joints[0, j] for j in (4, 3)]
-    pupils = [out.vertices[0, t] - c for t, c in zip(tips, centres, strict=True)]
-    rots = [out.transforms[0, NECK, :3, :3]] * 2
+    # A surface point exactly at each pupil vertex: any triangle using it, all weight on that corner.
+    tri = np.array([np.flatnonzero((model.faces == t).any(axis=1))[0] for t in tips])
+    bary = (model.faces[tri] == tips[:, None]).astype(np.float64)
+    pupils, root = fn.points(fn.prepare(tri, bary), beta, state.expression, state.jaw, jacobian=False)
+    eyes = fn.joints(beta, state.expression)[[4, 3]]  # neck at rest: the eye joints do not move
+    rot = state.rotation  # the eyes' parent (neck) turns with the global rotation only
+    centres = (eyes - root) @ rot.T + root
+    offsets = (pupils - eyes) @ rot.T
 
     def residual(g: np.ndarray) -> np.ndarray:
-        r_eye = rodrigues(np.array([g[0], g[1], 0.0]))
-        pts = np.stack([c + rn @ r_eye @ rn.T @ p for p, c, rn in zip(pupils, centres, rots, strict=True)])
-        return (state.camera.project(pts) - obs.iris).ravel() / obs.face_size
+        # The eye turns in its parent's frame: offset' = R R_eye Rᵀ offset.
+        turn = rot @ rotation(np.array([g[0], g[1], 0.0])) @ rot.T
+        return (state.camera.project(centres + offsets @ turn.T) - obs.iris).ravel() / obs.face_size
 
     g = np.zeros(2)
     for _ in range(8):
@@ -529,11 +625,14 @@ def fit_flame(
     options: FitOptions = FitOptions(),
     photo_weights: np.ndarray | None = None,
     start: FitSolution | None = None,
+    embedding: Embedding | None = None,
 ) -> FitSolution:
-    """Fit shared β and per-photo ψ, pose and camera to the observations."""
-    problem = Problem(model, observations, options, photo_weights)
+    """Fit shared β and per-photo ψ, pose and camera to the observations.
+
+    `embedding` adds learned MediaPipe correspondences (see mp_embedding) to FLAME's 105."""
+    problem = Problem(model, observations, options, photo_weights, embedding)
     if start is None:
-        states = [initial_state(model, o, t, options) for o, t in zip(observations, problem.targets, strict=True)]
+        states = [initial_state(problem, p) for p in range(len(observations))]
         beta = np.zeros(problem.ns)
         beta, states = problem.solve(beta, states, options.rigid_iterations, free_shape=False, rigid=True)
     else:
@@ -541,6 +640,6 @@ def fit_flame(
     beta, states = problem.solve(beta, states, options.iterations, free_shape=True, rigid=False)
     if options.fit_gaze:
         for st, o in zip(states, observations, strict=True):
-            st.gaze = fit_gaze(model, beta, st, o)
+            st.gaze = fit_gaze(problem, beta, st, o)
     residuals, names = problem.landmark_residuals_px(beta, states)
     return FitSolution(beta, tuple(states), tuple(residuals), tuple(names), options.iterations)

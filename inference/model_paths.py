@@ -42,6 +42,10 @@ TOPOLOGY_FIELDS = (
 )
 
 
+# Learned MediaPipe -> FLAME correspondences shipped with Facesmith (see mp_embedding).
+DENSE_EMBEDDING = Path(__file__).resolve().parents[1] / "assets" / "mediapipe_dense_embedding.npz"
+
+
 @dataclass(frozen=True)
 class ModelChoice:
     path: Path

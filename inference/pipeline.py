@@ -17,6 +17,8 @@ from .fit import FitOptions, FitSolution, Observation, fit_flame
 from .flame import flame_forward, landmarks68
 from .flame_model import FlameModel
 from .images import DEFAULT_WORKING_SIDE, load_photo
+from .model_paths import DENSE_EMBEDDING
+from .mp_embedding import Embedding, load_embedding
 from .result import FitResult, PhotoFit
 
 Progress = Callable[[float, str], None]
@@ -33,6 +35,11 @@ class PipelineOptions:
     face_index: int = 0  # faces sorted by size, largest first
     working_side: int = DEFAULT_WORKING_SIDE
     fit: FitOptions = field(default_factory=FitOptions)
+
+
+def default_embedding(model: FlameModel) -> Embedding | None:
+    """The learned MediaPipe embedding shipped in assets/, or None where it is absent."""
+    return load_embedding(DENSE_EMBEDDING, model) if DENSE_EMBEDDING.is_file() else None
 
 
 def photo_confidence(rms_norm: float, face_px: float, yaw_rad: float) -> float:
@@ -63,9 +70,11 @@ def fit_photos(
     detector: LandmarkDetector | None = None,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    embedding: Embedding | None = None,
 ) -> FitResult:
     """Fit one head to photos of one person. A photo that fails is skipped with a warning when others
-    succeed; if all fail, the first failure is raised."""
+    succeed; if all fail, the first failure is raised. `embedding`: learned MediaPipe correspondences
+    (see `default_embedding`)."""
     report = progress or (lambda fraction, message: None)
     own_detector = detector is None
     detector = detector or LandmarkDetector(options.landmarks, options.fallback)
@@ -99,7 +108,7 @@ def fit_photos(
     _check_cancel(cancel)
     report(0.6, "fitting FLAME")
     t0 = time.perf_counter()
-    solution, confidences = fit_person(model, observations, options.fit)
+    solution, confidences = fit_person(model, observations, options.fit, embedding)
     timings["fit"] = 1000 * (time.perf_counter() - t0)
     report(0.95, "collecting the result")
     result = assemble(model, solution, observations, detections, [str(p.path) for p in photos], confidences)
@@ -112,10 +121,10 @@ def fit_photos(
 
 
 def fit_person(
-    model: FlameModel, observations: list[Observation], options: FitOptions
+    model: FlameModel, observations: list[Observation], options: FitOptions, embedding: Embedding | None = None
 ) -> tuple[FitSolution, list[float]]:
     """Fit each photo alone; with several, refit jointly (shared β) weighting photos by confidence."""
-    singles = [fit_flame(model, [o], options) for o in observations]
+    singles = [fit_flame(model, [o], options, embedding=embedding) for o in observations]
     confidences = [
         photo_confidence(
             float(np.sqrt(np.mean(s.residuals_px[0] ** 2))) / o.face_size, o.face_size, head_yaw(s.photos[0].rotation)
@@ -127,7 +136,7 @@ def fit_person(
     weights = np.asarray(confidences) / max(confidences)
     beta = np.average(np.stack([s.shape for s in singles]), axis=0, weights=weights)
     start = FitSolution(beta, tuple(s.photos[0] for s in singles), (), (), 0)
-    return fit_flame(model, observations, options, photo_weights=weights, start=start), confidences
+    return fit_flame(model, observations, options, weights, start, embedding), confidences
 
 
 def assemble(

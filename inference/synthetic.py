@@ -7,8 +7,9 @@ import numpy as np
 from . import flame
 from .camera import Camera
 from .detect import MEDIAPIPE_IRIS_CENTRES, MEDIAPIPE_TO_IBUG68
-from .fit import Observation, pupil_vertices
+from .fit import Observation, mediapipe_embedding, pupil_vertices
 from .flame_model import FlameModel
+from .mp_embedding import Embedding
 
 
 def sample_head(model: FlameModel, rng: np.random.Generator, image_side: int = 512, max_yaw_deg: float = 35.0) -> dict:
@@ -36,18 +37,25 @@ def observe(
     noise_px: float = 1.5,
     outliers: int = 3,
     image_side: int = 512,
+    embedding: Embedding | None = None,
 ) -> Observation:
-    """MediaPipe-layout landmarks (478, 2) of a posed head: the embedded points, the 68-point contour and
-    the iris centres projected, plus Gaussian noise and `outliers` points moved 15–30 px."""
+    """MediaPipe-layout landmarks (478, 2) of a posed head: the embedded points (FLAME's 105 and those of
+    `embedding`), the 68-point contour and the iris centres projected, plus Gaussian noise and `outliers`
+    points moved 15–30 px. Points with no embedding stay NaN: the fit never reads them."""
     out = flame.flame_forward(model, head["shape"], head["expression"], head["pose"])
     cam = head["camera"]
     points = np.full((478, 2), np.nan)
-    points[MEDIAPIPE_TO_IBUG68] = cam.project(flame.landmarks68(model, out)[0])
-    points[model.mediapipe_lmk_indices] = cam.project(flame.landmarks_mediapipe(model, out)[0])
+    emb = mediapipe_embedding(model, embedding)
+    points[emb.indices] = cam.project(flame.surface_points(out.vertices, model.faces, emb.faces, emb.bary)[0])
+    # The jaw line last: those MediaPipe points are read as FLAME's yaw-dependent contour.
+    contour = MEDIAPIPE_TO_IBUG68[:17]
+    points[contour] = cam.project(flame.landmarks68(model, out)[0, :17])
+    inner = MEDIAPIPE_TO_IBUG68[17:]
+    points[inner] = np.where(np.isnan(points[inner]), cam.project(flame.landmarks68(model, out)[0, 17:]), points[inner])
     iris = list(MEDIAPIPE_IRIS_CENTRES)
     points[iris] = cam.project(out.vertices[0][pupil_vertices(model)])
     points += rng.normal(0, noise_px, points.shape)
-    used = np.r_[model.mediapipe_lmk_indices, MEDIAPIPE_TO_IBUG68[:17]]
+    used = np.r_[emb.indices, MEDIAPIPE_TO_IBUG68[:17]]
     bad = rng.choice(used, outliers, replace=False)
     points[bad] += rng.uniform(15, 30, (outliers, 2)) * rng.choice([-1, 1], (outliers, 2))
     return Observation(points, "mediapipe478", (image_side, image_side), points[iris])

@@ -1,0 +1,94 @@
+"""Photo -> fit through the pipeline and the `facesmith fit` command on real portraits."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from facesmith.inference.cli import main
+from facesmith.inference.detect import LandmarkDetector
+from facesmith.inference.errors import NoFaceError
+from facesmith.inference.flame_io import save_model_npz
+from facesmith.inference.pipeline import default_embedding, fit_photos
+from facesmith.inference.result import FitResult
+
+from ..conftest import SHARED
+
+FACES, BAD = SHARED / "data" / "faces", SHARED / "data" / "bad_inputs"
+pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason=f"needs {FACES}")
+
+
+@pytest.fixture(scope="module")
+def detector():
+    with LandmarkDetector() as det:
+        yield det
+
+
+@pytest.fixture(scope="module")
+def model_file(dev_model, tmp_path_factory):
+    return save_model_npz(dev_model, tmp_path_factory.mktemp("model") / "dev_flame.npz")
+
+
+def test_fit_one_portrait(dev_model, detector):
+    result = fit_photos([FACES / "001_03.jpg"], dev_model, detector=detector, embedding=default_embedding(dev_model))
+    photo = result.photos[0]
+    assert photo.backend == "mediapipe" and photo.n_faces == 1
+    assert photo.landmark_rms_px < 0.02 * photo.face_size_px  # within 2 % of the face size
+    # The mesh's own 68 landmarks land on the detected ones (inner face; the jaw line is looser).
+    model68 = photo.model_landmarks68_px
+    detected = {n: p for n, p in zip(photo.landmark_names, photo.landmarks_px, strict=True)}
+    jaw = np.array([detected[f"ibug:{i}"] for i in range(17)])
+    assert np.median(np.linalg.norm(model68[:17] - jaw, axis=1)) < 0.04 * photo.face_size_px
+    assert set(result.timings_ms) == {"load", "detect", "fit"}
+    assert abs(np.degrees(photo.pose[0])).max() < 15  # a frontal portrait
+
+
+def test_result_round_trip(dev_model, detector, tmp_path):
+    result = fit_photos([FACES / "002_08.jpg"], dev_model, detector=detector)
+    npz, js = result.save(tmp_path / "r")
+    loaded = FitResult.load(tmp_path / "r")
+    np.testing.assert_allclose(loaded.shape, result.shape)
+    np.testing.assert_allclose(loaded.photos[0].vertices, result.photos[0].vertices, atol=1e-6)
+    assert loaded.photos[0].camera.to_dict() == result.photos[0].camera.to_dict()
+    assert loaded.to_json() == json.loads(json.dumps(result.to_json()))
+
+
+def test_several_photos_skip_a_bad_one(dev_model, detector):
+    paths = [FACES / "003_03.jpg", BAD / "noise_256.png", FACES / "003_08.jpg"]
+    result = fit_photos(paths, dev_model, detector=detector)
+    assert len(result.photos) == 2 and any("noise_256.png: no face detected" in w for w in result.warnings)
+
+
+def test_all_photos_bad_raises_the_first_error(dev_model, detector):
+    with pytest.raises(NoFaceError, match="no_face_coffee.png: no face detected"):
+        fit_photos([BAD / "no_face_coffee.png"], dev_model, detector=detector)
+
+
+def test_cli_fit_writes_json(model_file, tmp_path, capsys):
+    out = tmp_path / "out.json"
+    assert main(["fit", str(FACES / "001_03.jpg"), "--json", str(out), "--flame", str(model_file)]) == 0
+    data = json.loads(out.read_text())
+    for key in ("shape", "expression", "pose", "camera", "landmark_rms_px", "timings_ms", "model_landmarks68_px"):
+        assert key in data
+    assert len(data["model_landmarks68_px"]) == 68 and np.array(data["pose"]).shape == (5, 3)
+    xs, ys = np.array(data["model_landmarks68_px"]).T
+    assert 100 < xs.min() < xs.max() < 412 and 100 < ys.min() < ys.max() < 450  # on the face in the 512² photo
+    assert (tmp_path / "out.npz").is_file()
+
+
+def test_cli_fit_no_face_is_one_line_error(model_file, capsys):
+    assert main(["fit", str(BAD / "no_face_landscape.jpg"), "--flame", str(model_file)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"facesmith: error: {BAD / 'no_face_landscape.jpg'}: no face detected"
+
+
+def test_cli_fit_dlib_backend(model_file, tmp_path):
+    out = tmp_path / "d.json"
+    assert (
+        main(["fit", str(FACES / "010_03.jpg"), "--landmarks", "dlib", "--json", str(out), "--flame", str(model_file)])
+        == 0
+    )
+    data = json.loads(out.read_text())
+    assert data["photos"][0]["backend"] == "dlib" and data["landmark_rms_px"] < 6
