@@ -48,13 +48,52 @@ def build_parser() -> argparse.ArgumentParser:
     fit = sub.add_parser("fit", help="fit FLAME to one or more photos of one person")
     fit.add_argument("photos", nargs="+", type=Path, metavar="PHOTO")
     fit.add_argument("--json", type=Path, metavar="OUT", help="write the result as JSON (and OUT.npz beside it)")
-    fit.add_argument("--landmarks", choices=BACKENDS, default="mediapipe", help="landmark backend")
-    fit.add_argument("--no-fallback", action="store_true", help="do not try dlib when the backend finds no face")
-    fit.add_argument("--face-index", type=int, default=0, help="which face, by size (0 = largest)")
-    fit.add_argument("--camera", choices=CAMERA_KINDS, default="orthographic")
-    _add_flame_flag(fit)
+    _add_photo_options(fit)
     fit.set_defaults(func=cmd_fit)
+
+    rec = sub.add_parser("reconstruct", help="one rigged head from photos of one person (.blend/.glb/.fbx)")
+    rec.add_argument("photos", nargs="+", type=Path, metavar="PHOTO")
+    rec.add_argument("-o", "--output", type=Path, required=True, metavar="OUTDIR")
+    rec.add_argument("--name", help="output name (default: the first photo's name)")
+    _add_output_options(rec)
+    _add_photo_options(rec)
+    rec.set_defaults(func=cmd_reconstruct)
+
+    batch = sub.add_parser("batch", help="one rigged head per photo in a folder; carries on past bad files")
+    batch.add_argument("input", type=Path, metavar="INDIR")
+    batch.add_argument("output", type=Path, metavar="OUTDIR")
+    _add_output_options(batch)
+    _add_photo_options(batch)
+    batch.set_defaults(func=cmd_batch)
     return parser
+
+
+def _add_photo_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--landmarks", choices=BACKENDS, default="mediapipe", help="landmark backend")
+    parser.add_argument("--no-fallback", action="store_true", help="do not try dlib when the backend finds no face")
+    parser.add_argument("--face-index", type=int, default=0, help="which face, by size (0 = largest)")
+    parser.add_argument("--camera", choices=CAMERA_KINDS, default="orthographic")
+    _add_flame_flag(parser)
+
+
+def _add_output_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-fbx", action="store_true", help="skip the .fbx")
+    parser.add_argument("--no-preview", action="store_true", help="skip the preview render")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: keep them)")
+
+
+def _pipeline_options(args: argparse.Namespace) -> PipelineOptions:
+    return PipelineOptions(
+        landmarks=args.landmarks,
+        fallback=None if args.no_fallback else "dlib",
+        face_index=args.face_index,
+        fit=FitOptions(camera=args.camera),
+    )
+
+
+def _load_model(args: argparse.Namespace):
+    choice = resolve_flame_path(args.flame, os.environ, dev_model=default_dev_model_path())
+    return load_model(choice, donor=default_dev_model_path())
 
 
 def cmd_model_info(args: argparse.Namespace) -> int:
@@ -70,16 +109,8 @@ def cmd_model_info(args: argparse.Namespace) -> int:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    model = load_model(
-        resolve_flame_path(args.flame, os.environ, dev_model=default_dev_model_path()), donor=default_dev_model_path()
-    )
-    options = PipelineOptions(
-        landmarks=args.landmarks,
-        fallback=None if args.no_fallback else "dlib",
-        face_index=args.face_index,
-        fit=FitOptions(camera=args.camera),
-    )
-    result = fit_photos(args.photos, model, options, embedding=default_embedding(model))
+    model = _load_model(args)
+    result = fit_photos(args.photos, model, _pipeline_options(args), embedding=default_embedding(model))
     for warning in result.warnings:
         if warning not in model.warnings:  # those were logged when the model loaded
             log.warning(warning)
@@ -94,6 +125,45 @@ def cmd_fit(args: argparse.Namespace) -> int:
             atomic_write(args.json, lambda f: f.write(json.dumps(result.to_json(), indent=1).encode()))
         print(f"wrote {args.json}")
     return 0
+
+
+def _convert_options(args: argparse.Namespace):
+    # Blender-side code is imported only by the commands that build heads: the rest never needs bpy.
+    from ..addon.batch import ConvertOptions
+    from ..addon.head import EXPORT_FORMATS
+
+    formats = tuple(f for f in EXPORT_FORMATS if not (f == "fbx" and args.no_fbx))
+    return ConvertOptions(formats, not args.no_preview, args.overwrite, _pipeline_options(args))
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    from ..addon.batch import convert
+
+    model = _load_model(args)
+    name = args.name or args.photos[0].stem
+    outcome = convert(args.photos, args.output, name, model, _convert_options(args), embedding=default_embedding(model))
+    print(f"{name}: {outcome.status} {outcome.message}")
+    for path in outcome.outputs:
+        print(f"  {path}")
+    return 0 if outcome.status == "ok" else 1
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from ..addon.batch import run_batch
+
+    if not args.input.is_dir():
+        raise FacesmithError(f"{args.input}: not a folder")
+    model = _load_model(args)
+    outcomes = run_batch(args.input, args.output, model, _convert_options(args), default_embedding(model))
+    failed = [o for o in outcomes if o.status == "failed"]
+    ok = sum(o.status == "ok" for o in outcomes)
+    print(
+        f"{ok} converted, {len(outcomes) - ok - len(failed)} skipped, {len(failed)} failed; report: "
+        f"{args.output / 'batch_report.json'}"
+    )
+    for o in failed:
+        print(f"  failed: {o.message}")
+    return 1 if failed else 0
 
 
 def cmd_model_build_dev(args: argparse.Namespace) -> int:

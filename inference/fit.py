@@ -125,7 +125,7 @@ class FitOptions:
     camera: str = "orthographic"
     focal_factor: float = 1.6  # perspective: focal length = factor × long image side (about a 50 mm lens)
     # Defaults chosen on bench/synthetic_fit.py (see the closing note of issue B for the grid).
-    landmark_sigma: float = 0.008  # expected landmark noise, fraction of face size (≈2 px on a 250 px face)
+    landmark_sigma: float = 0.015  # expected landmark noise, fraction of face size (≈2 px on a 250 px face)
     robust_k: float = 1.5  # Huber threshold in sigmas: landmarks further off count linearly (outliers)
     mouth_nose_weight: float = 5.0  # Deng et al. 2019 use 20; 5 measured better with MediaPipe's dense lips/nose
     contour_weight: float = 1.0
@@ -176,18 +176,21 @@ class Targets:
     names: tuple[str, ...]  # one label per landmark: "mp:<index>" or "ibug:<index>", static first
 
 
-def mediapipe_embedding(model: FlameModel, extra: Embedding | None) -> Embedding | None:
-    """FLAME's MediaPipe embedding, extended by a learned one for the points it lacks."""
+def mediapipe_embedding(model: FlameModel, learned: Embedding | None) -> Embedding | None:
+    """The learned MediaPipe embedding, completed by FLAME's own 105-point one for points it lacks.
+
+    The learned one wins where both exist: it was measured against true geometry under MediaPipe itself.
+    """
     if not model.has_mediapipe:
-        return extra
+        return learned
     official = Embedding(model.mediapipe_lmk_indices, model.mediapipe_lmk_faces, model.mediapipe_lmk_bary)
-    if extra is None:
+    if learned is None:
         return official
-    new = ~np.isin(extra.indices, official.indices)
+    rest = ~np.isin(official.indices, learned.indices)
     return Embedding(
-        np.r_[official.indices, extra.indices[new]],
-        np.r_[official.faces, extra.faces[new]],
-        np.r_[official.bary, extra.bary[new]],
+        np.r_[learned.indices, official.indices[rest]],
+        np.r_[learned.faces, official.faces[rest]],
+        np.r_[learned.bary, official.bary[rest]],
     )
 
 

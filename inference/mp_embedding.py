@@ -104,8 +104,10 @@ class HitCollector:
         uv = project(vertices)
         faces, bary = cast_onto_mesh(uv, vertices @ view_dir, m.faces, mp_points[:N_MESH_POINTS])
         normals = vertex_normals(vertices, m.faces)
+        # Eyeballs turn with the gaze, which the landmark fit leaves at rest: no point may sit on one.
+        on_eyeball = (m.lbs_weights[m.faces][..., 3:5].sum(-1) > 0.5).any(axis=1)
         for i, (f, b) in enumerate(zip(faces, bary, strict=True)):
-            if f < 0:
+            if f < 0 or on_eyeball[f]:
                 continue
             self.seen[i] += 1
             n = b @ normals[m.faces[f]]

@@ -58,7 +58,8 @@ def test_jacobian_matches_finite_differences(dev_model, embedding, camera, rigid
 def test_noise_free_fit_recovers_pose_and_landmarks(dev_model, embedding):
     (head,), rng = _heads(dev_model, 1, 1)
     obs = observe(dev_model, head, rng, noise_px=0.0, outliers=0, embedding=embedding)
-    sol = fit_flame(dev_model, [obs], FitOptions(), embedding=embedding)
+    exact = FitOptions(landmark_sigma=0.003)  # noise-free landmarks: weak priors are right
+    sol = fit_flame(dev_model, [obs], exact, embedding=embedding)
     st = sol.photos[0]
     assert np.sqrt(np.mean(sol.residuals_px[0] ** 2)) < 0.6  # px, priors keep it from exactly zero
     true_rot = flame.rodrigues(head["pose"][0])
@@ -90,11 +91,11 @@ def test_perspective_camera_fits_perspective_photo(dev_model, embedding):
     # A phone-like close-up: 0.35 m away, where perspective visibly changes the face.
     head["camera"] = Camera("perspective", np.array([(cx - 256) / scale, -(cy - 256) / scale, 0.35]), focal, (256, 256))
     obs = observe(dev_model, head, rng, noise_px=0.5, outliers=0, embedding=embedding)
-    sol = fit_flame(dev_model, [obs], FitOptions(camera="perspective"), embedding=embedding)
+    sol = fit_flame(dev_model, [obs], FitOptions(camera="perspective", landmark_sigma=0.005), embedding=embedding)
     cam = sol.photos[0].camera
     assert cam.is_perspective and cam.params[2] == pytest.approx(0.35, abs=0.07)  # metres to the face
     assert np.sqrt(np.mean(sol.residuals_px[0] ** 2)) < 1.0
-    ortho = fit_flame(dev_model, [obs], FitOptions(), embedding=embedding)
+    ortho = fit_flame(dev_model, [obs], FitOptions(landmark_sigma=0.005), embedding=embedding)
     assert np.mean(sol.residuals_px[0] ** 2) < np.mean(ortho.residuals_px[0] ** 2)
 
 

@@ -1,0 +1,60 @@
+"""The head mesh: FLAME topology and UVs, the fitted identity as Basis, shape keys, skinning groups."""
+
+from __future__ import annotations
+
+import bpy
+import numpy as np
+
+from ..inference.rig_data import EXPRESSION_SLIDER, FLAME_JOINT_BONES, POSE_FEATURE_SLIDER, RigData
+
+
+def new_mesh_object(name: str, vertices: np.ndarray, faces: np.ndarray) -> bpy.types.Object:
+    """A smooth-shaded mesh object from vertex and triangle arrays (not linked to a scene)."""
+    mesh = bpy.data.meshes.new(name)
+    mesh.vertices.add(len(vertices))
+    mesh.vertices.foreach_set("co", np.ascontiguousarray(vertices, dtype=np.float32).ravel())
+    mesh.loops.add(faces.size)
+    mesh.loops.foreach_set("vertex_index", np.ascontiguousarray(faces, dtype=np.int32).ravel())
+    mesh.polygons.add(len(faces))
+    mesh.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
+    mesh.polygons.foreach_set("use_smooth", np.ones(len(faces), dtype=bool))
+    mesh.update(calc_edges=True)
+    mesh.validate()
+    return bpy.data.objects.new(name, mesh)
+
+
+def add_shape_key(obj: bpy.types.Object, name: str, coords: np.ndarray, lo: float, hi: float) -> bpy.types.ShapeKey:
+    key = obj.shape_key_add(name=name, from_mix=False)
+    key.data.foreach_set("co", np.ascontiguousarray(coords, dtype=np.float32).ravel())
+    key.slider_min, key.slider_max = lo, hi
+    key.value = 0.0
+    return key
+
+
+def build_head_mesh(rig: RigData) -> bpy.types.Object:
+    """Mesh with UVs, Basis = fitted identity, exp_XXX / fitted_expression / eyelid / pose corrective keys,
+    and one vertex group per deforming bone holding FLAME's skinning weights."""
+    obj = new_mesh_object(rig.name, rig.basis, rig.faces)
+    if rig.loop_uvs is not None:
+        uv = obj.data.uv_layers.new(name="UVMap")
+        uv.data.foreach_set("uv", np.ascontiguousarray(rig.loop_uvs, dtype=np.float32).ravel())
+    obj.shape_key_add(name="Basis", from_mix=False)
+    for k, delta in enumerate(rig.expression_keys):
+        add_shape_key(obj, f"exp_{k:03d}", rig.basis + delta, -EXPRESSION_SLIDER, EXPRESSION_SLIDER)
+    add_shape_key(obj, "fitted_expression", rig.basis + rig.fitted_expression, -1.0, 2.0).value = 1.0
+    for name, delta in rig.eyelid_keys.items():
+        add_shape_key(obj, name, rig.basis + delta, -0.5, 1.5)
+    for c in rig.correctives:
+        add_shape_key(obj, c.name, rig.basis + c.delta, -POSE_FEATURE_SLIDER, POSE_FEATURE_SLIDER)
+    obj.data.shape_keys.name = f"{rig.name}_keys"
+    add_skin_groups(obj, rig.weights)
+    return obj
+
+
+def add_skin_groups(obj: bpy.types.Object, weights: np.ndarray) -> None:
+    """Vertex groups named after the bones that deform them (FLAME joints 0-4)."""
+    for j, bone in enumerate(FLAME_JOINT_BONES):
+        group = obj.vertex_groups.new(name=bone)
+        w = weights[:, j]
+        for value in np.unique(w[w > 0]):  # one call per distinct weight keeps this fast
+            group.add(np.flatnonzero(w == value).tolist(), float(value), "REPLACE")

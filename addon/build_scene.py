@@ -1,0 +1,71 @@
+"""Camera and light that see the head as the photo did, and the preview render."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bpy
+
+from ..inference.rig_data import CameraSetup
+
+PREVIEW_SAMPLES = 16
+PREVIEW_MAX_SIDE = 512
+
+
+def build_camera(setup: CameraSetup, rig_object: bpy.types.Object, collection, name: str) -> bpy.types.Object:
+    """A camera parented to the rig object, so its placement is in FLAME's frame (looking down −z)."""
+    cam = bpy.data.cameras.new(f"{name}_camera")
+    if setup.kind == "ORTHO":
+        cam.type = "ORTHO"
+        cam.ortho_scale = setup.ortho_scale
+    else:
+        cam.type = "PERSP"
+        cam.sensor_fit = "AUTO"
+        cam.sensor_width = 36.0
+        cam.lens = setup.lens_mm
+        cam.shift_x, cam.shift_y = setup.shift
+    cam.clip_start, cam.clip_end = 0.01, 10.0
+    obj = bpy.data.objects.new(f"{name}_camera", cam)
+    collection.objects.link(obj)
+    obj.parent = rig_object
+    obj.location = tuple(setup.location)
+    scene = bpy.context.scene
+    scene.camera = obj
+    scene.render.resolution_x, scene.render.resolution_y = setup.resolution
+    return obj
+
+
+def build_lights(rig_object: bpy.types.Object, collection, name: str) -> list[bpy.types.Object]:
+    """A key light from the camera side, slightly above, and a soft grey world."""
+    sun = bpy.data.lights.new(f"{name}_key", "SUN")
+    sun.energy = 3.0
+    sun.angle = 0.3
+    key = bpy.data.objects.new(f"{name}_key", sun)
+    collection.objects.link(key)
+    key.parent = rig_object
+    key.rotation_euler = (-0.35, 0.25, 0.0)  # rig frame: tilt the light down from above and to the side
+    world = bpy.data.worlds.new(f"{name}_world")
+    world.color = (0.25, 0.25, 0.25)
+    background = world.node_tree.nodes.get("Background")
+    if background is not None:
+        background.inputs["Color"].default_value = (0.3, 0.3, 0.3, 1.0)
+    bpy.context.scene.world = world
+    return [key]
+
+
+def render_png(path: Path, max_side: int = PREVIEW_MAX_SIDE, samples: int = PREVIEW_SAMPLES) -> Path:
+    """Render the scene camera with Cycles on the CPU, transparent background, to `path`."""
+    scene = bpy.context.scene
+    render = scene.render
+    render.engine = "CYCLES"
+    scene.cycles.device = "CPU"
+    scene.cycles.samples = samples
+    scene.cycles.use_denoising = False
+    render.film_transparent = True
+    long_side = max(render.resolution_x, render.resolution_y)
+    render.resolution_percentage = max(1, min(100, round(100 * max_side / long_side)))
+    render.image_settings.file_format = "PNG"
+    render.image_settings.color_mode = "RGBA"
+    render.filepath = str(path)
+    bpy.ops.render.render(write_still=True)
+    return path

@@ -1,0 +1,99 @@
+"""Building one rigged head in the current Blender file, and writing it out (.blend, .glb, .fbx)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from ..inference.rig_data import RigData
+from ..inference.textures import TextureSet, write_albedo_png, write_displacement_png
+from .build_material import build_eye_material, build_hidden_material, build_skin_material
+from .build_mesh import build_head_mesh
+from .build_rig import (
+    add_corrective_drivers,
+    apply_pose,
+    attach_to_armature,
+    build_armature,
+    build_eyeballs,
+)
+from .build_scene import build_camera, build_lights
+
+EXPORT_FORMATS = ("blend", "glb", "fbx")
+
+
+@dataclass(frozen=True)
+class Head:
+    collection: bpy.types.Collection
+    armature: bpy.types.Object
+    mesh: bpy.types.Object
+    eyes: tuple[bpy.types.Object, ...]
+    camera: bpy.types.Object
+    drivers: int
+
+
+def build_head(rig: RigData, textures: TextureSet, scene: bpy.types.Scene | None = None) -> Head:
+    """Create the head's objects in a new collection of `scene` (the current scene by default)."""
+    scene = scene or bpy.context.scene
+    collection = bpy.data.collections.new(rig.name)
+    scene.collection.children.link(collection)
+    armature = build_armature(rig, collection)
+    mesh = build_head_mesh(rig)
+    collection.objects.link(mesh)
+    attach_to_armature(mesh, armature)
+    drivers = add_corrective_drivers(mesh, armature, rig)
+    with tempfile.TemporaryDirectory(prefix="facesmith-tex-") as tmp:
+        albedo = write_albedo_png(textures, Path(tmp) / "albedo.png")
+        disp = write_displacement_png(textures, Path(tmp) / "displacement.png")
+        mesh.data.materials.append(build_skin_material(rig.name, textures, albedo, disp))
+    mesh.data.materials.append(build_hidden_material(rig.name))
+    mesh.data.polygons.foreach_set("material_index", rig.eyeball_faces.astype(np.int32))
+    eyes = build_eyeballs(rig, armature, collection, build_eye_material(rig.name))
+    apply_pose(armature, rig.pose_quaternions)
+    camera = build_camera(rig.camera, armature, collection, rig.name)
+    build_lights(armature, collection, rig.name)
+    for key, value in rig.metadata.items():
+        mesh[f"facesmith_{key}"] = value
+    mesh["facesmith_photo"] = rig.photo_path
+    return Head(collection, armature, mesh, tuple(eyes), camera, drivers)
+
+
+def _temp_beside(path: Path) -> Path:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def _write_atomically(path: Path, write) -> Path:
+    """Exporters write to a temp file with the right extension in the same folder, then it is renamed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_beside(path)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def export_scene(stem: Path, formats: Iterable[str]) -> dict[str, Path]:
+    """Write the current file as STEM.blend / STEM.glb / STEM.fbx (each atomically)."""
+    writers = {
+        "blend": lambda p: bpy.ops.wm.save_as_mainfile(filepath=str(p), copy=True, compress=True),
+        "glb": lambda p: bpy.ops.export_scene.gltf(
+            filepath=str(p), export_format="GLB", export_morph=True, export_skins=True, export_apply=False,
+            export_animations=False, export_cameras=False, export_lights=False,
+        ),
+        "fbx": lambda p: bpy.ops.export_scene.fbx(
+            filepath=str(p), add_leaf_bones=False, bake_anim=False, object_types={"ARMATURE", "MESH"},
+            use_armature_deform_only=False,
+        ),
+    }  # fmt: skip
+    return {fmt: _write_atomically(stem.with_suffix(f".{fmt}"), writers[fmt]) for fmt in formats}

@@ -1,0 +1,50 @@
+"""Renders of synthetic FLAME heads with known geometry, for benchmarks and learning correspondences."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from ..inference.camera import Camera
+from ..inference.rig_data import camera_setup
+from .batch import reset_file
+from .build_mesh import new_mesh_object
+from .build_rig import FLAME_TO_BLENDER_X_DEG
+from .build_scene import build_camera, render_png
+
+
+def render_head(
+    vertices: np.ndarray, faces: np.ndarray, colours: np.ndarray, camera: Camera, light_euler: np.ndarray,
+    ambient: float, path: Path, samples: int = 32, size: int = 512,
+) -> Path:  # fmt: skip
+    """A posed head mesh coloured per vertex (linear RGB), lit by a sun (Euler angles in the FLAME frame)
+    and a grey world, seen by `camera` (FLAME frame), rendered with Cycles to `path`."""
+    reset_file()
+    scene = bpy.context.scene
+    frame = bpy.data.objects.new("flame_frame", None)  # FLAME's y-up frame, as the add-on's rig object
+    scene.collection.objects.link(frame)
+    frame.rotation_euler = (np.radians(FLAME_TO_BLENDER_X_DEG), 0.0, 0.0)
+    head = new_mesh_object("head", vertices, faces)
+    scene.collection.objects.link(head)
+    head.parent = frame
+    attr = head.data.color_attributes.new("skin", "FLOAT_COLOR", "POINT")
+    attr.data.foreach_set("color", np.c_[colours, np.ones(len(colours))].astype(np.float32).ravel())
+    mat = bpy.data.materials.new("skin")
+    col = mat.node_tree.nodes.new("ShaderNodeVertexColor")
+    col.layer_name = "skin"
+    bsdf = mat.node_tree.nodes["Principled BSDF"]
+    bsdf.inputs["Roughness"].default_value = 0.6
+    mat.node_tree.links.new(col.outputs["Color"], bsdf.inputs["Base Color"])
+    head.data.materials.append(mat)
+    build_camera(camera_setup(camera, (size, size)), frame, scene.collection, "camera")
+    sun = bpy.data.objects.new("sun", bpy.data.lights.new("sun", "SUN"))
+    sun.data.energy = 3.0
+    scene.collection.objects.link(sun)
+    sun.parent = frame
+    sun.rotation_euler = tuple(light_euler)
+    world = bpy.data.worlds.new("world")
+    world.node_tree.nodes["Background"].inputs["Color"].default_value = (ambient, ambient, ambient, 1.0)
+    scene.world = world
+    return render_png(path, max_side=size, samples=samples)

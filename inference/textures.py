@@ -1,0 +1,98 @@
+"""Head textures (numpy only): the image arrays the Blender material uses, and writing them to files.
+
+Until the photo-derived albedo exists, `flat_textures` gives a uniform skin colour taken from the
+photo and a flat displacement map.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .files import atomic_write
+from .result import PhotoFit
+
+FALLBACK_SKIN_SRGB = (0.80, 0.62, 0.52)  # used when no face pixel can be sampled
+
+
+@dataclass(frozen=True)
+class TextureSet:
+    albedo: np.ndarray  # (H, W, 3) float32 linear RGB in [0, 1], row 0 at the top, u right, v up
+    displacement: np.ndarray  # (H, W) float32 metres along the normal, zero = the FLAME surface
+    notes: tuple[str, ...] = ()
+
+    @property
+    def displacement_range(self) -> float:
+        """Half-range in metres that the 16-bit PNG spans around its mid-grey."""
+        return float(max(np.abs(self.displacement).max(), 1e-4))
+
+
+def srgb_to_linear(c: np.ndarray) -> np.ndarray:
+    c = np.asarray(c, dtype=np.float32)
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(c: np.ndarray) -> np.ndarray:
+    c = np.clip(np.asarray(c, dtype=np.float32), 0.0, 1.0)
+    return np.where(c <= 0.0031308, c * 12.92, 1.055 * c ** (1 / 2.4) - 0.055)
+
+
+def skin_colour(photo_rgb: np.ndarray, fit: PhotoFit, scale: float) -> np.ndarray:
+    """Median sRGB colour (0..1) of the photo under the cheeks and forehead of the fitted mesh.
+
+    Sampled at the detected landmarks' centroid region: the points between eyes and mouth are skin in
+    nearly every photo (no hair, beard or teeth)."""
+    pts = fit.landmarks_px / scale  # original -> working pixels
+    centre = np.median(pts, axis=0)
+    spread = np.median(np.abs(pts - centre), axis=0)
+    h, w = photo_rgb.shape[:2]
+    x0, x1 = int(max(centre[0] - spread[0], 0)), int(min(centre[0] + spread[0], w))
+    y0, y1 = int(max(centre[1] - spread[1], 0)), int(min(centre[1] + spread[1] * 0.3, h))
+    patch = photo_rgb[y0:y1, x0:x1].reshape(-1, 3)
+    if len(patch) < 16:
+        return np.array(FALLBACK_SKIN_SRGB)
+    return np.median(patch, axis=0) / 255.0
+
+
+def flat_textures(photo_rgb: np.ndarray, fit: PhotoFit, scale: float, size: int = 256) -> TextureSet:
+    """A uniform skin-coloured albedo from the photo and a flat displacement map."""
+    colour = srgb_to_linear(skin_colour(photo_rgb, fit, scale))
+    albedo = np.broadcast_to(colour, (size, size, 3)).astype(np.float32).copy()
+    return TextureSet(albedo, np.zeros((size, size), np.float32), ("flat skin colour (no photo texture yet)",))
+
+
+def write_albedo_png(textures: TextureSet, path: str | Path) -> Path:
+    """8-bit sRGB PNG."""
+    import cv2
+
+    rgb = np.round(linear_to_srgb(textures.albedo) * 255).astype(np.uint8)
+    ok, data = cv2.imencode(".png", rgb[..., ::-1])
+    return atomic_write(path, lambda f: f.write(data.tobytes()))
+
+
+def write_displacement_png(textures: TextureSet, path: str | Path) -> Path:
+    """16-bit grey PNG: 32768 is the surface, ±32767 is ±displacement_range metres."""
+    import cv2
+
+    d = textures.displacement / textures.displacement_range
+    grey = np.round(32768 + np.clip(d, -1, 1) * 32767).astype(np.uint16)
+    ok, data = cv2.imencode(".png", grey)
+    return atomic_write(path, lambda f: f.write(data.tobytes()))
+
+
+def vertex_colours(photo_rgb: np.ndarray, fit: PhotoFit, scale: float, faces: np.ndarray) -> np.ndarray:
+    """Linear RGB per vertex sampled from the photo where the fitted mesh faces the camera; elsewhere the
+    median of the sampled skin. A topology-following colouring for test renders (not the UV albedo)."""
+    from .mp_embedding import vertex_normals
+
+    uv = fit.camera.project(fit.vertices) / scale  # working-image pixels
+    normals = vertex_normals(fit.vertices, faces)
+    h, w = photo_rgb.shape[:2]
+    seen = (normals[:, 2] > 0.3) & (uv[:, 0] >= 0) & (uv[:, 0] < w - 1) & (uv[:, 1] >= 0) & (uv[:, 1] < h - 1)
+    colours = np.empty((len(uv), 3), np.float32)
+    px = np.round(uv[seen]).astype(int)
+    colours[seen] = photo_rgb[px[:, 1], px[:, 0]] / 255.0
+    colours[~seen] = np.median(colours[seen], axis=0) if seen.any() else FALLBACK_SKIN_SRGB
+    return srgb_to_linear(colours)
