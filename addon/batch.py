@@ -23,6 +23,7 @@ import bpy
 import numpy as np
 from PIL import Image
 
+from ..inference.albedo import TextureBaker
 from ..inference.detect import LandmarkDetector
 from ..inference.errors import FacesmithError
 from ..inference.files import atomic_write
@@ -46,6 +47,22 @@ class ConvertOptions:
     preview: bool = True
     overwrite: bool = False
     pipeline: PipelineOptions = field(default_factory=PipelineOptions)
+    textures: bool = True  # False: a flat skin colour from the photo
+    texture_size: int = 1024
+
+
+@dataclass
+class Resources:
+    """What is worth creating once per run: landmark detector, learned embedding, UV raster."""
+
+    detector: LandmarkDetector | None = None
+    embedding: Embedding | None = None
+    baker: TextureBaker | None = None
+
+    def baker_for(self, model: FlameModel, size: int) -> TextureBaker:
+        if self.baker is None or self.baker.size != size or self.baker.model is not model:
+            self.baker = TextureBaker(model, size)
+        return self.baker
 
 
 @dataclass(frozen=True)
@@ -68,9 +85,19 @@ def reset_file() -> None:
     bpy.context.preferences.filepaths.save_version = 0  # no .blend1 backups beside the outputs
 
 
+def make_textures(model: FlameModel, result, options: ConvertOptions, resources: Resources):
+    """Photo-derived albedo and displacement (or a flat colour), the first photo at working size, SH lights."""
+    photos = [load_photo(p.path) for p in result.photos]
+    if not options.textures:
+        return flat_textures(photos[0].rgb, result.photos[0], photos[0].scale), photos[0], []
+    baker = resources.baker_for(model, options.texture_size)
+    textures, lights = baker.bake([(ph.rgb, ph.scale, fit) for ph, fit in zip(photos, result.photos, strict=True)])
+    return textures, photos[0], lights
+
+
 def convert(
     photos: Sequence[Path], outdir: Path, name: str, model: FlameModel, options: ConvertOptions,
-    detector: LandmarkDetector | None = None, embedding: Embedding | None = None,
+    resources: Resources | None = None,
 ) -> Outcome:  # fmt: skip
     """One head from `photos` (one person). All outputs appear together or not at all."""
     start = time.perf_counter()
@@ -79,12 +106,14 @@ def convert(
     if existing and not options.overwrite:
         return Outcome(name, "skipped", f"exists: {', '.join(existing)} (use --overwrite)")
     timings: dict[str, float] = {}
-    result = fit_photos(photos, model, options.pipeline, detector=detector, embedding=embedding)
+    resources = resources or Resources()
+    result = fit_photos(photos, model, options.pipeline, detector=resources.detector, embedding=resources.embedding)
     timings.update(result.timings_ms)
     t0 = time.perf_counter()
-    photo = load_photo(result.photos[0].path)
+    textures, photo, lights = make_textures(model, result, options, resources)
+    timings["textures"] = 1000 * (time.perf_counter() - t0)
+    t0 = time.perf_counter()
     rig = rig_data(model, result, 0, name)
-    textures = flat_textures(photo.rgb, result.photos[0], photo.scale)
     reset_file()
     head = build_head(rig, textures)
     timings["build"] = 1000 * (time.perf_counter() - t0)
@@ -106,7 +135,10 @@ def convert(
             "timings_ms": {k: round(v, 2) for k, v in timings.items()},
             "outputs": [p.name for p in targets],
             "rig": {"vertices": len(rig.basis), "expression_keys": len(rig.expression_keys),
-                    "corrective_drivers": head.drivers, "texture": list(textures.notes)},
+                    "corrective_drivers": head.drivers, "texture": list(textures.notes),
+                    "texture_size": int(textures.albedo.shape[0]),
+                    "displacement_range_m": textures.displacement_range},
+            "sh_lighting": [light.tolist() for light in lights],
         }  # fmt: skip
         atomic_write(staging / f"{name}.json", lambda f: f.write(json.dumps(report, indent=1).encode()))
         for target in targets:  # each rename is atomic; all files exist before the first one moves
@@ -133,10 +165,11 @@ def run_batch(
     paths = photos_in(indir)
     outcomes = []
     with LandmarkDetector(options.pipeline.landmarks, options.pipeline.fallback) as detector:
+        resources = Resources(detector, embedding)
         for i, path in enumerate(paths):
             start = time.perf_counter()
             try:
-                outcome = convert([path], outdir, path.stem, model, options, detector, embedding)
+                outcome = convert([path], outdir, path.stem, model, options, resources)
             except FacesmithError as exc:
                 outcome = Outcome(path.stem, "failed", str(exc), seconds=time.perf_counter() - start)
             outcomes.append(outcome)

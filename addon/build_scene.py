@@ -63,7 +63,7 @@ def render_png(path: Path, max_side: int = PREVIEW_MAX_SIDE, samples: int = PREV
     scene.cycles.use_denoising = False
     render.film_transparent = True
     long_side = max(render.resolution_x, render.resolution_y)
-    render.resolution_percentage = max(1, min(100, round(100 * max_side / long_side)))
+    render.resolution_percentage = max(1, min(400, round(100 * max_side / long_side)))
     render.image_settings.file_format = "PNG"
     render.image_settings.color_mode = "RGBA"
     render.filepath = str(path)

@@ -34,7 +34,7 @@ def main() -> None:
     t0 = time.perf_counter()
     import bpy
 
-    from facesmith.addon.batch import ConvertOptions, convert, reset_file
+    from facesmith.addon.batch import ConvertOptions, Resources, convert, reset_file
     from facesmith.inference.detect import LandmarkDetector
     from facesmith.inference.model_paths import default_dev_model_path, load_model, resolve_flame_path
     from facesmith.inference.pipeline import default_embedding
@@ -42,6 +42,7 @@ def main() -> None:
     model = load_model(resolve_flame_path(args.flame, os.environ, dev_model=default_dev_model_path()))
     embedding = default_embedding(model)
     detector = LandmarkDetector()
+    resources = Resources(detector, embedding)
     startup_ms = 1000 * (time.perf_counter() - t0)
     options = ConvertOptions(preview=args.preview)
     photos = sorted(args.photos.glob("*.jpg"))[: args.n]
@@ -54,7 +55,7 @@ def main() -> None:
         baseline_ms = 1000 * (time.perf_counter() - t)
         for path in photos:
             t = time.perf_counter()
-            outcome = convert([path], Path(out), path.stem, model, options, detector, embedding)
+            outcome = convert([path], Path(out), path.stem, model, options, resources)
             totals.append(1000 * (time.perf_counter() - t))
             report = json.loads((Path(out) / f"{path.stem}.json").read_text())
             for stage, ms in report["timings_ms"].items():

@@ -80,6 +80,8 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-fbx", action="store_true", help="skip the .fbx")
     parser.add_argument("--no-preview", action="store_true", help="skip the preview render")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: keep them)")
+    parser.add_argument("--texture-size", type=int, default=1024, choices=(512, 1024, 2048), help="UV texture size")
+    parser.add_argument("--flat-texture", action="store_true", help="a flat skin colour instead of the photo texture")
 
 
 def _pipeline_options(args: argparse.Namespace) -> PipelineOptions:
@@ -133,15 +135,23 @@ def _convert_options(args: argparse.Namespace):
     from ..addon.head import EXPORT_FORMATS
 
     formats = tuple(f for f in EXPORT_FORMATS if not (f == "fbx" and args.no_fbx))
-    return ConvertOptions(formats, not args.no_preview, args.overwrite, _pipeline_options(args))
+    return ConvertOptions(
+        formats,
+        not args.no_preview,
+        args.overwrite,
+        _pipeline_options(args),
+        textures=not args.flat_texture,
+        texture_size=args.texture_size,
+    )
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
-    from ..addon.batch import convert
+    from ..addon.batch import Resources, convert
 
     model = _load_model(args)
     name = args.name or args.photos[0].stem
-    outcome = convert(args.photos, args.output, name, model, _convert_options(args), embedding=default_embedding(model))
+    resources = Resources(embedding=default_embedding(model))
+    outcome = convert(args.photos, args.output, name, model, _convert_options(args), resources)
     print(f"{name}: {outcome.status} {outcome.message}")
     for path in outcome.outputs:
         print(f"  {path}")

@@ -25,12 +25,14 @@ def model_file(dev_model, tmp_path_factory):
 @pytest.fixture(scope="module")
 def converted(bpy, dev_model, tmp_path_factory):
     """002_08 converted once through the headless path (no preview: that is tested on its own)."""
-    from facesmith.addon.batch import ConvertOptions, convert
+    from facesmith.addon.batch import ConvertOptions, Resources, convert
     from facesmith.inference.pipeline import default_embedding
 
     out = tmp_path_factory.mktemp("out")
-    outcome = convert([FACES / "002_08.jpg"], out, "head", dev_model, ConvertOptions(preview=False),
-                      embedding=default_embedding(dev_model))  # fmt: skip
+    options = ConvertOptions(preview=False, texture_size=512)
+    outcome = convert(
+        [FACES / "002_08.jpg"], out, "head", dev_model, options, Resources(embedding=default_embedding(dev_model))
+    )
     assert outcome.status == "ok", outcome.message
     return out
 

@@ -1,0 +1,94 @@
+"""Textures from photos: UV raster, SH light estimation, hole filling, baking a real portrait."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facesmith.inference.albedo import SH_CONSTANTS, TextureBaker, fill_unseen, push_pull, sh_basis
+from facesmith.inference.images import load_photo
+from facesmith.inference.pipeline import default_embedding, fit_photos
+from facesmith.inference.uv_raster import rasterize_uv
+
+from ..conftest import SHARED
+
+FACES = SHARED / "data" / "faces"
+
+
+def test_uv_raster_barycentrics_reproduce_uvs(dev_model):
+    raster = rasterize_uv(dev_model, 256)
+    assert 0.85 < raster.covered.mean() < 0.95  # FLAME's layout covers about 90 % of the square
+    rows, cols = np.nonzero(raster.covered)
+    tri = raster.triangle[rows, cols]
+    uv = np.einsum("nkc,nk->nc", dev_model.uv_coords[dev_model.uv_faces[tri]], raster.bary[rows, cols])
+    # Interpolated UVs land on their own texel centres; edge texels are clamped onto their triangle.
+    err = np.hypot(uv[:, 0] * 256 - 0.5 - cols, (1 - uv[:, 1]) * 256 - 0.5 - rows)
+    # cv2 also fills texels whose centres lie just outside sliver triangles: a few clamp further.
+    assert np.mean(err < 0.75) > 0.97 and np.percentile(err, 99.9) < 2.0
+
+
+def test_sh_light_recovered_from_synthetic_shading():
+    rng = np.random.default_rng(0)
+    normals = rng.normal(size=(5000, 3))
+    normals[:, 2] = np.abs(normals[:, 2])  # visible hemisphere
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    light = np.zeros((9, 3))
+    light[0], light[3], light[1] = 2.0, 0.8, 0.3  # ambient, frontal, from the side
+    albedo = np.array([0.7, 0.5, 0.4])
+    colour = albedo * (sh_basis(normals) @ light)
+    sh, shading, warnings = TextureBaker._fit_light(sh_basis(normals), colour, np.ones(5000, bool), np.ones(5000, bool))
+    de_lit = colour / shading[:, None]
+    assert not warnings
+    assert np.std(de_lit / de_lit.mean(0), axis=0).max() < 1e-6  # constant albedo comes back constant
+    np.testing.assert_allclose(sh_basis(normals) @ sh, colour, atol=1e-9)
+    assert SH_CONSTANTS.shape == (9,)
+
+
+def test_push_pull_fills_holes_smoothly():
+    h = w = 64
+    colour = np.zeros((h, w, 3), np.float32)
+    weight = np.zeros((h, w), np.float32)
+    colour[:, :32], weight[:, :32] = (1.0, 0.0, 0.0), 1.0
+    colour[:, 40:], weight[:, 40:] = (0.0, 0.0, 1.0), 1.0
+    out = push_pull(colour, weight)
+    assert np.allclose(out[:, :32], (1, 0, 0)) and np.allclose(out[:, 40:], (0, 0, 1))
+    gap = out[32, 32:40]
+    assert (np.diff(gap[:, 0]) <= 1e-6).all() and (np.diff(gap[:, 2]) >= -1e-6).all()  # a ramp, not a step
+
+
+def test_fill_uses_the_mirror_first():
+    albedo = np.zeros((32, 32, 3), np.float32)
+    weight = np.zeros((32, 32), np.float32)
+    albedo[:, :10], weight[:, :10] = 0.8, 1.0  # left side seen
+    filled = fill_unseen(albedo, weight, np.ones((32, 32), bool))
+    assert np.allclose(filled[:, -6:], 0.8, atol=0.02)  # right side from its mirror
+    assert np.isfinite(filled).all() and filled.min() >= 0
+
+
+@pytest.mark.skipif(not FACES.is_dir(), reason=f"needs {FACES}")
+def test_bake_a_portrait(dev_model):
+    result = fit_photos([FACES / "002_03.jpg"], dev_model, embedding=default_embedding(dev_model))
+    photo = load_photo(FACES / "002_03.jpg")
+    baker = TextureBaker(dev_model, 512)
+    textures, lights = baker.bake([(photo.rgb, photo.scale, result.photos[0])])
+    part = baker.photo_texture(photo.rgb, photo.scale, result.photos[0])
+    albedo = textures.albedo
+    assert albedo.shape == (512, 512, 3) and np.isfinite(albedo).all() and 0 <= albedo.min() and albedo.max() <= 1
+    covered = baker.raster.covered
+    assert np.mean(albedo[covered].max(axis=1) < 0.02) < 0.005  # no black regions (a few lash texels at most)
+    seen = part.weight > 0.5
+    assert 0.1 < seen[covered].mean() < 0.5  # the face of one frontal photo
+    # Skin colour comes from the photo: warm (red > blue) on the seen face.
+    assert np.median(albedo[seen][:, 0]) > np.median(albedo[seen][:, 2])
+    assert lights[0].shape == (9, 3) and lights[0][0].sum() > 0
+    assert np.abs(textures.displacement).max() <= 0.0006 and np.abs(textures.displacement[~covered]).max() < 1e-9
+
+
+@pytest.mark.skipif(not FACES.is_dir(), reason=f"needs {FACES}")
+def test_two_photos_fuse(dev_model):
+    paths = [FACES / "004_03.jpg", FACES / "004_08.jpg"]
+    result = fit_photos(paths, dev_model, embedding=default_embedding(dev_model))
+    photos = [load_photo(p) for p in paths]
+    baker = TextureBaker(dev_model, 256)
+    textures, lights = baker.bake([(p.rgb, p.scale, fit) for p, fit in zip(photos, result.photos, strict=True)])
+    assert len(lights) == 2 and np.isfinite(textures.albedo).all()
