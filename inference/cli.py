@@ -17,6 +17,7 @@ from .errors import FacesmithError
 from .files import atomic_write
 from .fit import FitOptions
 from .flame_io import save_model_npz
+from .flame_model import FlameModel
 from .model_paths import default_dev_model_path, load_model, resolve_flame_path
 from .pipeline import PipelineOptions, default_embedding, fit_photos
 
@@ -93,7 +94,7 @@ def _pipeline_options(args: argparse.Namespace) -> PipelineOptions:
     )
 
 
-def _load_model(args: argparse.Namespace):
+def _load_model(args: argparse.Namespace) -> FlameModel:
     choice = resolve_flame_path(args.flame, os.environ, dev_model=default_dev_model_path())
     return load_model(choice, donor=default_dev_model_path())
 

@@ -370,7 +370,6 @@ class FitSolution:
     photos: tuple[PhotoState, ...]
     residuals_px: tuple[np.ndarray, ...]  # per photo, per landmark used (static then contour)
     landmark_names: tuple[tuple[str, ...], ...]
-    iterations: int
 
 
 class Problem:
@@ -381,9 +380,9 @@ class Problem:
         model: FlameModel,
         observations: list[Observation],
         options: FitOptions,
-        photo_weights=None,
-        embedding=None,
-    ):
+        photo_weights: np.ndarray | None = None,
+        embedding: Embedding | None = None,
+    ) -> None:
         self.model, self.obs, self.opt = model, observations, options
         self.fn = LandmarkFunction(model, options.n_shape, options.n_expr)
         self.ns, self.ne = self.fn.ns, self.fn.ne
@@ -437,6 +436,7 @@ class Problem:
             world = rel @ st.rotation.T + root
             uv, d_point, d_cam = project(st.camera, world)
             rows.append(((uv - target) * scale[:, None]).ravel())
+            errors.append(np.linalg.norm(uv - target, axis=1) / (size * sigma))
             r_minus = np.eye(3) - st.rotation
             jac = np.zeros((len(target), 2, n_cols))
             to_px = partial(np.matmul, d_point)  # d world (L,3,k) -> d pixels (L,2,k)
@@ -645,4 +645,4 @@ def fit_flame(
         for st, o in zip(states, observations, strict=True):
             st.gaze = fit_gaze(problem, beta, st, o)
     residuals, names = problem.landmark_residuals_px(beta, states)
-    return FitSolution(beta, tuple(states), tuple(residuals), tuple(names), options.iterations)
+    return FitSolution(beta, tuple(states), tuple(residuals), tuple(names))

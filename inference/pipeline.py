@@ -135,7 +135,7 @@ def fit_person(
         return singles[0], confidences
     weights = np.asarray(confidences) / max(confidences)
     beta = np.average(np.stack([s.shape for s in singles]), axis=0, weights=weights)
-    start = FitSolution(beta, tuple(s.photos[0] for s in singles), (), (), 0)
+    start = FitSolution(beta, tuple(s.photos[0] for s in singles), (), ())
     return fit_flame(model, observations, options, weights, start, embedding), confidences
 
 
