@@ -20,6 +20,19 @@ def load_packed_image(path: Path, name: str, colorspace: str) -> bpy.types.Image
 def build_skin_material(
     name: str, textures: TextureSet, albedo_png: Path, displacement_png: Path
 ) -> bpy.types.Material:
+    albedo = load_packed_image(albedo_png, f"{name}_albedo", "sRGB")
+    height = load_packed_image(displacement_png, f"{name}_displacement", "Non-Color")
+    return skin_material(name, albedo, height, textures.displacement_range)
+
+
+def skin_material(
+    name: str,
+    albedo_image: bpy.types.Image,
+    height_image: bpy.types.Image,
+    displacement_range: float,
+    displacement: bool = True,
+) -> bpy.types.Material:
+    """The node setup over already loaded images (so the add-on can rebuild it from the packed ones)."""
     mat = bpy.data.materials.new(f"{name}_skin")
     mat.displacement_method = "BOTH"  # true displacement where the renderer subdivides, bump otherwise
     nodes, links = mat.node_tree.nodes, mat.node_tree.links
@@ -35,20 +48,21 @@ def build_skin_material(
     albedo = nodes.new("ShaderNodeTexImage")
     albedo.name = albedo.label = "Albedo"
     albedo.location = (-200, 150)
-    albedo.image = load_packed_image(albedo_png, f"{name}_albedo", "sRGB")
+    albedo.image = albedo_image
     height = nodes.new("ShaderNodeTexImage")
     height.name = height.label = "Displacement Map"
     height.location = (-200, -250)
-    height.image = load_packed_image(displacement_png, f"{name}_displacement", "Non-Color")
+    height.image = height_image
     disp = nodes.new("ShaderNodeDisplacement")
     disp.location = (250, -250)
     disp.inputs["Midlevel"].default_value = 0.5
     # The PNG spans ±range metres around mid-grey: height − 0.5 in [−0.5, 0.5] times 2·range.
-    disp.inputs["Scale"].default_value = 2.0 * textures.displacement_range
+    disp.inputs["Scale"].default_value = 2.0 * displacement_range
     links.new(albedo.outputs["Color"], bsdf.inputs["Base Color"])
     links.new(bsdf.outputs["BSDF"], out.inputs["Surface"])
     links.new(height.outputs["Color"], disp.inputs["Height"])
-    links.new(disp.outputs["Displacement"], out.inputs["Displacement"])
+    if displacement:
+        links.new(disp.outputs["Displacement"], out.inputs["Displacement"])
     return mat
 
 

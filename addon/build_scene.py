@@ -12,8 +12,13 @@ PREVIEW_SAMPLES = 16
 PREVIEW_MAX_SIDE = 512
 
 
-def build_camera(setup: CameraSetup, rig_object: bpy.types.Object, collection, name: str) -> bpy.types.Object:
-    """A camera parented to the rig object, so its placement is in FLAME's frame (looking down −z)."""
+def build_camera(
+    setup: CameraSetup, rig_object: bpy.types.Object, collection, name: str, take_over: bool = True
+) -> bpy.types.Object:
+    """A camera parented to the rig object, so its placement is in FLAME's frame (looking down −z).
+
+    `take_over` makes it the scene camera with the photo's resolution; otherwise only when the scene
+    has no camera yet (the add-on does not rearrange a user's scene)."""
     cam = bpy.data.cameras.new(f"{name}_camera")
     if setup.kind == "ORTHO":
         cam.type = "ORTHO"
@@ -30,13 +35,14 @@ def build_camera(setup: CameraSetup, rig_object: bpy.types.Object, collection, n
     obj.parent = rig_object
     obj.location = tuple(setup.location)
     scene = bpy.context.scene
-    scene.camera = obj
-    scene.render.resolution_x, scene.render.resolution_y = setup.resolution
+    if take_over or scene.camera is None:
+        scene.camera = obj
+        scene.render.resolution_x, scene.render.resolution_y = setup.resolution
     return obj
 
 
-def build_lights(rig_object: bpy.types.Object, collection, name: str) -> list[bpy.types.Object]:
-    """A key light from the camera side, slightly above, and a soft grey world."""
+def build_lights(rig_object: bpy.types.Object, collection, name: str, take_over: bool = True) -> list[bpy.types.Object]:
+    """A key light from the camera side, slightly above, and (with `take_over` or no world yet) a soft grey world."""
     sun = bpy.data.lights.new(f"{name}_key", "SUN")
     sun.energy = 3.0
     sun.angle = 0.3
@@ -44,12 +50,15 @@ def build_lights(rig_object: bpy.types.Object, collection, name: str) -> list[bp
     collection.objects.link(key)
     key.parent = rig_object
     key.rotation_euler = (-0.35, 0.25, 0.0)  # rig frame: tilt the light down from above and to the side
+    scene = bpy.context.scene
+    if not take_over and scene.world is not None:
+        return [key]
     world = bpy.data.worlds.new(f"{name}_world")
     world.color = (0.25, 0.25, 0.25)
     background = world.node_tree.nodes.get("Background")
     if background is not None:
         background.inputs["Color"].default_value = (0.3, 0.3, 0.3, 1.0)
-    bpy.context.scene.world = world
+    scene.world = world
     return [key]
 
 

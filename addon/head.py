@@ -37,8 +37,15 @@ class Head:
     drivers: int
 
 
-def build_head(rig: RigData, textures: TextureSet, scene: bpy.types.Scene | None = None) -> Head:
-    """Create the head's objects in a new collection of `scene` (the current scene by default)."""
+def build_head(
+    rig: RigData, textures: TextureSet, scene: bpy.types.Scene | None = None, eyeballs: bool = True,
+    take_over_scene: bool = True,
+) -> Head:  # fmt: skip
+    """Create the head's objects in a new collection of `scene` (the current scene by default).
+
+    Without `eyeballs`, FLAME's own eyeball triangles stay visible instead of separate spheres.
+    `take_over_scene` makes the head's camera and world the scene's (headless runs); the add-on
+    leaves a user's existing camera and world alone."""
     scene = scene or bpy.context.scene
     collection = bpy.data.collections.new(rig.name)
     scene.collection.children.link(collection)
@@ -51,15 +58,18 @@ def build_head(rig: RigData, textures: TextureSet, scene: bpy.types.Scene | None
         albedo = write_albedo_png(textures, Path(tmp) / "albedo.png")
         disp = write_displacement_png(textures, Path(tmp) / "displacement.png")
         mesh.data.materials.append(build_skin_material(rig.name, textures, albedo, disp))
-    mesh.data.materials.append(build_hidden_material(rig.name))
-    mesh.data.polygons.foreach_set("material_index", rig.eyeball_faces.astype(np.int32))
-    eyes = build_eyeballs(rig, armature, collection, build_eye_material(rig.name))
+    eyes = []
+    if eyeballs:
+        mesh.data.materials.append(build_hidden_material(rig.name))
+        mesh.data.polygons.foreach_set("material_index", rig.eyeball_faces.astype(np.int32))
+        eyes = build_eyeballs(rig, armature, collection, build_eye_material(rig.name))
     apply_pose(armature, rig.pose_quaternions)
-    camera = build_camera(rig.camera, armature, collection, rig.name)
-    build_lights(armature, collection, rig.name)
+    camera = build_camera(rig.camera, armature, collection, rig.name, take_over_scene)
+    build_lights(armature, collection, rig.name, take_over_scene)
     for key, value in rig.metadata.items():
         mesh[f"facesmith_{key}"] = value
     mesh["facesmith_photo"] = rig.photo_path
+    mesh["facesmith_displacement_range"] = textures.displacement_range
     return Head(collection, armature, mesh, tuple(eyes), camera, drivers)
 
 

@@ -223,6 +223,28 @@ class FaceAlignmentBackend:
         pass
 
 
+def available_backends() -> list[str]:
+    """Backends whose packages are installed here, best first (MediaPipe has no Python 3.13 wheel)."""
+    found = []
+    if importlib.util.find_spec("mediapipe") is not None:
+        found.append("mediapipe")
+    if importlib.util.find_spec("dlib") is not None and importlib.util.find_spec("face_recognition_models") is not None:
+        found.append("dlib")
+    weights = face_alignment_weights_dir()
+    if importlib.util.find_spec("face_alignment") is not None and list(weights.glob("2DFAN4*")):
+        found.append("face_alignment")
+    return found
+
+
+def choose_backend(preferred: str, available: list[str]) -> tuple[str, str | None]:
+    """The backend to use and, when it is not the preferred one, a warning saying why."""
+    if preferred in available:
+        return preferred, None
+    if not available:
+        raise BackendError("no landmark backend is installed (MediaPipe, dlib or face-alignment)")
+    return available[0], f"{preferred} landmarks are not available here; using {available[0]}"
+
+
 def make_backend(name: str) -> LandmarkBackend:
     if name == "mediapipe":
         return MediaPipeBackend()

@@ -151,14 +151,18 @@ def eyeballs(model: FlameModel, basis: np.ndarray) -> dict[str, tuple[np.ndarray
     return out
 
 
-def rig_data(model: FlameModel, result: FitResult, photo_index: int = 0, name: str = "head") -> RigData:
-    """Arrays for the Blender head of `result`, posed as in photo `photo_index`."""
+def rig_data(
+    model: FlameModel, result: FitResult, photo_index: int = 0, name: str = "head", n_expression_keys: int | None = None
+) -> RigData:
+    """Arrays for the Blender head of `result`, posed as in photo `photo_index`; `n_expression_keys` limits
+    the exp_XXX keys (default: every component the model has). The fitted expression always uses all."""
     photo: PhotoFit = result.photos[photo_index]
     n_expr = len(photo.expression)
     basis = flame_forward(model, result.shape).vertices[0]
     joints = model.j_regressor @ basis
-    expression_keys = model.exprdirs.transpose(2, 0, 1)  # every component the model has
-    fitted = np.einsum("kvc,k->vc", expression_keys[:n_expr], photo.expression)
+    all_keys = model.exprdirs.transpose(2, 0, 1)
+    fitted = np.einsum("kvc,k->vc", all_keys[:n_expr], photo.expression)
+    expression_keys = all_keys[: n_expression_keys or model.n_expr]
     correctives = tuple(
         Corrective(f"pose_{FLAME_JOINT_BONES[j]}_{r}{c}", FLAME_JOINT_BONES[j], r, c,
                    model.posedirs[:, :, (j - 1) * 9 + r * 3 + c])

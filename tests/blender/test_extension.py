@@ -1,44 +1,103 @@
-"""The repository builds into a Blender extension that installs, enables and disables headless."""
+"""The repository builds into a Blender extension that installs, enables, reconstructs and disables headless."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
-from pathlib import Path
+import time
+import zipfile
 
-from ..conftest import REPO
+import pytest
+
+from ..conftest import REPO, SHARED
+
+FACES, BAD = SHARED / "data" / "faces", SHARED / "data" / "bad_inputs"
+MODULE = "bl_ext.user_default.facesmith"
 
 
-def _blender_ext(bpy) -> Path:
-    return Path(bpy.utils.system_resource("SCRIPTS")) / "addons_core/bl_pkg/cli/blender_ext.py"
+def _blender_ext(bpy):
+    return REPO.__class__(bpy.utils.system_resource("SCRIPTS")) / "addons_core/bl_pkg/cli/blender_ext.py"
 
 
-def test_extension_builds_installs_and_enables(bpy, tmp_path):
-    import subprocess
-    import zipfile
-
+@pytest.fixture(scope="module")
+def installed(bpy, tmp_path_factory, dev_model):
+    """Build the zip (no bundled wheels: the test environment has the dependencies), install and enable it."""
     import addon_utils
 
-    subprocess.run(
-        [sys.executable, str(_blender_ext(bpy)), "build", "--source-dir", str(REPO), "--output-dir", str(tmp_path)],
-        check=True,
-        capture_output=True,
-    )
-    (zip_path,) = tmp_path.glob("facesmith-*.zip")
-    names = zipfile.ZipFile(zip_path).namelist()
-    assert "inference/flame.py" in names and "blender_manifest.toml" in names
-    assert not any(n.startswith(("tests/", "training/", ".venv/", ".cache/", "bench/")) for n in names)
+    from facesmith.inference.flame_io import save_model_npz
 
+    out = tmp_path_factory.mktemp("ext")
+    subprocess.run([sys.executable, str(_blender_ext(bpy)), "build", "--source-dir", str(REPO), "--output-dir", str(out)],
+                   check=True, capture_output=True)  # fmt: skip
+    (zip_path,) = out.glob("facesmith-*.zip")
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    start = time.perf_counter()
     result = bpy.ops.extensions.package_install_files(
         filepath=str(zip_path), repo="user_default", enable_on_install=True
     )
-    assert result == {"FINISHED"}
-    module = "bl_ext.user_default.facesmith"
-    assert module in sys.modules
-    # The installed copy resolves its inference package relatively, inside bl_ext.
-    flame_mod = __import__(f"{module}.inference.flame", fromlist=["flame_forward"])
-    assert flame_mod.__name__ == f"{module}.inference.flame"
+    install_s = time.perf_counter() - start
+    assert result == {"FINISHED"} and MODULE in sys.modules
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    prefs.flame_path = str(save_model_npz(dev_model, out / "dev_flame.npz"))
+    prefs.texture_size = "512"
+    yield {"zip": zip_path, "install_s": install_s}
+    if addon_utils.check(MODULE)[1]:
+        addon_utils.disable(MODULE, default_set=True)
 
-    assert addon_utils.check(module) == (True, True)
-    addon_utils.disable(module, default_set=True)
-    assert addon_utils.check(module) == (False, False)
-    assert module not in {a.module for a in bpy.context.preferences.addons}
+
+def test_zip_holds_the_add_on_and_not_the_rest(installed):
+    names = zipfile.ZipFile(installed["zip"]).namelist()
+    assert {"blender_manifest.toml", "__init__.py", "addon/operators.py", "inference/flame.py"} <= set(names)
+    assert "assets/mediapipe_dense_embedding.npz" in names
+    assert not any(n.startswith(("tests/", "training/", ".venv/", ".cache/", "bench/", ".ci/")) for n in names)
+
+
+def test_preferences_show_the_model(bpy, installed):
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    assert "5023 vertices" in prefs.model_status and "development model" in prefs.model_status
+
+
+@pytest.mark.skipif(not FACES.is_dir(), reason=f"needs {FACES}")
+def test_reconstruct_operator_builds_the_head(bpy, installed):
+    scene = bpy.context.scene
+    scene.facesmith.photos.clear()
+    scene.facesmith.photos.add().path = str(FACES / "003_08.jpg")
+    scene.facesmith.expression_keys = 20
+    assert bpy.ops.facesmith.reconstruct() == {"FINISHED"}
+    head = scene.facesmith.head
+    assert head is not None and len(head.data.vertices) == 5023
+    keys = head.data.shape_keys.key_blocks
+    assert len([k for k in keys if k.name.startswith("exp_")]) == 20 and keys["fitted_expression"].value == 1.0
+    assert head.parent.type == "ARMATURE" and "jaw" in head.parent.data.bones
+    assert "landmark RMS" in scene.facesmith.summary
+    assert bpy.ops.facesmith.set_expression(mode="NEUTRAL") == {"FINISHED"} and keys["fitted_expression"].value == 0.0
+    assert bpy.ops.facesmith.rebuild_material() == {"FINISHED"}
+    assert head.data.materials[0].node_tree.nodes["Albedo"].image.name == f"{head.name}_albedo"
+
+
+@pytest.mark.skipif(not BAD.is_dir(), reason=f"needs {BAD}")
+def test_bad_input_reports_and_leaves_the_scene_alone(bpy, installed):
+    scene = bpy.context.scene
+    before = sorted(o.name for o in bpy.data.objects)
+    scene.facesmith.photos.clear()
+    scene.facesmith.photos.add().path = str(BAD / "no_face_coffee.png")
+    with pytest.raises(RuntimeError, match=r"no_face_coffee\.png: no face detected"):
+        bpy.ops.facesmith.reconstruct()  # bpy turns the operator's ERROR report into this exception
+    assert sorted(o.name for o in bpy.data.objects) == before
+    scene.facesmith.photos.clear()
+    with pytest.raises(RuntimeError, match="no photo chosen"):
+        bpy.ops.facesmith.reconstruct()
+
+
+def test_disable_leaves_nothing_behind(bpy, installed):
+    import addon_utils
+
+    assert addon_utils.check(MODULE) == (True, True)
+    addon_utils.disable(MODULE, default_set=True)
+    assert addon_utils.check(MODULE) == (False, False)
+    assert not hasattr(bpy.types, "FACESMITH_PT_main") and not hasattr(bpy.types.Scene, "facesmith")
+    start = time.perf_counter()
+    addon_utils.enable(MODULE, default_set=True)
+    enable_s = time.perf_counter() - start
+    assert hasattr(bpy.types, "FACESMITH_PT_main")
+    print(f"install {installed['install_s']:.2f} s, re-enable {enable_s:.3f} s")

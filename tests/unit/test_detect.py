@@ -84,3 +84,31 @@ def test_face_alignment_is_never_downloaded(tmp_path, monkeypatch):
 def test_unknown_backend():
     with pytest.raises(BackendError, match="unknown landmark backend 'openpose'"):
         make_backend("openpose")
+
+
+@pytest.mark.parametrize(
+    ("preferred", "available", "expected", "warned"),
+    [
+        ("mediapipe", ["mediapipe", "dlib"], "mediapipe", False),
+        ("mediapipe", ["dlib"], "dlib", True),  # a Python 3.13 Blender: no MediaPipe wheel
+        ("face_alignment", ["mediapipe", "dlib"], "mediapipe", True),
+    ],
+)
+def test_choose_backend(preferred, available, expected, warned):
+    from facesmith.inference.detect import choose_backend
+
+    chosen, warning = choose_backend(preferred, available)
+    assert chosen == expected and (warning is not None) == warned
+
+
+def test_choose_backend_with_none_installed():
+    from facesmith.inference.detect import choose_backend
+
+    with pytest.raises(BackendError, match="no landmark backend is installed"):
+        choose_backend("mediapipe", [])
+
+
+def test_available_backends_here():
+    from facesmith.inference.detect import available_backends
+
+    assert available_backends()[:2] == ["mediapipe", "dlib"]

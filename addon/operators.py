@@ -1,0 +1,245 @@
+"""Operators: reconstruct (worker thread + modal progress), expression helpers, material rebuild, export."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from pathlib import Path
+
+import bpy
+from bpy.props import CollectionProperty, EnumProperty, StringProperty
+
+from ..inference.errors import FacesmithError
+from ..inference.session import JobOptions, JobOutput, run_job
+from .build_material import skin_material
+from .head import build_head
+from .preferences import preferences
+
+
+def photo_paths(context) -> list[Path]:
+    """Photos chosen in the panel, or the image picked there (it must exist as a file on disk)."""
+    settings = context.scene.facesmith
+    paths = [Path(bpy.path.abspath(p.path)) for p in settings.photos if p.path]
+    if not paths and settings.image is not None:
+        path = Path(bpy.path.abspath(settings.image.filepath)) if settings.image.filepath else None
+        if path is None or not path.is_file():
+            raise FacesmithError(f"image '{settings.image.name}' has no file on disk: save it first")
+        paths = [path]
+    if not paths:
+        raise FacesmithError("no photo chosen: add photos or pick an image in the Facesmith panel")
+    return paths
+
+
+def job_options(context, name: str) -> JobOptions:
+    settings, prefs = context.scene.facesmith, preferences(context)
+    return JobOptions(
+        flame_path=bpy.path.abspath(prefs.flame_path) if prefs and prefs.flame_path else "",
+        landmarks=prefs.landmarks if prefs else "mediapipe",
+        texture_size=int(prefs.texture_size) if prefs else 1024,
+        textures=settings.textures,
+        expression_keys=settings.expression_keys,
+        name=name,
+    )
+
+
+def active_head(context) -> bpy.types.Object | None:
+    head = context.scene.facesmith.head
+    return head if head is not None and head.data.shape_keys is not None else None
+
+
+class FACESMITH_OT_reconstruct(bpy.types.Operator):
+    bl_idname = "facesmith.reconstruct"
+    bl_label = "Reconstruct"
+    bl_description = "Fit FLAME to the photos and build a rigged, textured head"
+    bl_options = {"REGISTER", "UNDO"}
+
+    _thread: threading.Thread | None = None
+    _timer = None
+
+    def execute(self, context):
+        try:
+            photos = photo_paths(context)
+        except FacesmithError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        options = job_options(context, photos[0].stem)
+        if bpy.app.background:  # no event loop: run in place
+            try:
+                return self.finish(context, run_job(photos, options))
+            except FacesmithError as exc:
+                self.report({"ERROR"}, str(exc))
+                return {"CANCELLED"}
+        self._messages: queue.Queue = queue.Queue()
+        self._cancel = threading.Event()
+        self._outcome: list = []
+        self._thread = threading.Thread(target=self.work, args=(photos, options), daemon=True)
+        self._thread.start()
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(0.1, window=context.window)
+        wm.progress_begin(0, 100)
+        wm.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def work(self, photos: list[Path], options: JobOptions) -> None:
+        """Worker thread: only computes and queues; Blender data is touched on the main thread alone."""
+        try:
+            self._outcome.append(run_job(photos, options, lambda f, m: self._messages.put((f, m)), self._cancel))
+        except FacesmithError as exc:
+            self._outcome.append(exc)
+
+    def modal(self, context, event):
+        if event.type == "ESC":
+            self._cancel.set()
+        if event.type != "TIMER":
+            return {"RUNNING_MODAL"}
+        while not self._messages.empty():
+            fraction, message = self._messages.get()
+            context.window_manager.progress_update(int(100 * fraction))
+            context.workspace.status_text_set(f"Facesmith: {message} (Esc cancels)")
+        if self._thread.is_alive():
+            return {"RUNNING_MODAL"}
+        self.cleanup(context)
+        outcome = self._outcome[0] if self._outcome else FacesmithError("the reconstruction stopped unexpectedly")
+        if self._cancel.is_set():
+            self.report({"INFO"}, "Facesmith: cancelled")
+            return {"CANCELLED"}
+        if isinstance(outcome, FacesmithError):
+            self.report({"ERROR"}, str(outcome))
+            return {"CANCELLED"}
+        return self.finish(context, outcome)
+
+    def cleanup(self, context) -> None:
+        wm = context.window_manager
+        wm.event_timer_remove(self._timer)
+        wm.progress_end()
+        context.workspace.status_text_set(None)
+
+    def finish(self, context, output: JobOutput):
+        settings = context.scene.facesmith
+        head = build_head(output.rig, output.textures, context.scene, settings.eyeballs, take_over_scene=False)
+        if not settings.displacement:
+            unlink_displacement(head.mesh.data.materials[0])
+        settings.head = head.mesh
+        photo = output.result.photos[0]
+        settings.summary = (f"{head.mesh.name}: {len(output.result.photos)} photo(s), landmark RMS "
+                            f"{photo.landmark_rms_px:.1f} px, {photo.backend}")  # fmt: skip
+        for warning in output.result.warnings:
+            self.report({"WARNING"}, warning)
+        self.report({"INFO"}, f"Facesmith: built {head.mesh.name}")
+        return {"FINISHED"}
+
+
+def unlink_displacement(material: bpy.types.Material) -> None:
+    output = next(n for n in material.node_tree.nodes if n.bl_idname == "ShaderNodeOutputMaterial")
+    for link in list(output.inputs["Displacement"].links):
+        material.node_tree.links.remove(link)
+
+
+class FACESMITH_OT_add_photos(bpy.types.Operator):
+    bl_idname = "facesmith.add_photos"
+    bl_label = "Add Photos"
+    bl_description = "Choose one or several photos of one person"
+
+    files: CollectionProperty(type=bpy.types.OperatorFileListElement)
+    directory: StringProperty(subtype="DIR_PATH")
+    filter_image: bpy.props.BoolProperty(default=True, options={"HIDDEN"})
+
+    def invoke(self, context, event):
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context):
+        for f in self.files:
+            context.scene.facesmith.photos.add().path = str(Path(self.directory) / f.name)
+        return {"FINISHED"}
+
+
+class FACESMITH_OT_clear_photos(bpy.types.Operator):
+    bl_idname = "facesmith.clear_photos"
+    bl_label = "Clear Photos"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        context.scene.facesmith.photos.clear()
+        return {"FINISHED"}
+
+
+class FACESMITH_OT_set_expression(bpy.types.Operator):
+    bl_idname = "facesmith.set_expression"
+    bl_label = "Set Expression"
+    bl_description = "Neutral: every expression key at 0; Fitted: the expression seen in the photo"
+    bl_options = {"REGISTER", "UNDO"}
+
+    mode: EnumProperty(items=[("NEUTRAL", "Neutral", ""), ("FITTED", "Fitted", "")])
+
+    @classmethod
+    def poll(cls, context):
+        return active_head(context) is not None
+
+    def execute(self, context):
+        keys = active_head(context).data.shape_keys.key_blocks
+        for key in keys:
+            if key.name.startswith("exp_"):
+                key.value = 0.0
+        keys["fitted_expression"].value = 1.0 if self.mode == "FITTED" else 0.0
+        return {"FINISHED"}
+
+
+class FACESMITH_OT_rebuild_material(bpy.types.Operator):
+    bl_idname = "facesmith.rebuild_material"
+    bl_label = "Rebuild Material"
+    bl_description = "Recreate the skin material from the head's packed albedo and displacement images"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return active_head(context) is not None
+
+    def execute(self, context):
+        head = active_head(context)
+        albedo = bpy.data.images.get(f"{head.name}_albedo")
+        height = bpy.data.images.get(f"{head.name}_displacement")
+        if albedo is None or height is None:
+            self.report({"ERROR"}, f"{head.name}: its texture images are gone; reconstruct again")
+            return {"CANCELLED"}
+        settings = context.scene.facesmith
+        mat = skin_material(head.name, albedo, height, float(head.get("facesmith_displacement_range", 1e-4)),
+                            settings.displacement)  # fmt: skip
+        head.data.materials[0] = mat
+        return {"FINISHED"}
+
+
+class FACESMITH_OT_export(bpy.types.Operator):
+    bl_idname = "facesmith.export"
+    bl_label = "Export Head"
+    bl_description = "Write the head (mesh, rig, shape keys) as .glb or .fbx"
+
+    format: EnumProperty(items=[("GLB", "glTF binary (.glb)", ""), ("FBX", "FBX (.fbx)", "")])
+    filepath: StringProperty(subtype="FILE_PATH")
+
+    @classmethod
+    def poll(cls, context):
+        return active_head(context) is not None
+
+    def invoke(self, context, event):
+        prefs = preferences(context)
+        folder = bpy.path.abspath(prefs.output_dir) if prefs and prefs.output_dir else "//"
+        self.filepath = str(Path(folder) / f"{active_head(context).name}.{self.format.lower()}")
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context):
+        head = active_head(context)
+        for obj in context.view_layer.objects:
+            obj.select_set(False)
+        rig = head.parent
+        for obj in [head, rig, *[c for c in rig.children if c.type == "MESH"]]:
+            obj.select_set(True)
+        path = bpy.path.abspath(self.filepath)
+        if self.format == "GLB":
+            bpy.ops.export_scene.gltf(filepath=path, export_format="GLB", use_selection=True, export_morph=True,
+                                      export_skins=True, export_animations=False)  # fmt: skip
+        else:
+            bpy.ops.export_scene.fbx(filepath=path, use_selection=True, add_leaf_bones=False, bake_anim=False)
+        self.report({"INFO"}, f"Facesmith: wrote {path}")
+        return {"FINISHED"}

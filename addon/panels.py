@@ -1,0 +1,52 @@
+"""3D Viewport › Sidebar › Facesmith."""
+
+from __future__ import annotations
+
+import bpy
+
+from ..inference.errors import FacesmithError
+
+
+class FACESMITH_PT_main(bpy.types.Panel):
+    bl_idname = "FACESMITH_PT_main"
+    bl_label = "Facesmith"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Facesmith"
+
+    def draw(self, context) -> None:
+        layout = self.layout
+        settings = context.scene.facesmith
+        box = layout.box()
+        box.label(text="Photos of one person", icon="IMAGE_DATA")
+        for item in settings.photos:
+            box.label(text=bpy.path.basename(item.path))
+        row = box.row(align=True)
+        row.operator("facesmith.add_photos", icon="FILEBROWSER")
+        row.operator("facesmith.clear_photos", text="", icon="X")
+        box.prop(settings, "image")
+        col = layout.column(align=True)
+        col.prop(settings, "expression_keys")
+        col.prop(settings, "textures")
+        col.prop(settings, "displacement")
+        col.prop(settings, "eyeballs")
+        from ..inference.detect import available_backends, choose_backend
+        from .preferences import preferences
+
+        prefs = preferences(context)
+        try:
+            active, _ = choose_backend(prefs.landmarks if prefs else "mediapipe", available_backends())
+        except FacesmithError as exc:
+            active = str(exc)
+        layout.label(text=f"Landmarks: {active}", icon="SHADERFX")
+        layout.operator("facesmith.reconstruct", icon="USER")
+        if settings.head is not None:
+            box = layout.box()
+            box.label(text=settings.summary or settings.head.name, icon="CHECKMARK")
+            row = box.row(align=True)
+            row.operator("facesmith.set_expression", text="Neutral").mode = "NEUTRAL"
+            row.operator("facesmith.set_expression", text="Fitted").mode = "FITTED"
+            box.operator("facesmith.rebuild_material", icon="MATERIAL")
+            row = box.row(align=True)
+            row.operator("facesmith.export", text="Export .glb").format = "GLB"
+            row.operator("facesmith.export", text="Export .fbx").format = "FBX"

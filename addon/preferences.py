@@ -1,0 +1,76 @@
+"""Add-on preferences: FLAME model file, device, landmark backend, texture size, output folder."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import EnumProperty, StringProperty
+
+# The extension's own package (bl_ext.<repo>.facesmith, or facesmith in tests): preferences are keyed by it.
+ADDON_ID = __package__.rpartition(".")[0]
+
+
+def _update_status(self, context) -> None:
+    from ..inference.session import model_status
+
+    self.model_status = model_status(bpy.path.abspath(self.flame_path) if self.flame_path else "")
+
+
+def available_providers() -> list[str]:
+    """onnxruntime's execution providers on this machine (nothing is downloaded)."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return []
+    return list(onnxruntime.get_available_providers())
+
+
+class FACESMITH_AddonPreferences(bpy.types.AddonPreferences):
+    bl_idname = ADDON_ID
+
+    flame_path: StringProperty(
+        name="FLAME model",
+        description="FLAME 2023 Open .pkl (or FLAME 2020 generic_model.pkl, or a Facesmith .npz), downloaded "
+        "by you from the FLAME website",
+        subtype="FILE_PATH",
+        update=_update_status,
+    )
+    model_status: StringProperty(name="Status", default="")
+    device: EnumProperty(
+        name="Device",
+        items=[("AUTO", "Auto", "CUDA when onnxruntime offers it, else CPU"), ("CPU", "CPU", ""), ("CUDA", "CUDA", "")],
+        default="AUTO",
+    )
+    landmarks: EnumProperty(
+        name="Landmarks",
+        items=[
+            ("mediapipe", "MediaPipe", "478 points with irises (default)"),
+            ("dlib", "dlib", "68 points"),
+            ("face_alignment", "face-alignment", "68 points; only with its weights already on disk"),
+        ],
+        default="mediapipe",
+    )
+    texture_size: EnumProperty(
+        name="Texture size", items=[("512", "512", ""), ("1024", "1024", ""), ("2048", "2048", "")], default="1024"
+    )
+    output_dir: StringProperty(name="Output folder", description="Where exports go", subtype="DIR_PATH")
+
+    def draw(self, context) -> None:
+        layout = self.layout
+        layout.prop(self, "flame_path")
+        if not self.model_status:
+            _update_status(self, context)
+        layout.label(text=self.model_status, icon="INFO")
+        row = layout.row()
+        row.prop(self, "device")
+        providers = available_providers()
+        row.label(text=f"onnxruntime: {', '.join(providers) if providers else 'not installed'}")
+        layout.prop(self, "landmarks")
+        layout.prop(self, "texture_size")
+        layout.prop(self, "output_dir")
+        if not bpy.app.online_access:
+            layout.label(text="Online access is off: Facesmith never downloads anything anyway.", icon="CHECKMARK")
+
+
+def preferences(context) -> FACESMITH_AddonPreferences | None:
+    addon = context.preferences.addons.get(ADDON_ID)
+    return addon.preferences if addon else None

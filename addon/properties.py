@@ -1,0 +1,21 @@
+"""Per-scene settings of the Facesmith panel (one PropertyGroup at Scene.facesmith)."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import BoolProperty, CollectionProperty, IntProperty, PointerProperty, StringProperty
+
+
+class FACESMITH_PhotoItem(bpy.types.PropertyGroup):
+    path: StringProperty(name="Photo", subtype="FILE_PATH")
+
+
+class FACESMITH_SceneSettings(bpy.types.PropertyGroup):
+    photos: CollectionProperty(type=FACESMITH_PhotoItem)
+    image: PointerProperty(name="Image", type=bpy.types.Image, description="Or a photo already open in Blender")
+    expression_keys: IntProperty(name="Expression keys", default=50, min=1, max=100)
+    textures: BoolProperty(name="Photo textures", default=True)
+    displacement: BoolProperty(name="Displacement", default=True)
+    eyeballs: BoolProperty(name="Eyeballs", default=True)
+    head: PointerProperty(name="Head", type=bpy.types.Object)
+    summary: StringProperty(name="Last result", default="")

