@@ -28,12 +28,11 @@ from ..inference.detect import LandmarkDetector
 from ..inference.errors import FacesmithError
 from ..inference.files import atomic_write
 from ..inference.flame_model import FlameModel
-from ..inference.images import load_photo
 from ..inference.mp_embedding import Embedding
 from ..inference.pipeline import PipelineOptions, fit_photos
 from ..inference.preview import compose_preview
 from ..inference.rig_data import rig_data
-from ..inference.textures import flat_textures
+from ..inference.session import make_textures
 from .build_scene import render_png
 from .head import EXPORT_FORMATS, build_head, export_scene
 
@@ -85,16 +84,6 @@ def reset_file() -> None:
     bpy.context.preferences.filepaths.save_version = 0  # no .blend1 backups beside the outputs
 
 
-def make_textures(model: FlameModel, result, options: ConvertOptions, resources: Resources):
-    """Photo-derived albedo and displacement (or a flat colour), the first photo at working size, SH lights."""
-    photos = [load_photo(p.path) for p in result.photos]
-    if not options.textures:
-        return flat_textures(photos[0].rgb, result.photos[0], photos[0].scale), photos[0], []
-    baker = resources.baker_for(model, options.texture_size)
-    textures, lights = baker.bake([(ph.rgb, ph.scale, fit) for ph, fit in zip(photos, result.photos, strict=True)])
-    return textures, photos[0], lights
-
-
 def convert(
     photos: Sequence[Path], outdir: Path, name: str, model: FlameModel, options: ConvertOptions,
     resources: Resources | None = None,
@@ -110,7 +99,8 @@ def convert(
     result = fit_photos(photos, model, options.pipeline, detector=resources.detector, embedding=resources.embedding)
     timings.update(result.timings_ms)
     t0 = time.perf_counter()
-    textures, photo, lights = make_textures(model, result, options, resources)
+    baker = resources.baker_for(model, options.texture_size) if options.textures else None
+    textures, photo, lights = make_textures(model, result, baker)
     timings["textures"] = 1000 * (time.perf_counter() - t0)
     t0 = time.perf_counter()
     rig = rig_data(model, result, 0, name)

@@ -47,6 +47,14 @@ def active_head(context) -> bpy.types.Object | None:
     return head if head is not None and head.data.shape_keys is not None else None
 
 
+class HeadOperatorMixin:
+    """For operators that act on the head the panel last built."""
+
+    @classmethod
+    def poll(cls, context):
+        return active_head(context) is not None
+
+
 class FACESMITH_OT_reconstruct(bpy.types.Operator):
     bl_idname = "facesmith.reconstruct"
     bl_label = "Reconstruct"
@@ -164,17 +172,13 @@ class FACESMITH_OT_clear_photos(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class FACESMITH_OT_set_expression(bpy.types.Operator):
+class FACESMITH_OT_set_expression(HeadOperatorMixin, bpy.types.Operator):
     bl_idname = "facesmith.set_expression"
     bl_label = "Set Expression"
     bl_description = "Neutral: every expression key at 0; Fitted: the expression seen in the photo"
     bl_options = {"REGISTER", "UNDO"}
 
     mode: EnumProperty(items=[("NEUTRAL", "Neutral", ""), ("FITTED", "Fitted", "")])
-
-    @classmethod
-    def poll(cls, context):
-        return active_head(context) is not None
 
     def execute(self, context):
         keys = active_head(context).data.shape_keys.key_blocks
@@ -185,15 +189,11 @@ class FACESMITH_OT_set_expression(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class FACESMITH_OT_rebuild_material(bpy.types.Operator):
+class FACESMITH_OT_rebuild_material(HeadOperatorMixin, bpy.types.Operator):
     bl_idname = "facesmith.rebuild_material"
     bl_label = "Rebuild Material"
     bl_description = "Recreate the skin material from the head's packed albedo and displacement images"
     bl_options = {"REGISTER", "UNDO"}
-
-    @classmethod
-    def poll(cls, context):
-        return active_head(context) is not None
 
     def execute(self, context):
         head = active_head(context)
@@ -209,17 +209,13 @@ class FACESMITH_OT_rebuild_material(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class FACESMITH_OT_export(bpy.types.Operator):
+class FACESMITH_OT_export(HeadOperatorMixin, bpy.types.Operator):
     bl_idname = "facesmith.export"
     bl_label = "Export Head"
     bl_description = "Write the head (mesh, rig, shape keys) as .glb or .fbx"
 
     format: EnumProperty(items=[("GLB", "glTF binary (.glb)", ""), ("FBX", "FBX (.fbx)", "")])
     filepath: StringProperty(subtype="FILE_PATH")
-
-    @classmethod
-    def poll(cls, context):
-        return active_head(context) is not None
 
     def invoke(self, context, event):
         prefs = preferences(context)

@@ -7,13 +7,15 @@ import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
+
 from .albedo import TextureBaker
 from .detect import available_backends, choose_backend
 from .errors import FacesmithError
 from .flame_model import FlameModel
-from .images import load_photo
+from .images import Photo, load_photo
 from .model_paths import default_dev_model_path, load_model, resolve_flame_path
-from .pipeline import PipelineOptions, Progress, default_embedding, fit_photos
+from .pipeline import CancelledError, PipelineOptions, Progress, default_embedding, fit_photos
 from .result import FitResult
 from .rig_data import RigData, rig_data
 from .textures import TextureSet, flat_textures
@@ -48,6 +50,18 @@ def model_status(preference: str) -> str:
             f"components ({kind})")  # fmt: skip
 
 
+def make_textures(
+    model: FlameModel, result: FitResult, baker: TextureBaker | None
+) -> tuple[TextureSet, Photo, list[np.ndarray]]:
+    """Photo-derived albedo and displacement (`baker` None: a flat skin colour), the first photo at working
+    size, and each photo's SH light."""
+    photos = [load_photo(p.path) for p in result.photos]
+    if baker is None:
+        return flat_textures(photos[0].rgb, result.photos[0], photos[0].scale), photos[0], []
+    textures, lights = baker.bake([(ph.rgb, ph.scale, fit) for ph, fit in zip(photos, result.photos, strict=True)])
+    return textures, photos[0], lights
+
+
 def load_job_model(options: JobOptions) -> FlameModel:
     choice = resolve_flame_path(None, os.environ, options.flame_path or None, dev_model=default_dev_model_path())
     return load_model(choice, donor=default_dev_model_path())
@@ -69,15 +83,10 @@ def run_job(
     if note:
         result = replace(result, warnings=(note, *result.warnings))
     if cancel is not None and cancel.is_set():
-        raise FacesmithError("cancelled")
+        raise CancelledError("cancelled")
     report(0.7, "baking textures")
-    loaded = [load_photo(p.path) for p in result.photos]
-    if options.textures:
-        textures, _ = TextureBaker(model, options.texture_size).bake(
-            [(ph.rgb, ph.scale, fit) for ph, fit in zip(loaded, result.photos, strict=True)]
-        )
-    else:
-        textures = flat_textures(loaded[0].rgb, result.photos[0], loaded[0].scale)
+    baker = TextureBaker(model, options.texture_size) if options.textures else None
+    textures, _, _ = make_textures(model, result, baker)
     report(0.9, "preparing the rig")
     rig = rig_data(model, result, 0, options.name, options.expression_keys or None)
     return JobOutput(result, rig, textures)
