@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
+from ..inference.files import atomic_path_write
 from ..inference.rig_data import RigData
 from ..inference.textures import TextureSet, write_albedo_png, write_displacement_png
 from .build_material import build_eye_material, build_hidden_material, build_skin_material
@@ -73,26 +73,6 @@ def build_head(
     return Head(collection, armature, mesh, tuple(eyes), camera, drivers)
 
 
-def _temp_beside(path: Path) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
-
-
-def _write_atomically(path: Path, write) -> Path:
-    """Exporters write to a temp file with the right extension in the same folder, then it is renamed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_beside(path)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
 def export_scene(stem: Path, formats: Iterable[str]) -> dict[str, Path]:
     """Write the current file as STEM.blend / STEM.glb / STEM.fbx (each atomically)."""
     writers = {
@@ -106,4 +86,4 @@ def export_scene(stem: Path, formats: Iterable[str]) -> dict[str, Path]:
             use_armature_deform_only=False,
         ),
     }  # fmt: skip
-    return {fmt: _write_atomically(stem.with_suffix(f".{fmt}"), writers[fmt]) for fmt in formats}
+    return {fmt: atomic_path_write(stem.with_suffix(f".{fmt}"), writers[fmt]) for fmt in formats}

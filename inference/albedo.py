@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .flame_model import FlameModel
+from .images import to_working
 from .mp_embedding import vertex_normals
 from .result import FitResult, PhotoFit
 from .textures import TextureSet, srgb_to_linear
@@ -85,7 +86,7 @@ class TextureBaker:
         self.raster = rasterize_uv(self.model, self.size)
         m = self.model
         # Eyeball texels are hidden in Blender (spheres replace them): never sample or fill from them.
-        eyeball_tri = m.lbs_weights[m.faces][..., 3:5].sum(-1).max(axis=1) > 0.5
+        eyeball_tri = m.eyeball_triangles()
         self.usable = self.raster.covered & ~eyeball_tri[np.maximum(self.raster.triangle, 0)]
         self.face_tri = self._face_triangles()
 
@@ -107,7 +108,7 @@ class TextureBaker:
         points = np.einsum("nkc,nk->nc", verts[m.faces[tri]], bary)
         normals = np.einsum("nkc,nk->nc", normals_v[m.faces[tri]], bary)
         normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
-        px = (fit.camera.project(points) + 0.5) / scale - 0.5  # working-image pixels
+        px = to_working(fit.camera.project(points), scale)
         view = self._view_dirs(fit, points)
         facing = np.einsum("nc,nc->n", normals, view)
         depth = points @ np.array([0.0, 0.0, 1.0])
@@ -140,7 +141,7 @@ class TextureBaker:
         import cv2
 
         h, w = shape
-        uv = (fit.camera.project(verts) + 0.5) / scale - 0.5
+        uv = to_working(fit.camera.project(verts), scale)
         faces = self.model.faces
         tri_uv = uv[faces]
         e1, e2 = tri_uv[:, 1] - tri_uv[:, 0], tri_uv[:, 2] - tri_uv[:, 0]
@@ -169,7 +170,7 @@ class TextureBaker:
         for group in ((36, 37, 38, 39, 40, 41), (42, 43, 44, 45, 46, 47), (60, 61, 62, 63, 64, 65, 66, 67)):
             pts = [ibug.get(i, mp.get(int(MEDIAPIPE_TO_IBUG68[i]))) for i in group]
             if all(p is not None for p in pts):
-                polygons.append(np.round((np.array(pts) + 0.5) / scale - 0.5).astype(np.int32))
+                polygons.append(np.round(to_working(np.array(pts), scale)).astype(np.int32))
         mask = np.zeros(shape, np.uint8)
         for poly in polygons:
             cv2.fillPoly(mask, [poly], 1)

@@ -75,6 +75,11 @@ class FlameModel:
     def has_mediapipe(self) -> bool:
         return self.mediapipe_lmk_faces is not None
 
+    def eyeball_triangles(self, threshold: float = 0.5) -> np.ndarray:
+        """(F,) bool: triangles with a corner skinned mostly to an eye joint (they turn with the gaze)."""
+        eye_weight = self.lbs_weights[self.faces][..., 3:5].sum(-1)  # (F, 3): joints 3, 4 are the eyes
+        return (eye_weight > threshold).any(axis=1)
+
     def info(self) -> dict:
         """Summary for `facesmith model info`."""
         return {

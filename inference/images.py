@@ -43,6 +43,11 @@ class Photo:
         return (np.asarray(xy, dtype=np.float64) + 0.5) * self.scale - 0.5
 
 
+def to_working(xy: np.ndarray, scale: float) -> np.ndarray:
+    """Original-photo pixel coordinates -> working-image ones (the inverse of Photo.to_original)."""
+    return (np.asarray(xy, dtype=np.float64) + 0.5) / scale - 0.5
+
+
 def load_photo(path: str | Path, working_side: int = DEFAULT_WORKING_SIDE) -> Photo:
     """Open a photo by its content (not its extension) and return it upright, RGB, at most `working_side`."""
     path = Path(path)

@@ -105,7 +105,7 @@ class HitCollector:
         faces, bary = cast_onto_mesh(uv, vertices @ view_dir, m.faces, mp_points[:N_MESH_POINTS])
         normals = vertex_normals(vertices, m.faces)
         # Eyeballs turn with the gaze, which the landmark fit leaves at rest: no point may sit on one.
-        on_eyeball = (m.lbs_weights[m.faces][..., 3:5].sum(-1) > 0.5).any(axis=1)
+        on_eyeball = m.eyeball_triangles()
         for i, (f, b) in enumerate(zip(faces, bary, strict=True)):
             if f < 0 or on_eyeball[f]:
                 continue

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .flame_model import FlameModel
-from .images import load_photo
+from .images import load_photo, to_working
 from .result import PhotoFit
 
 
@@ -17,8 +17,7 @@ def draw_fit(model: FlameModel, fit: PhotoFit, max_side: int = 1024) -> np.ndarr
 
     photo = load_photo(fit.path, working_side=max_side)
     img = photo.rgb.copy()
-    to_img = lambda xy: (np.asarray(xy) + 0.5) / photo.scale - 0.5  # noqa: E731  original px -> shown px
-    uv = to_img(fit.camera.project(fit.vertices))
+    uv = to_working(fit.camera.project(fit.vertices), photo.scale)
     # Only faces turned towards the camera, so the back of the head does not clutter the view.
     tri = uv[model.faces]
     facing = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]) < 0
@@ -27,9 +26,9 @@ def draw_fit(model: FlameModel, fit: PhotoFit, max_side: int = 1024) -> np.ndarr
     cv2.polylines(mesh, np.round(lines * 4).astype(np.int32), False, (235, 235, 235), 1, cv2.LINE_AA, shift=2)
     img = cv2.addWeighted(mesh, 0.45, img, 0.55, 0)
     radius = max(1, round(max(img.shape[:2]) / 300))
-    for x, y in np.round(to_img(fit.landmarks_px)).astype(int):
+    for x, y in np.round(to_working(fit.landmarks_px, photo.scale)).astype(int):
         cv2.circle(img, (int(x), int(y)), radius, (40, 220, 40), -1, cv2.LINE_AA)
-    for x, y in np.round(to_img(fit.model_landmarks68_px)).astype(int):
+    for x, y in np.round(to_working(fit.model_landmarks68_px, photo.scale)).astype(int):
         cv2.circle(img, (int(x), int(y)), radius, (230, 40, 40), -1, cv2.LINE_AA)
     return img
 
