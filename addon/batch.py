@@ -33,10 +33,11 @@ from ..inference.pipeline import PipelineOptions, fit_photos
 from ..inference.preview import compose_preview
 from ..inference.rig_data import rig_data
 from ..inference.session import make_textures
-from .build_scene import render_png
+from .build_scene import render_png, turned_view
 from .head import EXPORT_FORMATS, build_head, export_scene
 
 log = logging.getLogger("facesmith")
+PREVIEW_TURN_DEGREES = 45.0  # the second preview view: the cheek and the texture's filled side
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"}
 
 
@@ -115,10 +116,10 @@ def convert(
         timings["save"] = 1000 * (time.perf_counter() - t0)
         if options.preview:
             t0 = time.perf_counter()
-            render = render_png(staging / "render.png")
-            panels = compose_preview(photo.rgb, np.asarray(Image.open(render).convert("RGBA")))
-            Image.fromarray(panels).save(staging / f"{name}_preview.png")
-            render.unlink()
+            front = np.asarray(Image.open(render_png(staging / "front.png")).convert("RGBA"))
+            with turned_view(head.camera, head.mesh, head.armature, PREVIEW_TURN_DEGREES):
+                turned = np.asarray(Image.open(render_png(staging / "turned.png")).convert("RGBA"))
+            Image.fromarray(compose_preview(photo.rgb, front, turned)).save(staging / f"{name}_preview.png")
             timings["preview"] = 1000 * (time.perf_counter() - t0)
         report = {
             **result.to_json(),

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import bpy
+from mathutils import Matrix, Vector
 
 from ..inference.rig_data import CameraSetup
 
@@ -78,3 +82,27 @@ def render_png(path: Path, max_side: int = PREVIEW_MAX_SIDE, samples: int = PREV
     render.filepath = str(path)
     bpy.ops.render.render(write_still=True)
     return path
+
+
+@contextmanager
+def turned_view(
+    camera: bpy.types.Object, mesh: bpy.types.Object, up: bpy.types.Object, degrees: float
+) -> Iterator[bpy.types.Object]:
+    """The scene camera, for the duration, is a copy of `camera` turned `degrees` about the head's vertical
+    axis (`up`'s +y, FLAME's up) through the mesh's centre: the same framing, seen from the side."""
+    scene = bpy.context.scene
+    bpy.context.view_layer.update()  # world matrices of a freshly built (parented) rig are stale until then
+    corners = [mesh.matrix_world @ Vector(c) for c in mesh.bound_box]
+    centre = sum(corners, Vector()) / len(corners)
+    axis = (up.matrix_world.to_3x3() @ Vector((0.0, 1.0, 0.0))).normalized()
+    turn = Matrix.Translation(centre) @ Matrix.Rotation(math.radians(degrees), 4, axis) @ Matrix.Translation(-centre)
+    turned = bpy.data.objects.new(f"{camera.name}_turned", camera.data)
+    scene.collection.objects.link(turned)
+    turned.matrix_world = turn @ camera.matrix_world
+    previous = scene.camera
+    scene.camera = turned
+    try:
+        yield turned
+    finally:
+        scene.camera = previous
+        bpy.data.objects.remove(turned)

@@ -8,9 +8,9 @@ shading. Photos are fused by visibility × view angle × photo confidence; texel
 from their left–right mirror (FLAME's UV layout is symmetric about u = ½), then by a push–pull pyramid,
 blended through feathered weights so no seam shows.
 
-Displacement is, for now, a high-pass of the de-lit log-luminance ("cavity" reading: pores and wrinkles
-read darker than the skin around them), 0.5 mm per unit of log contrast. bench/textures.py measures it
-against a known displacement map and finds no correlation yet (issue D stays open on this point).
+Displacement comes from the shading the smooth model cannot explain (inference/detail.py): each photo's
+de-lit luminance residual is read as the light's directional derivative of a height field, integrated
+over all photos together.
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import detail
 from .flame_model import FlameModel
 from .images import to_working
 from .mp_embedding import vertex_normals
 from .result import FitResult, PhotoFit
 from .textures import TextureSet, srgb_to_linear
-from .uv_raster import UVRaster, rasterize_uv
+from .uv_raster import UVRaster, rasterize_uv, uv_to_texel
 
 # DECA's SH normalisation constants (Ramamoorthi & Hanrahan irradiance), for basis terms
 # 1, x, y, z, xy, xz, yz, x²−y², 3z²−1.
@@ -39,10 +40,9 @@ SH_CONSTANTS = np.array([
     np.pi / 4 * 3 / 2 * np.sqrt(5 / (12 * np.pi)),
     np.pi / 4 * 1 / 2 * np.sqrt(5 / (4 * np.pi)),
 ])  # fmt: skip
-DEPTH_TOLERANCE_M = 0.004  # a texel this far behind the front surface is hidden
+DEPTH_TOLERANCE_M = 0.002  # a texel this far behind the front surface is hidden
 MIN_FACING = 0.15  # cos(view angle) below which a texel is not used
-DETAIL_SIGMA_MM = 2.0  # the high-pass keeps detail finer than this on the face
-DETAIL_MM_PER_LOG = 0.5  # displacement depth per unit of log-luminance contrast (cavity calibration)
+EDGE_TAPER_1024 = 24.0  # texels at 1024² (≈ 8 mm on the cheek) over which photo weights fade at the face edge
 
 
 def sample_bilinear(image: np.ndarray, px: np.ndarray) -> np.ndarray:
@@ -58,6 +58,11 @@ def sample_bilinear(image: np.ndarray, px: np.ndarray) -> np.ndarray:
     return out.reshape(-1, image.shape[2])[:n]
 
 
+def interpolate(values: np.ndarray, corners: np.ndarray, bary: np.ndarray) -> np.ndarray:
+    """Per-vertex `values` (V, C) at barycentric points: corners (N, 3) vertex indices, bary (N, 3)."""
+    return sum(values[corners[:, k]] * bary[:, k : k + 1] for k in range(3))
+
+
 def sh_basis(normals: np.ndarray) -> np.ndarray:
     """(N, 9) SH irradiance basis of unit normals."""
     x, y, z = normals[:, 0], normals[:, 1], normals[:, 2]
@@ -71,6 +76,9 @@ class PhotoTexture:
     albedo: np.ndarray  # (H, W, 3) colour ÷ shading
     weight: np.ndarray  # (H, W) visibility × view angle, 0 where unseen
     sh: np.ndarray  # (9, 3)
+    slopes: np.ndarray  # (H, W, 2) relative shading change per unit height slope (detail.shading_slopes)
+    skin: np.ndarray  # (H, W) bool, seen texels of skin colour
+    pixels: np.ndarray  # (H, W, 2) where each sampled texel lands in the working image (x, y)
     warnings: tuple[str, ...] = ()
 
 
@@ -89,6 +97,21 @@ class TextureBaker:
         eyeball_tri = m.eyeball_triangles()
         self.usable = self.raster.covered & ~eyeball_tri[np.maximum(self.raster.triangle, 0)]
         self.face_tri = self._face_triangles()
+        # Only the face region is taken from photos: at the scalp, neck and ears the mesh outline does
+        # not follow hair and clothes, and background would leak in. The rest is filled.
+        self.sampled = self.usable & self.face_tri[np.maximum(self.raster.triangle, 0)]
+        self.taper = self._edge_taper()
+        self.texel_corners = uv_to_texel(self.model.uv_coords, self.size)[self.model.uv_faces]
+
+    def _edge_taper(self) -> np.ndarray:
+        """Per sampled texel, 0 → 1 over EDGE_TAPER_1024 texels from the sampled region's edge: photo weights fade
+        out there, so the mirrored and filled texture beyond it blends in without a visible border."""
+        import cv2
+
+        inside = np.pad(self.sampled, 1).astype(np.uint8)  # the image border counts as outside
+        distance = cv2.distanceTransform(inside, cv2.DIST_L2, 5)[1:-1, 1:-1]
+        ramp = np.clip(distance / (EDGE_TAPER_1024 * self.size / 1024), 0, 1)
+        return (ramp * ramp * (3 - 2 * ramp))[self.sampled]
 
     def _face_triangles(self) -> np.ndarray:
         from .metrics import face_region
@@ -100,33 +123,39 @@ class TextureBaker:
         """Project one photo (working-size sRGB uint8; `scale` original px per working px) into UV."""
 
         m, r = self.model, self.raster
-        mask = self.usable
+        mask = self.sampled
         tri = r.triangle[mask]
         bary = r.bary[mask]
         verts = fit.vertices
         normals_v = vertex_normals(verts, m.faces)
-        points = np.einsum("nkc,nk->nc", verts[m.faces[tri]], bary)
-        normals = np.einsum("nkc,nk->nc", normals_v[m.faces[tri]], bary)
+        corners = m.faces[tri]
+        points = interpolate(verts, corners, bary)
+        normals = interpolate(normals_v, corners, bary)
         normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
         px = to_working(fit.camera.project(points), scale)
         view = self._view_dirs(fit, points)
-        facing = np.einsum("nc,nc->n", normals, view)
+        facing = (normals * view).sum(axis=1)
         depth = points @ np.array([0.0, 0.0, 1.0])
         visible = self._depth_test(fit, verts, scale, photo_rgb.shape[:2], px, depth) & (facing > MIN_FACING)
         visible &= ~self._masked_by_features(fit, scale, photo_rgb.shape[:2], px)
         linear = srgb_to_linear(photo_rgb / 255.0).astype(np.float32)
         sampled = sample_bilinear(linear, px)
-        # Only the face region is taken from the photo: at the scalp, neck and ears the mesh outline
-        # does not follow hair and clothes, and background would leak in. The rest is filled.
-        visible &= self.face_tri[tri]
-        weight = np.where(visible, np.clip((facing - MIN_FACING) / (1 - MIN_FACING), 0, 1) ** 1.5, 0.0)
+        weight = np.where(visible, np.clip((facing - MIN_FACING) / (1 - MIN_FACING), 0, 1) ** 1.5, 0.0) * self.taper
         basis = sh_basis(normals)
         skin = visible & self._skin_colour(sampled, visible)
         sh, shading, warnings = self._fit_light(basis, sampled, skin, visible)
         albedo = np.clip(sampled / shading[:, None], 0.0, 1.0)
-        return PhotoTexture(
-            self._to_image(sampled), self._to_image(albedo), self._to_image(weight[:, None])[..., 0], sh, warnings
+        luminance_sh = sh @ detail.LUMINANCE
+        pullback = detail.uv_pullback(verts, m.faces, self.texel_corners)[tri[visible]]
+        slopes = np.zeros((len(tri), 2))
+        slopes[visible] = detail.shading_slopes(
+            pullback, basis[visible] @ luminance_sh, detail.sh_gradient(normals[visible], luminance_sh, SH_CONSTANTS)
         )
+        image = self._to_image
+        return PhotoTexture(
+            image(sampled), image(albedo), image(weight[:, None])[..., 0], sh, image(slopes),
+            image(skin[:, None].astype(np.float32))[..., 0] > 0, image(px), warnings,
+        )  # fmt: skip
 
     def _view_dirs(self, fit: PhotoFit, points: np.ndarray) -> np.ndarray:
         if not fit.camera.is_perspective:
@@ -137,7 +166,11 @@ class TextureBaker:
         return d / np.linalg.norm(d, axis=1, keepdims=True)
 
     def _depth_test(self, fit, verts, scale, shape, px, depth) -> np.ndarray:
-        """Painter's-algorithm depth buffer of the posed mesh in the photo; texels behind it are hidden."""
+        """Which texels the photo sees: a triangle-index buffer of the posed mesh (painter's algorithm, far
+        to near), then each texel's depth against the front triangle's plane at its own pixel.
+
+        (A buffer of one depth per triangle rejected the far parts of oblique triangles on the cheeks
+        and jaw: a speckle of unseen texels there showed as dark streaks on the side view.)"""
         import cv2
 
         h, w = shape
@@ -145,17 +178,26 @@ class TextureBaker:
         faces = self.model.faces
         tri_uv = uv[faces]
         e1, e2 = tri_uv[:, 1] - tri_uv[:, 0], tri_uv[:, 2] - tri_uv[:, 0]
-        front = (e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]) < 0  # counter-clockwise in y-up = facing us
+        cross = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+        front = cross < 0  # counter-clockwise in y-up = facing us
         tri_depth = verts[faces, 2].max(axis=1)
-        buffer = np.full((h, w), -np.inf, np.float32)
+        buffer = np.full((h, w), -1.0, np.float32)  # triangle index (exact in float32 below 2^24)
         order = np.flatnonzero(front)[np.argsort(tri_depth[front])]  # far to near: near ones paint last
         fixed = np.round(tri_uv * 16).astype(np.int32)
         for f in order:
-            cv2.fillConvexPoly(buffer, fixed[f], float(tri_depth[f]), lineType=cv2.LINE_8, shift=4)
+            cv2.fillConvexPoly(buffer, fixed[f], float(f), lineType=cv2.LINE_8, shift=4)
         x = np.clip(np.round(px[:, 0]).astype(int), 0, w - 1)
         y = np.clip(np.round(px[:, 1]).astype(int), 0, h - 1)
         inside = (px[:, 0] >= 0) & (px[:, 0] <= w - 1) & (px[:, 1] >= 0) & (px[:, 1] <= h - 1)
-        return inside & (depth >= buffer[y, x] - DEPTH_TOLERANCE_M)
+        hit = buffer[y, x].astype(int)
+        covered = inside & (hit >= 0)
+        f = np.maximum(hit, 0)
+        d = px - tri_uv[f, 0]  # barycentrics of the texel's pixel in the front triangle
+        b1 = (d[:, 0] * e2[f, 1] - d[:, 1] * e2[f, 0]) / cross[f]
+        b2 = (e1[f, 0] * d[:, 1] - e1[f, 1] * d[:, 0]) / cross[f]
+        z = verts[faces[f]][..., 2]
+        front_depth = z[:, 0] + b1 * (z[:, 1] - z[:, 0]) + b2 * (z[:, 2] - z[:, 0])
+        return covered & (depth >= front_depth - DEPTH_TOLERANCE_M)
 
     def _masked_by_features(self, fit: PhotoFit, scale, shape, px) -> np.ndarray:
         """Texels that land in the eye openings or the open mouth (they would see eyeballs or teeth)."""
@@ -211,7 +253,7 @@ class TextureBaker:
 
     def _to_image(self, values: np.ndarray) -> np.ndarray:
         img = np.zeros((self.size, self.size, values.shape[1]), np.float32)
-        img[self.usable] = values
+        img[self.sampled] = values
         return img
 
     def bake(self, photos: list[tuple[np.ndarray, float, PhotoFit]]) -> tuple[TextureSet, list[np.ndarray]]:
@@ -225,8 +267,29 @@ class TextureBaker:
         )
         filled = fill_unseen(albedo, total, self.raster.covered)
         notes = [w for p, _ in parts for w in p.warnings]
-        displacement = detail_displacement(filled, total, self.size)
+        displacement = self.relief(parts)
         return TextureSet(filled.astype(np.float32), displacement, tuple(notes)), [p.sh for p, _ in parts]
+
+    def relief(self, parts: list[tuple[PhotoTexture, float]]) -> np.ndarray:
+        """Displacement in metres from all photos' shading residuals on skin, feathered to zero at the edge.
+
+        Only skin texels away from the skin's edges take part (residual and equations alike): next to
+        brows, lashes, lips and the masked eyes the smooth model's misfit and dark hairs would read as
+        relief."""
+        import cv2
+
+        sigma = detail.RESIDUAL_SIGMA_1024 * self.size / 1024
+        margin = max(1, round(detail.EDGE_MARGIN_1024 * self.size / 1024))
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1,) * 2)
+        skins = [cv2.erode(p.skin.astype(np.uint8), kernel) > 0 for p, _ in parts]
+        residuals = [detail.log_residual(p.albedo, skin, sigma) for (p, _), skin in zip(parts, skins, strict=True)]
+        weights = [
+            p.weight * max(c, 1e-3) * skin * (np.abs(r) < detail.RESIDUAL_LIMIT)
+            for (p, c), skin, r in zip(parts, skins, residuals, strict=True)
+        ]
+        height = detail.integrate_relief(residuals, [p.slopes for p, _ in parts], weights)
+        used = (sum(weights) > 0).astype(np.float32)
+        return (height * np.minimum(used, cv2.GaussianBlur(used, (0, 0), self.size / 512))).astype(np.float32)
 
 
 def push_pull(colour: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -271,20 +334,6 @@ def fill_unseen(albedo: np.ndarray, weight: np.ndarray, covered: np.ndarray) -> 
     feather = cv2.GaussianBlur(known.astype(np.float32), (0, 0), sigmaX=max(albedo.shape[0] / 256, 1.0))
     alpha = np.minimum(known, feather)[..., None]
     return np.clip(alpha * colour + (1 - alpha) * smooth, 0, 1)
-
-
-def detail_displacement(albedo: np.ndarray, weight: np.ndarray, size: int) -> np.ndarray:
-    """Metres along the normal: −k · high-pass of the de-lit log-luminance on seen texels (cavity reading:
-    darker is deeper), zero elsewhere, feathered. Not yet validated: see bench/textures.py."""
-    import cv2
-
-    lum = np.log(np.clip(albedo @ np.array([0.2126, 0.7152, 0.0722], np.float32), 1e-3, None))
-    sigma = DETAIL_SIGMA_MM * 0.4 * size / 60.0  # the face spans ≈ 40 % of the UV width: ≈ 60 mm
-    seen = np.clip(weight / 0.3, 0, 1).astype(np.float32)
-    blur_w = cv2.GaussianBlur(seen, (0, 0), sigma)
-    base = cv2.GaussianBlur((lum * seen).astype(np.float32), (0, 0), sigma) / np.maximum(blur_w, 1e-6)
-    detail = np.clip(lum - base, -1.0, 1.0) * cv2.GaussianBlur(seen, (0, 0), 2.0)
-    return (detail * DETAIL_MM_PER_LOG / 1000.0).astype(np.float32)
 
 
 def bake_textures(

@@ -28,12 +28,15 @@ def test_reconstruct_writes_five_files_with_preview(bpy, model_file, tmp_path, c
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["002_08.blend", "002_08.fbx", "002_08.glb", "002_08.json", "002_08_preview.png"]
     preview = Image.open(tmp_path / "002_08_preview.png")
-    assert preview.size == (3 * 512, 512)
-    # The middle panel is a render of the head, not an empty frame.
+    assert preview.size == (4 * 512, 512)  # photo | render | overlay | render turned 45°
+    # The second and fourth panels are renders of the head, not empty frames, and from different sides.
     import numpy as np
 
-    middle = np.asarray(preview.convert("RGB"))[:, 512:1024].astype(float)
-    assert np.abs(middle - 127.5).max() > 60 and middle.std() > 10
+    panels = np.asarray(preview.convert("RGB")).astype(float)
+    front, turned = panels[:, 512:1024], panels[:, 1536:]
+    for render in (front, turned):
+        assert np.abs(render - 127.5).max() > 60 and render.std() > 10
+    assert np.abs(front - turned).mean() > 5
     report = json.loads((tmp_path / "002_08.json").read_text())
     assert report["rig"]["corrective_drivers"] == 36 and {"fit", "build", "save", "preview"} <= set(
         report["timings_ms"]

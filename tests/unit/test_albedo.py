@@ -82,6 +82,12 @@ def test_bake_a_portrait(dev_model):
     assert np.median(albedo[seen][:, 0]) > np.median(albedo[seen][:, 2])
     assert lights[0].shape == (9, 3) and lights[0][0].sum() > 0
     assert np.abs(textures.displacement).max() <= 0.0006 and np.abs(textures.displacement[~covered]).max() < 1e-9
+    assert np.abs(textures.displacement[seen]).max() > 1e-5  # relief was recovered from the shading
+    # Photo weights fade to zero at the face region's edge, where the mirror and the fill take over.
+    import cv2
+
+    edge = baker.sampled & (cv2.erode(baker.sampled.astype(np.uint8), np.ones((3, 3), np.uint8)) == 0)
+    assert part.weight[edge].max() < 0.05
 
 
 @pytest.mark.skipif(not FACES.is_dir(), reason=f"needs {FACES}")
@@ -92,3 +98,31 @@ def test_two_photos_fuse(dev_model):
     baker = TextureBaker(dev_model, 256)
     textures, lights = baker.bake([(p.rgb, p.scale, fit) for p, fit in zip(photos, result.photos, strict=True)])
     assert len(lights) == 2 and np.isfinite(textures.albedo).all()
+
+
+def test_depth_test_keeps_oblique_surfaces(dev_model):
+    """Texels on surfaces that face the camera are not hidden by their own (oblique) triangles: with the
+    head turned 40°, the far cheek's steep triangles used to lose their far half."""
+    import dataclasses
+
+    from facesmith.inference.albedo import interpolate
+    from facesmith.inference.mp_embedding import vertex_normals
+
+    result = fit_photos([FACES / "002_03.jpg"], dev_model, embedding=default_embedding(dev_model))
+    photo = load_photo(FACES / "002_03.jpg")
+    fit = result.photos[0]
+    turn = np.radians(40.0)
+    rotation = np.array([[np.cos(turn), 0, np.sin(turn)], [0, 1, 0], [-np.sin(turn), 0, np.cos(turn)]])
+    centre = fit.vertices.mean(axis=0)
+    turned = dataclasses.replace(fit, vertices=(fit.vertices - centre) @ rotation.T + centre)
+    baker = TextureBaker(dev_model, 512)
+    corners = dev_model.faces[baker.raster.triangle[baker.sampled]]
+    bary = baker.raster.bary[baker.sampled]
+    points = interpolate(turned.vertices, corners, bary)
+    normals = interpolate(vertex_normals(turned.vertices, dev_model.faces), corners, bary)
+    facing = normals[:, 2] / np.linalg.norm(normals, axis=1)
+    px = (turned.camera.project(points) + 0.5) / photo.scale - 0.5
+    visible = baker._depth_test(turned, turned.vertices, photo.scale, photo.rgb.shape[:2], px, points[:, 2])
+    inside = (px > 0).all(axis=1) & (px[:, 0] < photo.rgb.shape[1] - 1) & (px[:, 1] < photo.rgb.shape[0] - 1)
+    frontal = (facing > 0.5) & inside
+    assert frontal.sum() > 1000 and visible[frontal].mean() > 0.97
