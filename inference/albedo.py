@@ -143,6 +143,9 @@ class TextureBaker:
         weight = np.where(visible, np.clip((facing - MIN_FACING) / (1 - MIN_FACING), 0, 1) ** 1.5, 0.0) * self.taper
         basis = sh_basis(normals)
         skin = visible & self._skin_colour(sampled, visible)
+        # In the fading band at the face edge, only skin-coloured texels count: hair over the cheeks and
+        # temples, with nothing else near, would otherwise tint the fill beyond it (dark smudges).
+        weight = np.where(skin | (self.taper >= 1), weight, 0.0)
         sh, shading, warnings = self._fit_light(basis, sampled, skin, visible)
         albedo = np.clip(sampled / shading[:, None], 0.0, 1.0)
         luminance_sh = sh @ detail.LUMINANCE
