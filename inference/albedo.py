@@ -196,8 +196,9 @@ class TextureBaker:
         covered = inside & (hit >= 0)
         f = np.maximum(hit, 0)
         d = px - tri_uv[f, 0]  # barycentrics of the texel's pixel in the front triangle
-        b1 = (d[:, 0] * e2[f, 1] - d[:, 1] * e2[f, 0]) / cross[f]
-        b2 = (e1[f, 0] * d[:, 1] - e1[f, 1] * d[:, 0]) / cross[f]
+        area = np.where(cross[f] == 0, -1e-12, cross[f])  # only front (cross < 0) triangles are painted
+        b1 = (d[:, 0] * e2[f, 1] - d[:, 1] * e2[f, 0]) / area
+        b2 = (e1[f, 0] * d[:, 1] - e1[f, 1] * d[:, 0]) / area
         z = verts[faces[f]][..., 2]
         front_depth = z[:, 0] + b1 * (z[:, 1] - z[:, 0]) + b2 * (z[:, 2] - z[:, 0])
         return covered & (depth >= front_depth - DEPTH_TOLERANCE_M)
