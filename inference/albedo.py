@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import detail
+from .flame import surface_points
 from .flame_model import FlameModel
 from .images import to_working
 from .mp_embedding import vertex_normals
@@ -56,11 +57,6 @@ def sample_bilinear(image: np.ndarray, px: np.ndarray) -> np.ndarray:
     grid = padded.reshape(-1, cols, 2)
     out = cv2.remap(image, grid[..., 0], grid[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return out.reshape(-1, image.shape[2])[:n]
-
-
-def interpolate(values: np.ndarray, corners: np.ndarray, bary: np.ndarray) -> np.ndarray:
-    """Per-vertex `values` (V, C) at barycentric points: corners (N, 3) vertex indices, bary (N, 3)."""
-    return sum(values[corners[:, k]] * bary[:, k : k + 1] for k in range(3))
 
 
 def sh_basis(normals: np.ndarray) -> np.ndarray:
@@ -128,9 +124,8 @@ class TextureBaker:
         bary = r.bary[mask]
         verts = fit.vertices
         normals_v = vertex_normals(verts, m.faces)
-        corners = m.faces[tri]
-        points = interpolate(verts, corners, bary)
-        normals = interpolate(normals_v, corners, bary)
+        points = surface_points(verts[None], m.faces, tri, bary)[0]
+        normals = surface_points(normals_v[None], m.faces, tri, bary)[0]
         normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
         px = to_working(fit.camera.project(points), scale)
         view = self._view_dirs(fit, points)

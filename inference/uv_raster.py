@@ -22,11 +22,6 @@ class UVRaster:
     def covered(self) -> np.ndarray:
         return self.triangle >= 0
 
-    def surface(self, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-        """Per covered texel (in row-major order of `covered`), the point on the mesh: (N, 3)."""
-        tri = self.triangle[self.covered]
-        return np.einsum("nkc,nk->nc", vertices[faces[tri]], self.bary[self.covered])
-
 
 def uv_to_texel(uv: np.ndarray, size: int) -> np.ndarray:
     """UV (origin bottom-left) -> texel coordinates (x right, y down; centres at integers)."""

@@ -105,7 +105,7 @@ def test_depth_test_keeps_oblique_surfaces(dev_model):
     head turned 40°, the far cheek's steep triangles used to lose their far half."""
     import dataclasses
 
-    from facesmith.inference.albedo import interpolate
+    from facesmith.inference.flame import surface_points
     from facesmith.inference.mp_embedding import vertex_normals
 
     result = fit_photos([FACES / "002_03.jpg"], dev_model, embedding=default_embedding(dev_model))
@@ -116,10 +116,9 @@ def test_depth_test_keeps_oblique_surfaces(dev_model):
     centre = fit.vertices.mean(axis=0)
     turned = dataclasses.replace(fit, vertices=(fit.vertices - centre) @ rotation.T + centre)
     baker = TextureBaker(dev_model, 512)
-    corners = dev_model.faces[baker.raster.triangle[baker.sampled]]
-    bary = baker.raster.bary[baker.sampled]
-    points = interpolate(turned.vertices, corners, bary)
-    normals = interpolate(vertex_normals(turned.vertices, dev_model.faces), corners, bary)
+    tri, bary = baker.raster.triangle[baker.sampled], baker.raster.bary[baker.sampled]
+    points = surface_points(turned.vertices[None], dev_model.faces, tri, bary)[0]
+    normals = surface_points(vertex_normals(turned.vertices, dev_model.faces)[None], dev_model.faces, tri, bary)[0]
     facing = normals[:, 2] / np.linalg.norm(normals, axis=1)
     px = (turned.camera.project(points) + 0.5) / photo.scale - 0.5
     visible = baker._depth_test(turned, turned.vertices, photo.scale, photo.rgb.shape[:2], px, points[:, 2])
