@@ -6,7 +6,7 @@ from pathlib import Path
 
 import bpy
 
-from ..inference.textures import TextureSet
+from ..inference.texture.maps import TextureSet
 
 
 def load_packed_image(path: Path, name: str, colorspace: str) -> bpy.types.Image:

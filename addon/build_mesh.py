@@ -5,7 +5,7 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from ..inference.rig_data import EXPRESSION_SLIDER, FLAME_JOINT_BONES, POSE_FEATURE_SLIDER, RigData
+from ..inference.rig import EXPRESSION_SLIDER, FLAME_JOINT_BONES, POSE_FEATURE_SLIDER, RigData
 
 
 def new_mesh_object(name: str, vertices: np.ndarray, faces: np.ndarray) -> bpy.types.Object:

@@ -6,7 +6,7 @@ import bpy
 import numpy as np
 from mathutils import Matrix, Vector
 
-from ..inference.rig_data import BONE_PARENTS, BONES, RigData, pose_feature_expression
+from ..inference.rig import BONE_PARENTS, BONES, RigData, pose_feature_expression
 from .build_mesh import new_mesh_object
 
 FLAME_TO_BLENDER_X_DEG = 90.0  # the rig object turns FLAME's y-up frame into Blender's Z-up

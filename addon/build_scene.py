@@ -10,10 +10,11 @@ from pathlib import Path
 import bpy
 from mathutils import Matrix, Vector
 
-from ..inference.rig_data import CameraSetup
+from ..inference.rig import CameraSetup
 
 PREVIEW_SAMPLES = 16
 PREVIEW_MAX_SIDE = 512
+SAVED_SAMPLES = 64  # what `blender -b NAME.blend -f 1` renders with
 
 
 def build_camera(
@@ -66,12 +67,19 @@ def build_lights(rig_object: bpy.types.Object, collection, name: str, take_over:
     return [key]
 
 
+def configure_cpu_render(scene: bpy.types.Scene) -> None:
+    """Cycles on the CPU: the saved .blend then renders headless on any machine. EEVEE needs a GPU context and
+    never finishes on a CPU-only render node."""
+    scene.render.engine = "CYCLES"
+    scene.cycles.device = "CPU"
+    scene.cycles.samples = SAVED_SAMPLES
+
+
 def render_png(path: Path, max_side: int = PREVIEW_MAX_SIDE, samples: int = PREVIEW_SAMPLES) -> Path:
     """Render the scene camera with Cycles on the CPU, transparent background, to `path`."""
     scene = bpy.context.scene
     render = scene.render
-    render.engine = "CYCLES"
-    scene.cycles.device = "CPU"
+    configure_cpu_render(scene)
     scene.cycles.samples = samples
     scene.cycles.use_denoising = False
     render.film_transparent = True

@@ -11,8 +11,8 @@ import bpy
 import numpy as np
 
 from ..inference.files import atomic_path_write
-from ..inference.rig_data import RigData
-from ..inference.textures import TextureSet, write_albedo_png, write_displacement_png
+from ..inference.rig import RigData
+from ..inference.texture.maps import TextureSet, write_albedo_png, write_displacement_png
 from .build_material import build_eye_material, build_hidden_material, build_skin_material
 from .build_mesh import build_head_mesh
 from .build_rig import (
@@ -23,8 +23,6 @@ from .build_rig import (
     build_eyeballs,
 )
 from .build_scene import build_camera, build_lights
-
-EXPORT_FORMATS = ("blend", "glb", "fbx")
 
 
 @dataclass(frozen=True)

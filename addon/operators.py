@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import bpy
 from bpy.props import CollectionProperty, EnumProperty, StringProperty
 
 from ..inference.errors import FacesmithError
-from ..inference.session import JobOptions, JobOutput, run_job
+from ..inference.options import DEFAULTS, PipelineOptions
 from .build_material import skin_material
 from .head import build_head
 from .preferences import preferences
+
+if TYPE_CHECKING:
+    from ..inference.pipeline import HeadResult
 
 
 def photo_paths(context) -> list[Path]:
@@ -30,15 +35,17 @@ def photo_paths(context) -> list[Path]:
     return paths
 
 
-def job_options(context, name: str) -> JobOptions:
+def pipeline_options(context) -> PipelineOptions:
+    """The panel's settings and the preferences; what neither sets keeps the pipeline's default."""
     settings, prefs = context.scene.facesmith, preferences(context)
-    return JobOptions(
-        flame_path=bpy.path.abspath(prefs.flame_path) if prefs and prefs.flame_path else "",
-        landmarks=prefs.landmarks if prefs else "mediapipe",
-        texture_size=int(prefs.texture_size) if prefs else 1024,
-        textures=settings.textures,
-        expression_keys=settings.expression_keys,
-        name=name,
+    options = dataclasses.replace(DEFAULTS, textures=settings.textures, expression_keys=settings.expression_keys)
+    if prefs is None:
+        return options
+    return dataclasses.replace(
+        options,
+        flame_preference=bpy.path.abspath(prefs.flame_path) if prefs.flame_path else "",
+        landmarks=prefs.landmarks,
+        texture_size=int(prefs.texture_size),
     )
 
 
@@ -70,10 +77,12 @@ class FACESMITH_OT_reconstruct(bpy.types.Operator):
         except FacesmithError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        options = job_options(context, photos[0].stem)
+        options = pipeline_options(context)
         if bpy.app.background:  # no event loop: run in place
+            from ..inference.pipeline import reconstruct
+
             try:
-                return self.finish(context, run_job(photos, options))
+                return self.finish(context, reconstruct(photos, options))
             except FacesmithError as exc:
                 self.report({"ERROR"}, str(exc))
                 return {"CANCELLED"}
@@ -88,10 +97,13 @@ class FACESMITH_OT_reconstruct(bpy.types.Operator):
         wm.modal_handler_add(self)
         return {"RUNNING_MODAL"}
 
-    def work(self, photos: list[Path], options: JobOptions) -> None:
+    def work(self, photos: list[Path], options: PipelineOptions) -> None:
         """Worker thread: only computes and queues; Blender data is touched on the main thread alone."""
+        from ..inference.pipeline import reconstruct
+
         try:
-            self._outcome.append(run_job(photos, options, lambda f, m: self._messages.put((f, m)), self._cancel))
+            progress = lambda f, m: self._messages.put((f, m))  # noqa: E731
+            self._outcome.append(reconstruct(photos, options, progress, self._cancel))
         except FacesmithError as exc:
             self._outcome.append(exc)
 
@@ -122,16 +134,16 @@ class FACESMITH_OT_reconstruct(bpy.types.Operator):
         wm.progress_end()
         context.workspace.status_text_set(None)
 
-    def finish(self, context, output: JobOutput):
+    def finish(self, context, output: HeadResult):
         settings = context.scene.facesmith
         head = build_head(output.rig, output.textures, context.scene, settings.eyeballs, take_over_scene=False)
         if not settings.displacement:
             unlink_displacement(head.mesh.data.materials[0])
         settings.head = head.mesh
-        photo = output.result.photos[0]
-        settings.summary = (f"{head.mesh.name}: {len(output.result.photos)} photo(s), landmark RMS "
+        photo = output.fit.photos[0]
+        settings.summary = (f"{head.mesh.name}: {len(output.fit.photos)} photo(s), landmark RMS "
                             f"{photo.landmark_rms_px:.1f} px, {photo.backend}")  # fmt: skip
-        for warning in output.result.warnings:
+        for warning in output.warnings:
             self.report({"WARNING"}, warning)
         self.report({"INFO"}, f"Facesmith: built {head.mesh.name}")
         return {"FINISHED"}

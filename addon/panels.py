@@ -30,12 +30,13 @@ class FACESMITH_PT_main(bpy.types.Panel):
         col.prop(settings, "textures")
         col.prop(settings, "displacement")
         col.prop(settings, "eyeballs")
-        from ..inference.detect import available_backends, choose_backend
+        from ..inference.landmarks.detect import resolve_backends
+        from ..inference.options import DEFAULTS
         from .preferences import preferences
 
         prefs = preferences(context)
         try:
-            active, _ = choose_backend(prefs.landmarks if prefs else "mediapipe", available_backends())
+            active, _, _ = resolve_backends(prefs.landmarks if prefs else DEFAULTS.landmarks)
         except FacesmithError as exc:
             active = str(exc)
         layout.label(text=f"Landmarks: {active}", icon="SHADERFX")

@@ -5,14 +5,19 @@ from __future__ import annotations
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
+from ..inference.options import DEFAULTS, TEXTURE_SIZES
+
 # The extension's own package (bl_ext.<repo>.facesmith, or facesmith in tests): preferences are keyed by it.
 ADDON_ID = __package__.rpartition(".")[0]
 
 
 def _update_status(self, context) -> None:
-    from ..inference.session import model_status
+    import dataclasses
 
-    self.model_status = model_status(bpy.path.abspath(self.flame_path) if self.flame_path else "")
+    from ..inference.pipeline import model_status
+
+    preference = bpy.path.abspath(self.flame_path) if self.flame_path else ""
+    self.model_status = model_status(dataclasses.replace(DEFAULTS, flame_preference=preference))
 
 
 def available_providers() -> list[str]:
@@ -43,14 +48,15 @@ class FACESMITH_AddonPreferences(bpy.types.AddonPreferences):
     landmarks: EnumProperty(
         name="Landmarks",
         items=[
-            ("mediapipe", "MediaPipe", "478 points with irises (default)"),
+            ("auto", "Auto", "The best backend installed here"),
+            ("mediapipe", "MediaPipe", "478 points with irises"),
             ("dlib", "dlib", "68 points"),
             ("face_alignment", "face-alignment", "68 points; only with its weights already on disk"),
         ],
-        default="mediapipe",
+        default=DEFAULTS.landmarks,
     )
     texture_size: EnumProperty(
-        name="Texture size", items=[("512", "512", ""), ("1024", "1024", ""), ("2048", "2048", "")], default="1024"
+        name="Texture size", items=[(str(s), str(s), "") for s in TEXTURE_SIZES], default=str(DEFAULTS.texture_size)
     )
     output_dir: StringProperty(name="Output folder", description="Where exports go", subtype="DIR_PATH")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import bpy
 from bpy.props import BoolProperty, CollectionProperty, IntProperty, PointerProperty, StringProperty
 
+from ..inference.options import DEFAULTS
+
 
 class FACESMITH_PhotoItem(bpy.types.PropertyGroup):
     path: StringProperty(name="Photo", subtype="FILE_PATH")
@@ -13,8 +15,8 @@ class FACESMITH_PhotoItem(bpy.types.PropertyGroup):
 class FACESMITH_SceneSettings(bpy.types.PropertyGroup):
     photos: CollectionProperty(type=FACESMITH_PhotoItem)
     image: PointerProperty(name="Image", type=bpy.types.Image, description="Or a photo already open in Blender")
-    expression_keys: IntProperty(name="Expression keys", default=50, min=1, max=100)
-    textures: BoolProperty(name="Photo textures", default=True)
+    expression_keys: IntProperty(name="Expression keys", default=DEFAULTS.expression_keys, min=1, max=100)
+    textures: BoolProperty(name="Photo textures", default=DEFAULTS.textures)
     displacement: BoolProperty(name="Displacement", default=True)
     eyeballs: BoolProperty(name="Eyeballs", default=True)
     head: PointerProperty(name="Head", type=bpy.types.Object)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 
 from facesmith.inference import flame
-from facesmith.inference.model_paths import default_dev_model_path, load_model, resolve_flame_path
+from facesmith.inference.flame.paths import default_dev_model_path, load_model, resolve_flame_path
 
 
 def time_ms(fn: Callable[[], object], repeat: int) -> float:
@@ -57,7 +57,7 @@ def main() -> None:
     try:
         import torch
 
-        from facesmith.inference.flame_torch import FlameLayer
+        from facesmith.training.flame_torch import FlameLayer
 
         torch.set_num_threads(args.threads)
         layer = FlameLayer(model)

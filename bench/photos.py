@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from facesmith.inference.detect import LandmarkDetector
 from facesmith.inference.errors import FacesmithError
 from facesmith.inference.fit import FitOptions, Observation, fit_flame
+from facesmith.inference.flame.paths import default_dev_model_path, load_model, resolve_flame_path
 from facesmith.inference.images import load_photo
-from facesmith.inference.model_paths import default_dev_model_path, load_model, resolve_flame_path
-from facesmith.inference.overlay import save_overlay
+from facesmith.inference.landmarks.detect import LandmarkDetector
 from facesmith.inference.pipeline import assemble, default_embedding
+from facesmith.training.overlay import save_overlay
 
 SHARED_FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
 

@@ -34,9 +34,9 @@ def main() -> None:
     t0 = time.perf_counter()
     import bpy
 
-    from facesmith.addon.batch import ConvertOptions, Resources, convert, reset_file
-    from facesmith.inference.detect import LandmarkDetector
-    from facesmith.inference.model_paths import default_dev_model_path, load_model, resolve_flame_path
+    from facesmith.addon.output import ConvertOptions, Resources, convert, reset_file
+    from facesmith.inference.flame.paths import default_dev_model_path, load_model, resolve_flame_path
+    from facesmith.inference.landmarks.detect import LandmarkDetector
     from facesmith.inference.pipeline import default_embedding
 
     model = load_model(resolve_flame_path(args.flame, os.environ, dev_model=default_dev_model_path()))

@@ -33,16 +33,16 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="keep the renders here")
     parser.add_argument("--flame")
     args = parser.parse_args()
-    from facesmith.addon.synthetic_render import render_head
     from facesmith.inference import flame
-    from facesmith.inference.detect import LandmarkDetector
     from facesmith.inference.errors import FacesmithError
+    from facesmith.inference.flame.paths import default_dev_model_path, load_model, resolve_flame_path
+    from facesmith.inference.flame.regions import face_region
     from facesmith.inference.images import load_photo
-    from facesmith.inference.metrics import face_region, median_error_mm
-    from facesmith.inference.model_paths import default_dev_model_path, load_model, resolve_flame_path
+    from facesmith.inference.landmarks.detect import LandmarkDetector
     from facesmith.inference.pipeline import default_embedding, fit_photos
-    from facesmith.inference.synthetic import sample_head
-    from facesmith.inference.textures import vertex_colours
+    from facesmith.training.metrics import median_error_mm
+    from facesmith.training.render import render_head
+    from facesmith.training.synthetic import sample_head, vertex_colours
 
     model = load_model(resolve_flame_path(args.flame, os.environ, dev_model=default_dev_model_path()))
     embedding = default_embedding(model)

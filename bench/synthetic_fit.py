@@ -19,10 +19,11 @@ import numpy as np
 
 from facesmith.inference import flame
 from facesmith.inference.fit import FitOptions, fit_flame
-from facesmith.inference.metrics import face_region, median_error_mm
-from facesmith.inference.model_paths import DENSE_EMBEDDING, default_dev_model_path, load_model, resolve_flame_path
-from facesmith.inference.mp_embedding import load_embedding
-from facesmith.inference.synthetic import observe, sample_head
+from facesmith.inference.flame.paths import DENSE_EMBEDDING, default_dev_model_path, load_model, resolve_flame_path
+from facesmith.inference.flame.regions import face_region
+from facesmith.inference.landmarks.embedding import load_embedding
+from facesmith.training.metrics import median_error_mm
+from facesmith.training.synthetic import observe, sample_head
 
 
 def main() -> None:

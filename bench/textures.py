@@ -114,7 +114,7 @@ def known_relief(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray
 
 def cavity_baseline(albedo: np.ndarray, seen: np.ndarray) -> np.ndarray:
     """The first version's reading, for comparison: high-pass of the log luminance, darker = deeper."""
-    from facesmith.inference.detail import log_residual
+    from facesmith.inference.texture.displacement import log_residual
 
     return -log_residual(albedo, seen, 6.0)
 
@@ -131,7 +131,7 @@ def displacement_report(tex, part, true_uv: np.ndarray, in_photo: np.ndarray) ->
     exact truth, read through the pipeline's mapping, itself correlates with the UV map), and as the
     photo shows it at each texel's pixel (what the recovery itself achieves: the albedo and the
     displacement share that mapping, so this is the alignment that matters on the rendered head)."""
-    from facesmith.inference.albedo import sample_bilinear
+    from facesmith.inference.texture.albedo import sample_bilinear
 
     valid = np.isfinite(in_photo)
     px = part.pixels[part.weight > 0]
@@ -155,9 +155,9 @@ def render(rig, textures, light, ambient: float, path: Path, bump_only: bool, si
     """Render the head under one sun (pitch, yaw in degrees) and a grey world; returns the head."""
     import bpy
 
-    from facesmith.addon.batch import reset_file
     from facesmith.addon.build_scene import render_png
     from facesmith.addon.head import build_head
+    from facesmith.addon.output import reset_file
 
     reset_file()
     head = build_head(rig, textures)
@@ -185,12 +185,12 @@ def main() -> None:
     args = parser.parse_args()
     from PIL import Image
 
-    from facesmith.inference.albedo import TextureBaker
+    from facesmith.inference.flame.paths import default_dev_model_path, load_model, resolve_flame_path
     from facesmith.inference.images import load_photo
-    from facesmith.inference.model_paths import default_dev_model_path, load_model, resolve_flame_path
     from facesmith.inference.pipeline import default_embedding, fit_photos
-    from facesmith.inference.rig_data import rig_data
-    from facesmith.inference.textures import TextureSet
+    from facesmith.inference.rig import rig_data
+    from facesmith.inference.texture.albedo import TextureBaker
+    from facesmith.inference.texture.maps import TextureSet
 
     model = load_model(resolve_flame_path(args.flame, os.environ, dev_model=default_dev_model_path()))
     embedding = default_embedding(model)

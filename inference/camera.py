@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-CAMERA_KINDS = ("orthographic", "weak_perspective", "perspective")
+from .options import CAMERA_KINDS
 
 
 @dataclass(frozen=True)

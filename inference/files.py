@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+EXPORT_FORMATS = ("blend", "glb", "fbx")  # the files a head is written as (addon/head.py writes them)
+
 
 def atomic_path_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     """Call write(temp_path) for a temp file beside `path` with the same extension (exporters choose their

@@ -14,11 +14,12 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import FacesmithError
+from .options import DEFAULT_WORKING_SIDE
 
 MIN_SIDE = 32  # below this no face detector can work
 MAX_PIXELS = 400_000_000  # refuse beyond this (decompression bombs), even with reduced decoding
-DEFAULT_WORKING_SIDE = 2048  # detection, fitting and texturing work at most at this size
 MID_GREY = (128, 128, 128)
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")  # what `batch` picks from a folder
 
 
 class ImageError(FacesmithError):

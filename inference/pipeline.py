@@ -1,40 +1,90 @@
-"""Photos of one person -> FLAME fit (`fit_photos`). Stages: load, detect, fit; each timed."""
+"""Photos of one person -> a rigged, textured head: load, detect, fit, texture, rig.
+
+The one reconstruction path. The add-on's operator, `facesmith fit|reconstruct|batch` and Blender's command
+line all go through `Reconstructor` (or `reconstruct`, its one-shot form); `addon/` only turns the
+`HeadResult` into Blender data. Every default lives in `PipelineOptions`.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .detect import Detection, LandmarkDetector
 from .errors import FacesmithError
-from .fit import FitOptions, FitSolution, Observation, fit_flame
-from .flame import flame_forward, landmarks68
-from .flame_model import FlameModel
-from .images import DEFAULT_WORKING_SIDE, load_photo
-from .model_paths import DENSE_EMBEDDING
-from .mp_embedding import Embedding, load_embedding
+from .fit import FitSolution, Observation, fit_person
+from .flame.forward import flame_forward, landmarks68
+from .flame.model import FlameModel
+from .flame.paths import DENSE_EMBEDDING, ModelChoice, default_dev_model_path, load_model, resolve_flame_path
+from .images import Photo, load_photo
+from .landmarks.detect import Detection, LandmarkDetector, resolve_backends
+from .landmarks.embedding import Embedding, load_embedding
+from .options import DEFAULTS, PipelineOptions
 from .result import FitResult, PhotoFit
+from .rig import RigData, rig_data
+from .texture.albedo import TextureBaker
+from .texture.maps import TextureSet, flat_textures
 
 Progress = Callable[[float, str], None]
 
 
 class CancelledError(FacesmithError):
-    """The user cancelled the run."""
+    """The user cancelled the run (Esc in Blender, Ctrl-C or SIGTERM on the command line)."""
 
 
 @dataclass(frozen=True)
-class PipelineOptions:
-    landmarks: str = "mediapipe"  # "mediapipe", "dlib" or "face_alignment"
-    fallback: str | None = "dlib"  # used when the first backend finds no face
-    face_index: int = 0  # faces sorted by size, largest first
-    working_side: int = DEFAULT_WORKING_SIDE
-    fit: FitOptions = field(default_factory=FitOptions)
+class HeadResult:
+    """One reconstructed head: the fit, its textures, the arrays of the rig, and what the preview shows."""
+
+    fit: FitResult
+    textures: TextureSet
+    rig: RigData
+    photo_rgb: np.ndarray  # (H, W, 3) uint8, the first photo at working size (the preview's first panel)
+    lights: tuple[np.ndarray, ...]  # (9, 3) SH light fitted per photo; empty with flat textures
+    timings_ms: dict[str, float]
+    warnings: tuple[str, ...] = ()
+
+    def to_json(self) -> dict:
+        """The fit's JSON view with the rig and texture facts beside it (written as NAME.json)."""
+        return {
+            **self.fit.to_json(),
+            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+            "warnings": list(self.warnings),
+            "rig": {"vertices": len(self.rig.basis), "expression_keys": len(self.rig.expression_keys),
+                    "corrective_keys": len(self.rig.correctives), "texture": list(self.textures.notes),
+                    "texture_size": int(self.textures.albedo.shape[0]),
+                    "displacement_range_m": self.textures.displacement_range},
+            "sh_lighting": [light.tolist() for light in self.lights],
+        }  # fmt: skip
+
+
+def model_choice(options: PipelineOptions) -> ModelChoice:
+    """Which FLAME file the options name, and why (see PipelineOptions.flame_path)."""
+    dev = default_dev_model_path()
+    return resolve_flame_path(options.flame_path or None, os.environ, options.flame_preference or None, dev)
+
+
+def load_pipeline_model(options: PipelineOptions) -> FlameModel:
+    """The FLAME model the options name, with its topology completed from files beside it."""
+    return load_model(model_choice(options), donor=default_dev_model_path())
+
+
+def model_status(options: PipelineOptions) -> str:
+    """One line for the add-on's preferences: which model would be used and what it holds, or why none."""
+    try:
+        choice = model_choice(options)
+        model = load_model(choice)
+    except FacesmithError as exc:
+        return f"Not usable: {exc}"
+    kind = "development model" if model.is_development else model.description
+    return (f"{choice.origin}: {model.n_vertices} vertices, {model.n_shape} shape / {model.n_expr} expression "
+            f"components ({kind})")  # fmt: skip
 
 
 def default_embedding(model: FlameModel) -> Embedding | None:
@@ -42,118 +92,71 @@ def default_embedding(model: FlameModel) -> Embedding | None:
     return load_embedding(DENSE_EMBEDDING, model) if DENSE_EMBEDDING.is_file() else None
 
 
-def photo_confidence(rms_norm: float, face_px: float, yaw_rad: float) -> float:
-    """Weight of a photo in a joint fit, 0..1: sharp large frontal faces that the model explains well count most.
-
-    residual: 1 at a landmark RMS of 1 % of the face size, ½ at 2 %; size: full from 150 px;
-    yaw: cos(yaw), floored so profile views still add something.
-    """
-    residual = 1.0 / (1.0 + (max(rms_norm - 0.01, 0.0) / 0.01) ** 2)
-    size = min(1.0, face_px / 150.0)
-    yaw = max(float(np.cos(yaw_rad)), 0.2)
-    return float(residual * size * yaw)
-
-
-def head_yaw(rotation: np.ndarray) -> float:
-    return float(np.arctan2(-rotation[2, 0], np.hypot(rotation[0, 0], rotation[1, 0])))
-
-
-def _check_cancel(cancel: threading.Event | None) -> None:
+def check_cancel(cancel: threading.Event | None) -> None:
     if cancel is not None and cancel.is_set():
         raise CancelledError("cancelled")
 
 
-def fit_photos(
-    paths: Sequence[str | Path],
-    model: FlameModel,
-    options: PipelineOptions = PipelineOptions(),
-    detector: LandmarkDetector | None = None,
-    progress: Progress | None = None,
-    cancel: threading.Event | None = None,
-    embedding: Embedding | None = None,
-) -> FitResult:
-    """Fit one head to photos of one person. A photo that fails is skipped with a warning when others
-    succeed; if all fail, the first failure is raised. `embedding`: learned MediaPipe correspondences
-    (see `default_embedding`)."""
-    report = progress or (lambda fraction, message: None)
-    own_detector = detector is None
-    detector = detector or LandmarkDetector(options.landmarks, options.fallback)
-    timings = {"load": 0.0, "detect": 0.0, "fit": 0.0}
-    observations, detections, photos, warnings = [], [], [], []
+def _quiet(fraction: float, message: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class DetectedPhotos:
+    photos: list[Photo]
+    observations: list[Observation]
+    detections: list[Detection]
+    warnings: list[str]
+    timings_ms: dict[str, float]
+
+
+def detect_photos(
+    paths: Sequence[str | Path], detector: LandmarkDetector, options: PipelineOptions,
+    progress: Progress = _quiet, cancel: threading.Event | None = None,
+) -> DetectedPhotos:  # fmt: skip
+    """Load and detect each photo. One that fails is skipped with a warning when others succeed; if all
+    fail, the first failure is raised."""
+    timings = {"load": 0.0, "detect": 0.0}
+    photos, observations, detections, warnings = [], [], [], []
     first_error: FacesmithError | None = None
-    try:
-        for i, path in enumerate(paths):
-            _check_cancel(cancel)
-            report(0.6 * i / len(paths), f"detecting {Path(path).name}")
-            try:
-                t0 = time.perf_counter()
-                photo = load_photo(path, options.working_side)
-                t1 = time.perf_counter()
-                detection = detector.detect(photo, options.face_index)
-                t2 = time.perf_counter()
-            except FacesmithError as exc:
-                first_error = first_error or exc
-                warnings.append(f"skipped {exc}")
-                continue
-            timings["load"] += 1000 * (t1 - t0)
-            timings["detect"] += 1000 * (t2 - t1)
-            observations.append(Observation.from_face(detection.face, photo.to_original, photo.original_size))
-            detections.append(detection)
-            photos.append(photo)
-    finally:
-        if own_detector:
-            detector.close()
-    if not observations:
+    for i, path in enumerate(paths):
+        check_cancel(cancel)
+        progress(0.5 * i / len(paths), f"detecting {Path(path).name}")
+        try:
+            t0 = time.perf_counter()
+            photo = load_photo(path, options.working_side)
+            t1 = time.perf_counter()
+            detection = detector.detect(photo, options.face_index)
+            t2 = time.perf_counter()
+        except FacesmithError as exc:
+            first_error = first_error or exc
+            warnings.append(f"skipped {exc}")
+            continue
+        timings["load"] += 1000 * (t1 - t0)
+        timings["detect"] += 1000 * (t2 - t1)
+        observations.append(Observation.from_face(detection.face, photo.to_original, photo.original_size))
+        detections.append(detection)
+        photos.append(photo)
+        warnings += [f"{photo.path.name}: {w}" for w in (*photo.notes, *detection.warnings)]
+    if not photos:
         raise first_error or FacesmithError("no photos given")
-    _check_cancel(cancel)
-    report(0.6, "fitting FLAME")
-    t0 = time.perf_counter()
-    solution, confidences = fit_person(model, observations, options.fit, embedding)
-    timings["fit"] = 1000 * (time.perf_counter() - t0)
-    report(0.95, "collecting the result")
-    result = assemble(model, solution, observations, detections, [str(p.path) for p in photos], confidences)
-    notes = [n for p in photos for n in p.notes]
-    return dataclasses.replace(
-        result,
-        timings_ms={k: round(v, 2) for k, v in timings.items()},
-        warnings=tuple(warnings + notes + list(model.warnings)),
-    )
+    return DetectedPhotos(photos, observations, detections, warnings, timings)
 
 
-def fit_person(
-    model: FlameModel, observations: list[Observation], options: FitOptions, embedding: Embedding | None = None
-) -> tuple[FitSolution, list[float]]:
-    """Fit each photo alone; with several, refit jointly (shared β) weighting photos by confidence."""
-    singles = [fit_flame(model, [o], options, embedding=embedding) for o in observations]
-    confidences = [
-        photo_confidence(
-            float(np.sqrt(np.mean(s.residuals_px[0] ** 2))) / o.face_size, o.face_size, head_yaw(s.photos[0].rotation)
-        )
-        for s, o in zip(singles, observations, strict=True)
-    ]
-    if len(observations) == 1:
-        return singles[0], confidences
-    weights = np.asarray(confidences) / max(confidences)
-    beta = np.average(np.stack([s.shape for s in singles]), axis=0, weights=weights)
-    start = FitSolution(beta, tuple(s.photos[0] for s in singles), (), ())
-    return fit_flame(model, observations, options, weights, start, embedding), confidences
-
-
-def assemble(
-    model, solution: FitSolution, observations, detections: list[Detection], paths: list[str], confidences
-) -> FitResult:
+def assemble(model: FlameModel, solution: FitSolution, found: DetectedPhotos, confidences: list[float]) -> FitResult:
+    """The fit as a result: per photo its expression, pose, camera, posed mesh and landmark residuals."""
     photos = []
-    for i, (state, obs, det) in enumerate(zip(solution.photos, observations, detections, strict=True)):
+    for i, (state, obs, det) in enumerate(zip(solution.photos, found.observations, found.detections, strict=True)):
         pose = state.pose()
         out = flame_forward(model, solution.shape, state.expression, pose)
         model68 = state.camera.project(landmarks68(model, out)[0]) if model.has_landmarks68 else np.zeros((0, 2))
         names = solution.landmark_names[i]
         used = np.array([_observed_point(obs, n) for n in names])
         photos.append(PhotoFit(
-            path=paths[i], image_size=obs.image_size, expression=state.expression, pose=pose, camera=state.camera,
-            vertices=out.vertices[0], landmarks_px=used, landmark_names=names, residuals_px=solution.residuals_px[i],
-            model_landmarks68_px=model68, face_size_px=obs.face_size, confidence=confidences[i], backend=det.backend,
-            n_faces=det.n_faces, warnings=det.warnings,
+            path=str(found.photos[i].path), image_size=obs.image_size, expression=state.expression, pose=pose,
+            camera=state.camera, vertices=out.vertices[0], landmarks_px=used, landmark_names=names,
+            residuals_px=solution.residuals_px[i], model_landmarks68_px=model68, face_size_px=obs.face_size,
+            confidence=confidences[i], backend=det.backend, n_faces=det.n_faces, warnings=det.warnings,
         ))  # fmt: skip
     neutral = flame_forward(model, solution.shape).vertices[0]
     return FitResult(solution.shape, neutral, tuple(photos), model.description, model.source)
@@ -162,3 +165,93 @@ def assemble(
 def _observed_point(obs: Observation, name: str) -> np.ndarray:
     scheme, index = name.split(":")
     return obs.points[int(index)] if scheme == "mp" else obs.ibug68()[int(index)]
+
+
+class Reconstructor:
+    """The pipeline with what is worth creating once for many heads: the model, the landmark detector,
+    the learned embedding and the UV raster. Use as a context manager (the detector holds native
+    resources)."""
+
+    def __init__(self, options: PipelineOptions = DEFAULTS, model: FlameModel | None = None) -> None:
+        self.options = options
+        self.model = model if model is not None else load_pipeline_model(options)
+        primary, fallback, note = resolve_backends(options.landmarks, options.fallback)
+        self.detector = LandmarkDetector(primary, fallback)
+        self.embedding = default_embedding(self.model)
+        self.notes: tuple[str, ...] = (note,) if note else ()
+        self._baker: TextureBaker | None = None
+
+    @property
+    def backend(self) -> str:
+        return self.detector.primary_name
+
+    def close(self) -> None:
+        self.detector.close()
+
+    def __enter__(self) -> Reconstructor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _fit(
+        self, paths: Sequence[str | Path], progress: Progress, cancel: threading.Event | None
+    ) -> tuple[FitResult, list[Photo]]:
+        found = detect_photos(paths, self.detector, self.options, progress, cancel)
+        check_cancel(cancel)
+        progress(0.5, "fitting FLAME")
+        t0 = time.perf_counter()
+        solution, confidences = fit_person(self.model, found.observations, self.options.fit, self.embedding)
+        timings = {**found.timings_ms, "fit": 1000 * (time.perf_counter() - t0)}
+        result = dataclasses.replace(
+            assemble(self.model, solution, found, confidences),
+            timings_ms={k: round(v, 2) for k, v in timings.items()},
+            warnings=tuple(dict.fromkeys([*self.notes, *found.warnings, *self.model.warnings])),
+        )
+        return result, found.photos
+
+    def fit(
+        self, paths: Sequence[str | Path], progress: Progress = _quiet, cancel: threading.Event | None = None
+    ) -> FitResult:
+        """Fit one head to photos of one person (no textures, no rig): `facesmith fit`."""
+        return self._fit(paths, progress, cancel)[0]
+
+    def textures(self, result: FitResult, photos: list[Photo]) -> tuple[TextureSet, tuple[np.ndarray, ...]]:
+        """Photo-derived albedo and displacement, or a flat skin colour; and each photo's SH light."""
+        if not self.options.textures:
+            return flat_textures(photos[0].rgb, result.photos[0], photos[0].scale), ()
+        if self._baker is None or self._baker.size != self.options.texture_size:
+            self._baker = TextureBaker(self.model, self.options.texture_size)
+        textures, lights = self._baker.bake(
+            [(ph.rgb, ph.scale, fit) for ph, fit in zip(photos, result.photos, strict=True)]
+        )
+        return textures, tuple(lights)
+
+    def run(
+        self, paths: Sequence[str | Path], name: str | None = None, progress: Progress = _quiet,
+        cancel: threading.Event | None = None,
+    ) -> HeadResult:  # fmt: skip
+        """Photos of one person -> one head named `name` (default: the first photo's name)."""
+        name = name or Path(paths[0]).stem
+        result, photos = self._fit(paths, progress, cancel)
+        check_cancel(cancel)
+        progress(0.7, "baking textures")
+        t0 = time.perf_counter()
+        textures, lights = self.textures(result, photos)
+        t1 = time.perf_counter()
+        check_cancel(cancel)
+        progress(0.9, "preparing the rig")
+        rig = rig_data(self.model, result, 0, name, self.options.expression_keys or None)
+        timings = {**result.timings_ms, "textures": 1000 * (t1 - t0), "rig": 1000 * (time.perf_counter() - t1)}
+        texture_warnings = textures.notes if self.options.textures else ()  # flat: a note, not a warning
+        warnings = result.warnings + tuple(w for w in texture_warnings if w not in result.warnings)
+        return HeadResult(result, textures, rig, photos[0].rgb, lights, timings, warnings)
+
+
+def reconstruct(
+    photos: Sequence[str | Path], options: PipelineOptions = DEFAULTS, progress: Progress = _quiet,
+    cancel: threading.Event | None = None, model: FlameModel | None = None, name: str | None = None,
+) -> HeadResult:  # fmt: skip
+    """One head from photos of one person, in one call (a `Reconstructor` used once)."""
+    with Reconstructor(options, model) as reconstructor:
+        return reconstructor.run(photos, name, progress, cancel)

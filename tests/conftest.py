@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facesmith.inference.flame_model import FlameModel, make_model
+from facesmith.inference.flame.model import FlameModel, make_model
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FACESMITH_SHARED", REPO.parent / "shared"))
@@ -62,7 +62,7 @@ def tiny_model(tiny_arrays: dict) -> FlameModel:
 def dev_model() -> FlameModel:
     if not FLAME_PARTS.is_dir():
         pytest.skip(f"FLAME parts not found at {FLAME_PARTS} (set FACESMITH_SHARED)")
-    from facesmith.inference.dev_model import build_dev_model
+    from facesmith.inference.flame.dev_model import build_dev_model
 
     return build_dev_model(FLAME_PARTS)
 

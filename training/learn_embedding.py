@@ -24,13 +24,13 @@ from pathlib import Path
 import numpy as np
 
 from ..inference import flame
-from ..inference.detect import LandmarkDetector
 from ..inference.errors import FacesmithError
 from ..inference.fit import FitOptions, Observation, fit_flame, mediapipe_embedding
-from ..inference.flame_model import FlameModel
+from ..inference.flame.model import FlameModel
+from ..inference.flame.paths import default_dev_model_path, load_model, resolve_flame_path
 from ..inference.images import load_photo
-from ..inference.model_paths import default_dev_model_path, load_model, resolve_flame_path
-from ..inference.mp_embedding import Embedding, HitCollector, save_embedding
+from ..inference.landmarks.detect import LandmarkDetector
+from ..inference.landmarks.embedding import Embedding, HitCollector, save_embedding
 
 log = logging.getLogger(__name__)
 IRIS = range(468, 478)
@@ -68,10 +68,9 @@ def learn_from_renders(
 ) -> tuple[Embedding, int]:
     """Random heads rendered with skin from `sources`; hits on the true meshes. Returns the table and renders used."""
     os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="facesmith-learn-"))
-    from ..addon.synthetic_render import render_head  # bpy only here
     from ..inference.pipeline import fit_photos
-    from ..inference.synthetic import sample_head
-    from ..inference.textures import vertex_colours
+    from .render import render_head  # bpy only here
+    from .synthetic import sample_head, vertex_colours
 
     rng = np.random.default_rng(seed)
     collector = HitCollector(model)

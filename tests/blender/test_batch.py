@@ -9,8 +9,8 @@ import sys
 import pytest
 from PIL import Image
 
-from facesmith.inference.cli import main
-from facesmith.inference.flame_io import save_model_npz
+from facesmith.cli.main import main
+from facesmith.inference.flame.io import save_model_npz
 
 from ..conftest import SHARED
 
@@ -56,7 +56,7 @@ def test_existing_outputs_are_kept_unless_overwrite(bpy, model_file, tmp_path, c
     ]
     assert main(args) == 0
     stamp = (tmp_path / "001_03.json").stat().st_mtime_ns
-    assert main(args) == 1 and "exists" in capsys.readouterr().out
+    assert main(args) == 0 and "exists" in capsys.readouterr().out  # skipped: as batch, not a failure
     assert (tmp_path / "001_03.json").stat().st_mtime_ns == stamp
     assert main([*args, "--overwrite"]) == 0 and (tmp_path / "001_03.json").stat().st_mtime_ns != stamp
     assert not (tmp_path / "001_03.fbx").exists()
@@ -97,11 +97,11 @@ def test_batch_survives_bad_inputs(bpy, model_file, tmp_path, capsys):
 
 def test_blender_style_entry_point(model_file, tmp_path):
     """`blender -b --python-expr "...batch.main()" -- ARGS` passes ARGS after `--`; so does this."""
-    expr = "import sys; from facesmith.addon import batch; sys.exit(batch.main())"
+    expr = "import sys; from facesmith.cli import main; sys.exit(main())"
     args = ["reconstruct", str(FACES / "003_03.jpg"), "-o", str(tmp_path), "--flame", str(model_file), "--no-preview"]
     res = subprocess.run([sys.executable, "-c", expr, "--", *args], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "003_03.glb").is_file()
-    res = subprocess.run([sys.executable, "-m", "facesmith.addon.batch", "batch", str(tmp_path / "missing"), str(tmp_path)],
+    res = subprocess.run([sys.executable, "-m", "facesmith.cli", "batch", str(tmp_path / "missing"), str(tmp_path)],
                          capture_output=True, text=True)  # fmt: skip
     assert res.returncode == 1 and "missing: not a folder" in res.stderr

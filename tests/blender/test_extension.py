@@ -24,7 +24,7 @@ def installed(bpy, tmp_path_factory, dev_model):
     """Build the zip (no bundled wheels: the test environment has the dependencies), install and enable it."""
     import addon_utils
 
-    from facesmith.inference.flame_io import save_model_npz
+    from facesmith.inference.flame.io import save_model_npz
 
     out = tmp_path_factory.mktemp("ext")
     subprocess.run([sys.executable, str(_blender_ext(bpy)), "build", "--source-dir", str(REPO), "--output-dir", str(out)],
@@ -47,7 +47,14 @@ def installed(bpy, tmp_path_factory, dev_model):
 
 def test_zip_holds_the_add_on_and_not_the_rest(installed):
     names = zipfile.ZipFile(installed["zip"]).namelist()
-    assert {"blender_manifest.toml", "__init__.py", "addon/operators.py", "inference/flame.py"} <= set(names)
+    shipped = {
+        "blender_manifest.toml",
+        "__init__.py",
+        "addon/operators.py",
+        "inference/flame/forward.py",
+        "cli/main.py",
+    }
+    assert shipped <= set(names)
     assert "assets/mediapipe_dense_embedding.npz" in names
     assert not any(n.startswith(("tests/", "training/", ".venv/", ".cache/", "bench/", ".ci/")) for n in names)
 

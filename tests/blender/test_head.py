@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from facesmith.inference.flame import flame_forward
-from facesmith.inference.flame_io import save_model_npz
-from facesmith.inference.rig_data import quaternion
+from facesmith.inference.flame.forward import flame_forward
+from facesmith.inference.flame.io import save_model_npz
+from facesmith.inference.rig import quaternion
 
 from ..conftest import SHARED
 
@@ -23,17 +23,13 @@ def model_file(dev_model, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def converted(bpy, dev_model, tmp_path_factory):
-    """002_08 converted once through the headless path (no preview: that is tested on its own)."""
-    from facesmith.addon.batch import ConvertOptions, Resources, convert
-    from facesmith.inference.pipeline import default_embedding
+def converted(bpy, model_file, tmp_path_factory):
+    """002_08 converted once through `facesmith reconstruct` (no preview: that is tested on its own)."""
+    from facesmith.cli import main
 
     out = tmp_path_factory.mktemp("out")
-    options = ConvertOptions(preview=False, texture_size=512)
-    outcome = convert(
-        [FACES / "002_08.jpg"], out, "head", dev_model, options, Resources(embedding=default_embedding(dev_model))
-    )
-    assert outcome.status == "ok", outcome.message
+    args = ["reconstruct", str(FACES / "002_08.jpg"), "-o", str(out), "--name", "head", "--no-preview"]
+    assert main([*args, "--texture-size", "512", "--flame", str(model_file)]) == 0
     return out
 
 

@@ -65,7 +65,7 @@ def test_linux_zips_carry_the_right_wheels(zips):
 
 @pytest.mark.skipif(not FACES.is_dir(), reason=f"needs {FACES}")
 def test_py311_zip_installs_and_reconstructs(zips, dev_model, tmp_path):
-    from facesmith.inference.flame_io import save_model_npz
+    from facesmith.inference.flame.io import save_model_npz
 
     (py311,) = [z for n, z in zips.items() if "py311-linux-x64" in n]
     model = save_model_npz(dev_model, tmp_path / "dev_flame.npz")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facesmith.inference.albedo import SH_CONSTANTS, TextureBaker, fill_unseen, push_pull, sh_basis
 from facesmith.inference.images import load_photo
-from facesmith.inference.pipeline import default_embedding, fit_photos
-from facesmith.inference.uv_raster import rasterize_uv
+from facesmith.inference.options import DEFAULTS
+from facesmith.inference.pipeline import Reconstructor
+from facesmith.inference.texture.albedo import SH_CONSTANTS, TextureBaker, fill_unseen, push_pull, sh_basis
+from facesmith.inference.texture.raster import rasterize_uv
 
 from ..conftest import SHARED
 
@@ -65,9 +66,14 @@ def test_fill_uses_the_mirror_first():
     assert np.isfinite(filled).all() and filled.min() >= 0
 
 
+def fit_result(model, paths):
+    with Reconstructor(DEFAULTS, model) as reconstructor:
+        return reconstructor.fit(paths)
+
+
 @pytest.mark.skipif(not FACES.is_dir(), reason=f"needs {FACES}")
 def test_bake_a_portrait(dev_model):
-    result = fit_photos([FACES / "002_03.jpg"], dev_model, embedding=default_embedding(dev_model))
+    result = fit_result(dev_model, [FACES / "002_03.jpg"])
     photo = load_photo(FACES / "002_03.jpg")
     baker = TextureBaker(dev_model, 512)
     textures, lights = baker.bake([(photo.rgb, photo.scale, result.photos[0])])
@@ -93,7 +99,7 @@ def test_bake_a_portrait(dev_model):
 @pytest.mark.skipif(not FACES.is_dir(), reason=f"needs {FACES}")
 def test_two_photos_fuse(dev_model):
     paths = [FACES / "004_03.jpg", FACES / "004_08.jpg"]
-    result = fit_photos(paths, dev_model, embedding=default_embedding(dev_model))
+    result = fit_result(dev_model, paths)
     photos = [load_photo(p) for p in paths]
     baker = TextureBaker(dev_model, 256)
     textures, lights = baker.bake([(p.rgb, p.scale, fit) for p, fit in zip(photos, result.photos, strict=True)])
@@ -105,10 +111,9 @@ def test_depth_test_keeps_oblique_surfaces(dev_model):
     head turned 40°, the far cheek's steep triangles used to lose their far half."""
     import dataclasses
 
-    from facesmith.inference.flame import surface_points
-    from facesmith.inference.mp_embedding import vertex_normals
+    from facesmith.inference.flame.forward import surface_points, vertex_normals
 
-    result = fit_photos([FACES / "002_03.jpg"], dev_model, embedding=default_embedding(dev_model))
+    result = fit_result(dev_model, [FACES / "002_03.jpg"])
     photo = load_photo(FACES / "002_03.jpg")
     fit = result.photos[0]
     turn = np.radians(40.0)

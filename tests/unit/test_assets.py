@@ -18,7 +18,7 @@ def test_every_asset_is_listed_with_its_hash():
 
 
 def test_learned_embedding_loads_for_the_flame_mesh(dev_model):
-    from facesmith.inference.mp_embedding import load_embedding
+    from facesmith.inference.landmarks.embedding import load_embedding
 
     emb = load_embedding(ASSETS / "mediapipe_dense_embedding.npz", dev_model)
     assert len(emb.indices) > 250 and len(set(emb.indices.tolist())) == len(emb.indices)

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from facesmith.inference.cli import main
-from facesmith.inference.flame_io import save_model_npz
-from facesmith.inference.flame_model import model_arrays
+from facesmith.cli.main import main
+from facesmith.inference.flame.io import save_model_npz
+from facesmith.inference.flame.model import model_arrays
 
 from ..conftest import FLAME_PARTS
 
@@ -44,7 +44,7 @@ def test_bad_model_is_one_line_error(tmp_path, capsys):
 @pytest.mark.skipif(not FLAME_PARTS.is_dir(), reason="needs ../shared/flame")
 def test_build_dev_then_info_as_subprocess(tmp_path):
     out = tmp_path / "models" / "dev.npz"
-    cmd = [sys.executable, "-m", "facesmith.inference"]
+    cmd = [sys.executable, "-m", "facesmith.cli"]
     subprocess.run([*cmd, "model", "build-dev", "--parts", str(FLAME_PARTS), "-o", str(out)], check=True)
     res = subprocess.run(
         [*cmd, "model", "info", "--json", "--flame", str(out)], check=True, capture_output=True, text=True

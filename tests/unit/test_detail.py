@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from facesmith.inference.albedo import SH_CONSTANTS, sh_basis
-from facesmith.inference.detail import integrate_relief, log_residual, sh_gradient, shading_slopes, uv_pullback
+from facesmith.inference.texture.albedo import SH_CONSTANTS, sh_basis
+from facesmith.inference.texture.displacement import (
+    integrate_relief,
+    log_residual,
+    sh_gradient,
+    shading_slopes,
+    uv_pullback,
+)
 
 RNG = np.random.default_rng(3)
 LIGHT = np.array([0.9, 0.25, -0.3, 0.6, 0.05, -0.1, 0.08, 0.04, -0.05])  # ambient + key from upper left

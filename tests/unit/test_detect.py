@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facesmith.inference.detect import (
+from facesmith.inference.errors import BackendError, NoFaceError
+from facesmith.inference.images import load_photo
+from facesmith.inference.landmarks.detect import (
     MEDIAPIPE_TO_IBUG68,
     DlibBackend,
     FaceAlignmentBackend,
     LandmarkDetector,
     make_backend,
 )
-from facesmith.inference.errors import BackendError, NoFaceError
-from facesmith.inference.images import load_photo
 
 from ..conftest import SHARED
 
@@ -95,20 +95,20 @@ def test_unknown_backend():
     ],
 )
 def test_choose_backend(preferred, available, expected, warned):
-    from facesmith.inference.detect import choose_backend
+    from facesmith.inference.landmarks.detect import choose_backend
 
     chosen, warning = choose_backend(preferred, available)
     assert chosen == expected and (warning is not None) == warned
 
 
 def test_choose_backend_with_none_installed():
-    from facesmith.inference.detect import choose_backend
+    from facesmith.inference.landmarks.detect import choose_backend
 
     with pytest.raises(BackendError, match="no landmark backend is installed"):
         choose_backend("mediapipe", [])
 
 
 def test_available_backends_here():
-    from facesmith.inference.detect import available_backends
+    from facesmith.inference.landmarks.detect import available_backends
 
     assert available_backends()[:2] == ["mediapipe", "dlib"]

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from facesmith.inference import flame
-from facesmith.inference.dev_model import PARTS, build_dev_model
 from facesmith.inference.errors import ModelFileError
-from facesmith.inference.flame_io import load_flame, save_model_npz
-from facesmith.inference.flame_model import model_arrays
-from facesmith.inference.model_paths import ModelChoice, load_model
+from facesmith.inference.flame.dev_model import PARTS, build_dev_model
+from facesmith.inference.flame.io import load_flame, save_model_npz
+from facesmith.inference.flame.model import model_arrays
+from facesmith.inference.flame.paths import ModelChoice, load_model
 
 from ..conftest import FLAME_PARTS
 

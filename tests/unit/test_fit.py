@@ -9,11 +9,21 @@ import pytest
 
 from facesmith.inference import flame
 from facesmith.inference.camera import Camera
-from facesmith.inference.fit import FitOptions, Observation, Problem, fit_flame, initial_state, rotation_to_axis_angle
-from facesmith.inference.metrics import face_region, median_error_mm
-from facesmith.inference.mp_embedding import load_embedding
-from facesmith.inference.pipeline import fit_person, head_yaw, photo_confidence
-from facesmith.inference.synthetic import observe, sample_head
+from facesmith.inference.fit import (
+    FitOptions,
+    Observation,
+    Problem,
+    fit_flame,
+    fit_person,
+    head_yaw,
+    initial_state,
+    photo_confidence,
+    rotation_to_axis_angle,
+)
+from facesmith.inference.flame.regions import face_region
+from facesmith.inference.landmarks.embedding import load_embedding
+from facesmith.training.metrics import median_error_mm
+from facesmith.training.synthetic import observe, sample_head
 
 from ..conftest import REPO
 
@@ -43,7 +53,7 @@ def test_jacobian_matches_finite_differences(dev_model, embedding, camera, rigid
     beta = rng.normal(size=problem.ns) * 0.5
     robust = [np.ones(len(problem.targets[0].points) + 17)]
     r0, jac, _ = problem.residuals(beta, [state], robust, True, True, rigid)
-    free = problem._free_columns(1, True, rigid)
+    free = problem.free_columns(1, True, rigid)
     h = 1e-6
     numeric = np.zeros_like(jac)
     for k in np.flatnonzero(free):

@@ -96,7 +96,7 @@ def test_fewer_components_mean_zero_for_the_rest(tiny_model):
 
 def test_numpy_and_torch_agree(dev_model):
     torch = pytest.importorskip("torch")
-    from facesmith.inference.flame_torch import FlameLayer
+    from facesmith.training.flame_torch import FlameLayer
 
     rng = np.random.default_rng(4)
     shape, expr = rng.normal(size=(3, 50)), rng.normal(size=(3, 50))
@@ -114,7 +114,7 @@ def test_numpy_and_torch_agree(dev_model):
 
 def test_torch_gradients_are_finite_at_zero_pose(tiny_model):
     torch = pytest.importorskip("torch")
-    from facesmith.inference.flame_torch import FlameLayer
+    from facesmith.training.flame_torch import FlameLayer
 
     pose = torch.zeros(1, 5, 3, requires_grad=True)
     verts, _, _ = FlameLayer(tiny_model)(torch.zeros(1, 2), torch.zeros(1, 2), pose)

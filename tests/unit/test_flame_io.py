@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facesmith.inference import safe_pickle
 from facesmith.inference.errors import ModelFileError
-from facesmith.inference.flame_io import load_flame, save_model_npz
-from facesmith.inference.flame_model import make_model, model_arrays
+from facesmith.inference.flame import safe_pickle
+from facesmith.inference.flame.io import load_flame, save_model_npz
+from facesmith.inference.flame.model import make_model, model_arrays
 
 
 def test_official_pickle_with_chumpy_objects_loads(tmp_path, tiny_arrays, write_official_pickle):

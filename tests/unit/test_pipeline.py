@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from facesmith.inference.cli import main
-from facesmith.inference.detect import LandmarkDetector
+from facesmith.cli.main import main
 from facesmith.inference.errors import NoFaceError
-from facesmith.inference.flame_io import save_model_npz
-from facesmith.inference.pipeline import default_embedding, fit_photos
+from facesmith.inference.flame.io import save_model_npz
+from facesmith.inference.options import DEFAULTS
+from facesmith.inference.pipeline import Reconstructor
 from facesmith.inference.result import FitResult
 
 from ..conftest import SHARED
@@ -21,9 +21,9 @@ pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason=f"needs {FACES}")
 
 
 @pytest.fixture(scope="module")
-def detector():
-    with LandmarkDetector() as det:
-        yield det
+def reconstructor(dev_model):
+    with Reconstructor(DEFAULTS, dev_model) as rec:
+        yield rec
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +31,8 @@ def model_file(dev_model, tmp_path_factory):
     return save_model_npz(dev_model, tmp_path_factory.mktemp("model") / "dev_flame.npz")
 
 
-def test_fit_one_portrait(dev_model, detector):
-    result = fit_photos([FACES / "001_03.jpg"], dev_model, detector=detector, embedding=default_embedding(dev_model))
+def test_fit_one_portrait(reconstructor):
+    result = reconstructor.fit([FACES / "001_03.jpg"])
     photo = result.photos[0]
     assert photo.backend == "mediapipe" and photo.n_faces == 1
     assert photo.landmark_rms_px < 0.02 * photo.face_size_px  # within 2 % of the face size
@@ -45,8 +45,8 @@ def test_fit_one_portrait(dev_model, detector):
     assert abs(np.degrees(photo.pose[0])).max() < 15  # a frontal portrait
 
 
-def test_result_round_trip(dev_model, detector, tmp_path):
-    result = fit_photos([FACES / "002_08.jpg"], dev_model, detector=detector)
+def test_result_round_trip(reconstructor, tmp_path):
+    result = reconstructor.fit([FACES / "002_08.jpg"])
     npz, js = result.save(tmp_path / "r")
     loaded = FitResult.load(tmp_path / "r")
     np.testing.assert_allclose(loaded.shape, result.shape)
@@ -55,15 +55,15 @@ def test_result_round_trip(dev_model, detector, tmp_path):
     assert loaded.to_json() == json.loads(json.dumps(result.to_json()))
 
 
-def test_several_photos_skip_a_bad_one(dev_model, detector):
+def test_several_photos_skip_a_bad_one(reconstructor):
     paths = [FACES / "003_03.jpg", BAD / "noise_256.png", FACES / "003_08.jpg"]
-    result = fit_photos(paths, dev_model, detector=detector)
+    result = reconstructor.fit(paths)
     assert len(result.photos) == 2 and any("noise_256.png: no face detected" in w for w in result.warnings)
 
 
-def test_all_photos_bad_raises_the_first_error(dev_model, detector):
+def test_all_photos_bad_raises_the_first_error(reconstructor):
     with pytest.raises(NoFaceError, match="no_face_coffee.png: no face detected"):
-        fit_photos([BAD / "no_face_coffee.png"], dev_model, detector=detector)
+        reconstructor.fit([BAD / "no_face_coffee.png"])
 
 
 def test_cli_fit_writes_json(model_file, tmp_path, capsys):

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facesmith.inference.flame import flame_forward
-from facesmith.inference.model_paths import ModelChoice, load_model
+from facesmith.inference.flame.forward import flame_forward
+from facesmith.inference.flame.paths import ModelChoice, load_model
 
 pytestmark = [
     pytest.mark.needs_flame,

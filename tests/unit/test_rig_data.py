@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from facesmith.inference.camera import Camera
-from facesmith.inference.flame import rodrigues
-from facesmith.inference.rig_data import (
+from facesmith.inference.flame.forward import rodrigues
+from facesmith.inference.rig import (
     BONE_PARENTS,
     BONES,
     camera_setup,

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelFileError
-from .flame_io import read_bytes
-from .flame_model import DEV_DESCRIPTION, FlameModel, make_model
+from ..errors import ModelFileError
+from .io import read_bytes
+from .model import DEV_DESCRIPTION, FlameModel, make_model
 from .topology import (
     read_dynamic_embedding,
     read_mediapipe_embedding,

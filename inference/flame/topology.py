@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ModelFileError
 from . import safe_pickle
-from .errors import ModelFileError
-from .flame_io import read_bytes
+from .io import read_bytes
 
 
 def read_obj_uvs(path: Path) -> dict[str, np.ndarray]:

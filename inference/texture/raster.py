@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .flame_model import FlameModel
+from ..flame.model import FlameModel
 
 
 @dataclass(frozen=True)

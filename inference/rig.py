@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .camera import Camera
-from .flame import flame_forward
-from .flame_model import FlameModel
+from .flame.forward import flame_forward
+from .flame.model import FlameModel
 from .result import FitResult, PhotoFit
 
 BONES = ("root", "neck", "head", "jaw", "eye_L", "eye_R")

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ModelFileError
+from ..files import atomic_write
 from . import safe_pickle
-from .errors import ModelFileError
-from .files import atomic_write
-from .flame_model import FlameModel, make_model, model_arrays
+from .model import FlameModel, make_model, model_arrays
 
 N_SHAPE_OFFICIAL = 300  # official shapedirs hold 300 shape then 100 expression components
 NPZ_FORMAT = "facesmith-flame-1"

@@ -7,19 +7,16 @@ preference, then the development model (with a warning: it is for development on
 from __future__ import annotations
 
 import dataclasses
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .errors import MissingAssetError
-from .flame_io import load_flame
-from .flame_model import FlameModel, make_model, model_arrays
+from ..errors import MissingAssetError
+from .io import load_flame
+from .model import FlameModel, make_model, model_arrays
 from .topology import read_companions
-
-log = logging.getLogger(__name__)
 
 ENV_VAR = "FACESMITH_FLAME"
 FLAME_HELP = (
@@ -42,8 +39,9 @@ TOPOLOGY_FIELDS = (
 )
 
 
-# Learned MediaPipe -> FLAME correspondences shipped with Facesmith (see mp_embedding).
-DENSE_EMBEDDING = Path(__file__).resolve().parents[1] / "assets" / "mediapipe_dense_embedding.npz"
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the repository root, which is the package `facesmith`
+# Learned MediaPipe -> FLAME correspondences shipped with Facesmith (see landmarks/embedding.py).
+DENSE_EMBEDDING = PACKAGE_ROOT / "assets" / "mediapipe_dense_embedding.npz"
 
 
 @dataclass(frozen=True)
@@ -54,7 +52,7 @@ class ModelChoice:
 
 def default_dev_model_path() -> Path:
     """Where `setup.sh` / `facesmith model build-dev` put the development model: <repo>/.cache/models/."""
-    return Path(__file__).resolve().parents[1] / ".cache" / "models" / "dev_flame.npz"
+    return PACKAGE_ROOT / ".cache" / "models" / "dev_flame.npz"
 
 
 def resolve_flame_path(
@@ -79,7 +77,6 @@ def load_model(choice: ModelChoice, donor: Path | None = None) -> FlameModel:
     model = load_flame(choice.path)
     warnings = list(model.warnings)
     if choice.origin == "development model" or model.is_development:
-        log.warning(DEV_WARNING)
         warnings.append(DEV_WARNING)
     missing = [f for f in TOPOLOGY_FIELDS if getattr(model, f) is None]
     if missing:

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .flame_model import FlameModel
+from ..flame.forward import vertex_normals
+from ..flame.model import FlameModel
 
 N_MESH_POINTS = 468  # MediaPipe's mesh without the 10 iris points
 MIN_FACING = 0.35  # |normal · view| below this is a grazing hit: depth along the ray is unreliable
@@ -70,15 +71,6 @@ def closest_surface_point(model: FlameModel, point: np.ndarray, candidates: int 
         if dist < best_d:
             best, best_d = (int(f), bary), dist
     return best
-
-
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    tri = vertices[faces]
-    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    vn = np.zeros_like(vertices)
-    for k in range(3):
-        np.add.at(vn, faces[:, k], fn)
-    return vn / np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-12)
 
 
 @dataclass
@@ -136,7 +128,7 @@ class HitCollector:
 def save_embedding(emb: Embedding, path, note: str) -> None:
     import json
 
-    from .files import atomic_write
+    from ..files import atomic_write
 
     meta = json.dumps({"format": "facesmith-mp-embedding-1", "note": note})
     atomic_write(
@@ -153,8 +145,8 @@ def save_embedding(emb: Embedding, path, note: str) -> None:
 
 def load_embedding(path, model: FlameModel) -> Embedding:
     """Read a learned embedding and check it fits the model's mesh."""
-    from .errors import ModelFileError
-    from .flame_io import read_bytes
+    from ..errors import ModelFileError
+    from ..flame.io import read_bytes
 
     read_bytes(path)
     try:

@@ -8,8 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .flame import DYNAMIC_YAW_LIMIT, NECK
-from .flame_model import N_JOINTS, FlameModel
+from ..inference.flame.forward import DYNAMIC_YAW_LIMIT, NECK
+from ..inference.flame.model import N_JOINTS, FlameModel
 
 
 def rodrigues(axis_angle: torch.Tensor) -> torch.Tensor:

@@ -14,12 +14,12 @@ from typing import Protocol
 
 import numpy as np
 
-from .errors import BackendError, NoFaceError
-from .images import Photo
+from ..errors import BackendError, NoFaceError
+from ..images import Photo
+from ..options import BACKENDS
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("mediapipe", "dlib", "face_alignment")
 
 # MediaPipe mesh index for each of the 68 iBUG points (jaw 0-16, brows 17-26, nose 27-35,
 # eyes 36-47, mouth 48-67); the usual correspondence of the two layouts.
@@ -245,6 +245,22 @@ def choose_backend(preferred: str, available: list[str]) -> tuple[str, str | Non
     return available[0], f"{preferred} landmarks are not available here; using {available[0]}"
 
 
+def resolve_backends(preferred: str, fallback: bool = True) -> tuple[str, str | None, str | None]:
+    """The backend to run, the one to try when it finds no face (or None), and a warning when `preferred`
+    is not installed here. "auto" is the best installed backend. One rule for every entry point."""
+    available = available_backends()
+    if preferred == "auto":
+        if not available:
+            raise BackendError("no landmark backend is installed (MediaPipe, dlib or face-alignment)")
+        primary, note = available[0], None
+    else:
+        if preferred not in BACKENDS:
+            raise BackendError(f"unknown landmark backend {preferred!r}; choose one of auto, {', '.join(BACKENDS)}")
+        primary, note = choose_backend(preferred, available)
+    second = next((b for b in available if b != primary), None) if fallback else None
+    return primary, second, note
+
+
 def make_backend(name: str) -> LandmarkBackend:
     if name == "mediapipe":
         return MediaPipeBackend()
@@ -258,7 +274,7 @@ def make_backend(name: str) -> LandmarkBackend:
 class LandmarkDetector:
     """A primary backend with an optional fallback when it finds no face; created once, used for many photos."""
 
-    def __init__(self, backend: str = "mediapipe", fallback: str | None = "dlib") -> None:
+    def __init__(self, backend: str = "mediapipe", fallback: str | None = None) -> None:
         self.primary_name = backend
         self.fallback_name = fallback if fallback != backend else None
         self._backends: dict[str, LandmarkBackend] = {}

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .flame_model import FlameModel
-from .images import load_photo, to_working
-from .result import PhotoFit
+from ..inference.flame.model import FlameModel
+from ..inference.images import load_photo, to_working
+from ..inference.result import PhotoFit
 
 
 def draw_fit(model: FlameModel, fit: PhotoFit, max_side: int = 1024) -> np.ndarray:

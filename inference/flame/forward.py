@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import MissingAssetError
-from .flame_model import N_JOINTS, FlameModel
+from ..errors import MissingAssetError
+from .model import N_JOINTS, FlameModel
 
 NECK, JAW = 1, 2
 DYNAMIC_YAW_LIMIT = 39  # the contour embedding has one row per whole degree in [-39, 39]
@@ -126,6 +126,16 @@ def surface_points(vertices: np.ndarray, faces: np.ndarray, face_idx: np.ndarray
     per-vertex values, e.g. normals). A sum over the three corners: einsum was 5× slower on texel counts."""
     corners = faces[face_idx]  # (..., 3)
     return sum(vertices[:, corners[..., k]] * bary[..., k, None] for k in range(3))
+
+
+def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Unit normals (V, 3): the area-weighted sum of the normals of the triangles around each vertex."""
+    tri = vertices[faces]
+    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    vn = np.zeros_like(vertices)
+    for k in range(3):
+        np.add.at(vn, faces[:, k], fn)
+    return vn / np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-12)
 
 
 def contour_rows(rotations: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelFileError
+from ..errors import ModelFileError
 
 N_JOINTS = 5  # global, neck, jaw, left eye, right eye
 JOINT_NAMES = ("global", "neck", "jaw", "eye_L", "eye_R")

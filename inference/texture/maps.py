@@ -1,7 +1,7 @@
 """Head textures (numpy only): the image arrays the Blender material uses, and writing them to files.
 
-Until the photo-derived albedo exists, `flat_textures` gives a uniform skin colour taken from the
-photo and a flat displacement map.
+`flat_textures` is the `--flat-texture` choice: a uniform skin colour taken from the photo and a flat
+displacement map (the photo-derived maps come from texture/albedo.py).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import atomic_write
-from .result import PhotoFit
+from ..files import atomic_write
+from ..result import PhotoFit
 
 FALLBACK_SKIN_SRGB = (0.80, 0.62, 0.52)  # used when no face pixel can be sampled
 
@@ -60,7 +60,7 @@ def flat_textures(photo_rgb: np.ndarray, fit: PhotoFit, scale: float, size: int 
     """A uniform skin-coloured albedo from the photo and a flat displacement map."""
     colour = srgb_to_linear(skin_colour(photo_rgb, fit, scale))
     albedo = np.broadcast_to(colour, (size, size, 3)).astype(np.float32).copy()
-    return TextureSet(albedo, np.zeros((size, size), np.float32), ("flat skin colour (no photo texture yet)",))
+    return TextureSet(albedo, np.zeros((size, size), np.float32), ("flat skin colour (photo texture turned off)",))
 
 
 def write_albedo_png(textures: TextureSet, path: str | Path) -> Path:
@@ -80,19 +80,3 @@ def write_displacement_png(textures: TextureSet, path: str | Path) -> Path:
     grey = np.round(32768 + np.clip(d, -1, 1) * 32767).astype(np.uint16)
     ok, data = cv2.imencode(".png", grey)
     return atomic_write(path, lambda f: f.write(data.tobytes()))
-
-
-def vertex_colours(photo_rgb: np.ndarray, fit: PhotoFit, scale: float, faces: np.ndarray) -> np.ndarray:
-    """Linear RGB per vertex sampled from the photo where the fitted mesh faces the camera; elsewhere the
-    median of the sampled skin. A topology-following colouring for test renders (not the UV albedo)."""
-    from .mp_embedding import vertex_normals
-
-    uv = fit.camera.project(fit.vertices) / scale  # working-image pixels
-    normals = vertex_normals(fit.vertices, faces)
-    h, w = photo_rgb.shape[:2]
-    seen = (normals[:, 2] > 0.3) & (uv[:, 0] >= 0) & (uv[:, 0] < w - 1) & (uv[:, 1] >= 0) & (uv[:, 1] < h - 1)
-    colours = np.empty((len(uv), 3), np.float32)
-    px = np.round(uv[seen]).astype(int)
-    colours[seen] = photo_rgb[px[:, 1], px[:, 0]] / 255.0
-    colours[~seen] = np.median(colours[seen], axis=0) if seen.any() else FALLBACK_SKIN_SRGB
-    return srgb_to_linear(colours)

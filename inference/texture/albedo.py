@@ -8,7 +8,7 @@ shading. Photos are fused by visibility × view angle × photo confidence; texel
 from their left–right mirror (FLAME's UV layout is symmetric about u = ½), then by a push–pull pyramid,
 blended through feathered weights so no seam shows.
 
-Displacement comes from the shading the smooth model cannot explain (inference/detail.py): each photo's
+Displacement comes from the shading the smooth model cannot explain (texture/displacement.py): each photo's
 de-lit luminance residual is read as the light's directional derivative of a height field, integrated
 over all photos together.
 """
@@ -19,14 +19,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import detail
-from .flame import surface_points
-from .flame_model import FlameModel
-from .images import to_working
-from .mp_embedding import vertex_normals
-from .result import FitResult, PhotoFit
-from .textures import TextureSet, srgb_to_linear
-from .uv_raster import UVRaster, rasterize_uv, uv_to_texel
+from ..flame.forward import surface_points, vertex_normals
+from ..flame.model import FlameModel
+from ..flame.regions import face_region
+from ..images import to_working
+from ..options import DEFAULTS
+from ..result import PhotoFit
+from . import displacement as detail
+from .maps import TextureSet, srgb_to_linear
+from .raster import UVRaster, rasterize_uv, uv_to_texel
 
 # DECA's SH normalisation constants (Ramamoorthi & Hanrahan irradiance), for basis terms
 # 1, x, y, z, xy, xz, yz, x²−y², 3z²−1.
@@ -83,7 +84,7 @@ class TextureBaker:
     """Texture extraction for one model at one resolution (the UV raster is computed once)."""
 
     model: FlameModel
-    size: int = 1024
+    size: int = DEFAULTS.texture_size
     raster: UVRaster = field(init=False)
 
     def __post_init__(self) -> None:
@@ -110,8 +111,6 @@ class TextureBaker:
         return (ramp * ramp * (3 - 2 * ramp))[self.sampled]
 
     def _face_triangles(self) -> np.ndarray:
-        from .metrics import face_region
-
         face = face_region(self.model)
         return face[self.model.faces].all(axis=1)
 
@@ -204,7 +203,7 @@ class TextureBaker:
 
         names = {n: i for i, n in enumerate(fit.landmark_names)}
         ibug = {int(n.split(":")[1]): fit.landmarks_px[i] for n, i in names.items() if n.startswith("ibug:")}
-        from .detect import MEDIAPIPE_TO_IBUG68
+        from ..landmarks.detect import MEDIAPIPE_TO_IBUG68
 
         mp = {int(n.split(":")[1]): fit.landmarks_px[i] for n, i in names.items() if n.startswith("mp:")}
         polygons = []
@@ -333,12 +332,3 @@ def fill_unseen(albedo: np.ndarray, weight: np.ndarray, covered: np.ndarray) -> 
     feather = cv2.GaussianBlur(known.astype(np.float32), (0, 0), sigmaX=max(albedo.shape[0] / 256, 1.0))
     alpha = np.minimum(known, feather)[..., None]
     return np.clip(alpha * colour + (1 - alpha) * smooth, 0, 1)
-
-
-def bake_textures(
-    model: FlameModel, result: FitResult, photos_rgb: list[tuple[np.ndarray, float]], size: int = 1024,
-    baker: TextureBaker | None = None,
-) -> tuple[TextureSet, list[np.ndarray]]:  # fmt: skip
-    """Textures of `result` from its photos (working-size sRGB arrays with their scales), and the SH lights."""
-    baker = baker if baker is not None and baker.size == size else TextureBaker(model, size)
-    return baker.bake([(rgb, s, fit) for (rgb, s), fit in zip(photos_rgb, result.photos, strict=True)])

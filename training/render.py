@@ -1,18 +1,16 @@
-"""Renders of synthetic FLAME heads with known geometry, for benchmarks and learning correspondences."""
+"""Renders of synthetic FLAME heads with known geometry, for benchmarks and learning correspondences.
+
+Needs the bpy module (or a Blender binary); Blender is imported when a render is asked for, so the rest of
+training/ imports without it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import bpy
 import numpy as np
 
 from ..inference.camera import Camera
-from ..inference.rig_data import camera_setup
-from .batch import reset_file
-from .build_mesh import new_mesh_object
-from .build_rig import FLAME_TO_BLENDER_X_DEG
-from .build_scene import build_camera, render_png
+from ..inference.rig import camera_setup
 
 
 def render_head(
@@ -21,6 +19,13 @@ def render_head(
 ) -> Path:  # fmt: skip
     """A posed head mesh coloured per vertex (linear RGB), lit by a sun (Euler angles in the FLAME frame)
     and a grey world, seen by `camera` (FLAME frame), rendered with Cycles to `path`."""
+    import bpy
+
+    from ..addon.build_mesh import new_mesh_object
+    from ..addon.build_rig import FLAME_TO_BLENDER_X_DEG
+    from ..addon.build_scene import build_camera, render_png
+    from ..addon.output import reset_file
+
     reset_file()
     scene = bpy.context.scene
     frame = bpy.data.objects.new("flame_frame", None)  # FLAME's y-up frame, as the add-on's rig object

@@ -1,15 +1,18 @@
-"""Synthetic heads and the landmarks a detector would see of them: for tests and benchmarks."""
+"""Synthetic heads, the landmarks a detector would see of them, and per-vertex photo colours for renders:
+for tests, benchmarks and learning correspondences."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import flame
-from .camera import Camera
-from .detect import MEDIAPIPE_IRIS_CENTRES, MEDIAPIPE_TO_IBUG68
-from .fit import Observation, mediapipe_embedding, pupil_vertices
-from .flame_model import FlameModel
-from .mp_embedding import Embedding
+from ..inference import flame
+from ..inference.camera import Camera
+from ..inference.fit import Observation, mediapipe_embedding, pupil_vertices
+from ..inference.flame.model import FlameModel
+from ..inference.landmarks.detect import MEDIAPIPE_IRIS_CENTRES, MEDIAPIPE_TO_IBUG68
+from ..inference.landmarks.embedding import Embedding
+from ..inference.result import PhotoFit
+from ..inference.texture.maps import FALLBACK_SKIN_SRGB, srgb_to_linear
 
 
 def sample_head(model: FlameModel, rng: np.random.Generator, image_side: int = 512, max_yaw_deg: float = 35.0) -> dict:
@@ -59,3 +62,17 @@ def observe(
     bad = rng.choice(used, outliers, replace=False)
     points[bad] += rng.uniform(15, 30, (outliers, 2)) * rng.choice([-1, 1], (outliers, 2))
     return Observation(points, "mediapipe478", (image_side, image_side), points[iris])
+
+
+def vertex_colours(photo_rgb: np.ndarray, fit: PhotoFit, scale: float, faces: np.ndarray) -> np.ndarray:
+    """Linear RGB per vertex sampled from the photo where the fitted mesh faces the camera; elsewhere the
+    median of the sampled skin. A topology-following colouring for test renders (not the UV albedo)."""
+    uv = fit.camera.project(fit.vertices) / scale  # working-image pixels
+    normals = flame.vertex_normals(fit.vertices, faces)
+    h, w = photo_rgb.shape[:2]
+    seen = (normals[:, 2] > 0.3) & (uv[:, 0] >= 0) & (uv[:, 0] < w - 1) & (uv[:, 1] >= 0) & (uv[:, 1] < h - 1)
+    colours = np.empty((len(uv), 3), np.float32)
+    px = np.round(uv[seen]).astype(int)
+    colours[seen] = photo_rgb[px[:, 1], px[:, 0]] / 255.0
+    colours[~seen] = np.median(colours[seen], axis=0) if seen.any() else FALLBACK_SKIN_SRGB
+    return srgb_to_linear(colours)

@@ -1,0 +1,232 @@
+"""`facesmith` command line. Expected failures print one line naming the file and the reason; exit codes are
+listed in cli/heads.py and README."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..inference.errors import FacesmithError
+from ..inference.files import EXPORT_FORMATS
+from ..inference.flame.dev_model import build_dev_model
+from ..inference.flame.io import save_model_npz
+from ..inference.flame.paths import default_dev_model_path
+from ..inference.options import BACKENDS, CAMERA_KINDS, DEFAULTS, TEXTURE_SIZES, PipelineOptions
+from ..inference.pipeline import (
+    CancelledError,
+    Reconstructor,
+    load_pipeline_model,
+    model_choice,
+)
+from .console import Console, quiet_output
+from .heads import EXIT_FAILED, EXIT_OK, Job, WriteOptions, batch_jobs, run_jobs, write_report
+from .interrupt import Interrupt, Interrupted, exit_code
+from .outputs import check_folder, check_json_path, check_name, remove_stale
+
+
+def _add_flame_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--flame", metavar="PATH", help="FLAME model (.pkl or .npz); default: $FACESMITH_FLAME")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="facesmith", description="Photos of a face to a rigged FLAME head.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and third-party output")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    model = sub.add_parser("model", help="inspect or build FLAME model files").add_subparsers(
+        dest="model_command", required=True
+    )
+    info = model.add_parser("info", help="print the model's sizes and source")
+    _add_flame_flag(info)
+    info.add_argument("--json", action="store_true", help="print JSON")
+    info.set_defaults(func=cmd_model_info)
+
+    build = model.add_parser("build-dev", help="assemble the development model from staged FLAME parts")
+    build.add_argument("--parts", required=True, type=Path, help="folder with the parts (../shared/flame)")
+    build.add_argument("-o", "--output", type=Path, default=default_dev_model_path(), help="output .npz")
+    build.set_defaults(func=cmd_model_build_dev)
+
+    fit = sub.add_parser("fit", help="fit FLAME to one or more photos of one person")
+    fit.add_argument("photos", nargs="+", type=Path, metavar="PHOTO")
+    fit.add_argument("--json", type=Path, metavar="OUT.json", help="write the result as OUT.json (and OUT.npz)")
+    _add_photo_options(fit)
+    fit.set_defaults(func=cmd_fit)
+
+    rec = sub.add_parser("reconstruct", help="one rigged head from photos of one person (.blend/.glb/.fbx)")
+    rec.add_argument("photos", nargs="+", type=Path, metavar="PHOTO")
+    rec.add_argument("-o", "--output", type=Path, required=True, metavar="OUTDIR")
+    rec.add_argument("--name", help="output name (default: the first photo's name)")
+    _add_output_options(rec)
+    _add_photo_options(rec)
+    rec.set_defaults(func=cmd_reconstruct)
+
+    batch = sub.add_parser("batch", help="one rigged head per photo in a folder; carries on past bad files")
+    batch.add_argument("input", type=Path, metavar="INDIR")
+    batch.add_argument("output", type=Path, metavar="OUTDIR")
+    _add_output_options(batch)
+    _add_photo_options(batch)
+    batch.set_defaults(func=cmd_batch)
+    return parser
+
+
+def _add_photo_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--landmarks", choices=("auto", *BACKENDS), default=DEFAULTS.landmarks, help="landmark backend (auto: best installed)"
+    )  # fmt: skip
+    parser.add_argument("--no-fallback", action="store_true", help="do not try another backend when none finds a face")
+    parser.add_argument("--face-index", type=int, default=DEFAULTS.face_index, help="which face, by size (0 = largest)")
+    parser.add_argument("--camera", choices=CAMERA_KINDS, default=DEFAULTS.fit.camera)
+    _add_flame_flag(parser)
+
+
+def _add_output_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-fbx", action="store_true", help="skip the .fbx")
+    parser.add_argument("--no-preview", action="store_true", help="skip the preview render")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: keep them)")
+    parser.add_argument(
+        "--texture-size", type=int, default=DEFAULTS.texture_size, choices=TEXTURE_SIZES, help="UV texture size"
+    )
+    parser.add_argument("--flat-texture", action="store_true", help="a flat skin colour instead of the photo texture")
+
+
+def pipeline_options(args: argparse.Namespace) -> PipelineOptions:
+    options = dataclasses.replace(
+        DEFAULTS,
+        flame_path=args.flame or "",
+        landmarks=args.landmarks,
+        fallback=not args.no_fallback,
+        face_index=args.face_index,
+        fit=dataclasses.replace(DEFAULTS.fit, camera=args.camera),
+    )
+    if hasattr(args, "flat_texture"):
+        options = dataclasses.replace(options, textures=not args.flat_texture, texture_size=args.texture_size)
+    return options
+
+
+def write_options(args: argparse.Namespace) -> WriteOptions:
+    formats = tuple(f for f in EXPORT_FORMATS if not (f == "fbx" and args.no_fbx))
+    return WriteOptions(formats, not args.no_preview, args.overwrite)
+
+
+def _reconstructor(args: argparse.Namespace, console: Console) -> Reconstructor:
+    options = pipeline_options(args)
+    model = load_pipeline_model(options)
+    for warning in model.warnings:  # once per run, not once per head
+        console.warn(warning)
+    return Reconstructor(options, model)
+
+
+def cmd_model_info(args: argparse.Namespace, console: Console, interrupt: Interrupt) -> int:
+    options = dataclasses.replace(DEFAULTS, flame_path=args.flame or "")
+    model = load_pipeline_model(options)
+    info = {**model.info(), "origin": model_choice(options).origin}
+    for warning in model.warnings:
+        console.warn(warning)
+    if args.json:
+        console.line(json.dumps(info, indent=2))
+    else:
+        for key, value in info.items():
+            console.line(f"{key:24s} {value}")
+    return EXIT_OK
+
+
+def cmd_model_build_dev(args: argparse.Namespace, console: Console, interrupt: Interrupt) -> int:
+    model = build_dev_model(args.parts)
+    path = save_model_npz(model, args.output)
+    console.line(f"wrote {path}: {model.description}, {model.n_vertices} vertices")
+    return EXIT_OK
+
+
+def cmd_fit(args: argparse.Namespace, console: Console, interrupt: Interrupt) -> int:
+    if args.json:
+        check_json_path(args.json)
+    with _reconstructor(args, console) as reconstructor:
+        result = reconstructor.fit(args.photos, cancel=interrupt.cancel)
+    for warning in result.warnings:
+        if warning not in reconstructor.model.warnings:
+            console.warn(warning)
+    for p in result.photos:
+        console.line(
+            f"{p.path}: landmark RMS {p.landmark_rms_px:.2f} px ({p.backend}, {p.n_faces} face(s)), "
+            f"fit {result.timings_ms['fit']:.0f} ms"
+        )
+    if args.json:
+        npz, _ = result.save(args.json.with_suffix(""))
+        console.line(f"wrote {args.json} and {npz.name}")
+    return EXIT_OK
+
+
+def cmd_reconstruct(args: argparse.Namespace, console: Console, interrupt: Interrupt) -> int:
+    name = check_name(args.name if args.name is not None else args.photos[0].stem)
+    check_folder(args.output)
+    remove_stale(args.output)
+    jobs = [Job(name, tuple(args.photos))]
+    with _reconstructor(args, console) as reconstructor:
+        outcomes, stopped = run_jobs(
+            reconstructor, jobs, args.output, write_options(args), interrupt.cancel, console,
+            reconstructor.model.warnings,
+        )  # fmt: skip
+    if stopped:
+        return exit_code(interrupt.signum)
+    outcome = outcomes[0]
+    if outcome.status == "failed":
+        console.error(outcome.message)
+        return EXIT_FAILED
+    console.line(f"{name}: {outcome.status} {outcome.message}")
+    for path in outcome.outputs:
+        console.line(f"  {path}")
+    return EXIT_OK
+
+
+def cmd_batch(args: argparse.Namespace, console: Console, interrupt: Interrupt) -> int:
+    jobs, notes = batch_jobs(args.input)
+    check_folder(args.output)
+    remove_stale(args.output)
+    for note in notes:
+        console.warn(note)
+    outcomes, stopped = [], False
+    try:
+        with _reconstructor(args, console) as reconstructor:
+            outcomes, stopped = run_jobs(
+                reconstructor, jobs, args.output, write_options(args), interrupt.cancel, console,
+                reconstructor.model.warnings,
+            )  # fmt: skip
+    finally:  # also when stopped, or interrupted twice: the report lists what finished
+        report = write_report(args.output, args.input, jobs, outcomes, stopped or interrupt.cancel.is_set())
+    failed = [o for o in outcomes if o.status == "failed"]
+    ok = sum(o.status == "ok" for o in outcomes)
+    skipped = len(outcomes) - ok - len(failed)
+    summary = f"{ok} converted, {skipped} skipped, {len(failed)} failed"
+    if stopped:
+        summary += f", {len(jobs) - len(outcomes)} not run (stopped)"
+    console.line(f"{summary}; report: {report}")
+    for o in failed:
+        console.line(f"  failed: {o.name}: {o.message}")
+    if stopped:
+        return exit_code(interrupt.signum)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. Without `argv`: the arguments after `--` when Blender passes them, else sys.argv."""
+    if argv is None:
+        argv = sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else sys.argv[1:]
+    args = build_parser().parse_args(list(argv))
+    with Interrupt() as interrupt, quiet_output(not args.verbose) as console:
+        try:
+            return args.func(args, console, interrupt)
+        except CancelledError:
+            return exit_code(interrupt.signum)
+        except Interrupted as stop:
+            return exit_code(stop.signum)
+        except FacesmithError as exc:
+            console.error(str(exc))
+            return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

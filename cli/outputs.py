@@ -1,0 +1,227 @@
+"""Where a head's files go: names and folders checked before any work, one writer per head at a time
+(a lock), a staging folder per head, and a commit that makes the set appear complete or not at all.
+
+A head NAME in folder OUT is the set OUT/NAME.{blend,glb,fbx} (those asked for), OUT/NAME.json and
+OUT/NAME_preview.png (when asked for). NAME.json is committed last and removed first: a set without its
+JSON is incomplete and is redone by the next run. While a run writes NAME it holds an exclusive lock on
+OUT/.NAME.facesmith-lock and stages in OUT/.NAME.facesmith-staging-XXXX/; the operating system drops the
+lock when the process dies, so the next run in OUT recognises such a folder as stale and removes it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..inference.errors import FacesmithError
+from ..inference.files import EXPORT_FORMATS
+
+STAGING_MARK = ".facesmith-staging-"
+LOCK_SUFFIX = ".facesmith-lock"
+MAX_NAME_BYTES = 200  # leaves room for suffixes under the usual 255-byte file name limit
+
+
+class OutputError(FacesmithError):
+    """An output path that cannot be used; the message names it and the reason."""
+
+
+class HeadBusyError(OutputError):
+    """Another run is writing the same head."""
+
+
+def check_name(name: str) -> str:
+    """A head name that is one plain file name (no folders, not hidden, not empty)."""
+    reasons = (
+        (not name or not name.strip(), "is empty"),
+        (any(sep and sep in name for sep in ("/", os.sep, os.altsep)), "contains a path separator"),
+        (name in (".", ".."), "is not a file name"),
+        (name.startswith("."), "starts with '.' (hidden names are used for staging)"),
+        ("\0" in name or any(ord(c) < 32 for c in name), "contains control characters"),
+        (len(name.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES, f"is longer than {MAX_NAME_BYTES} bytes"),
+    )
+    for bad, reason in reasons:
+        if bad:
+            raise OutputError(f"invalid name {name!r}: {reason}")
+    return name
+
+
+def _probe_writable(folder: Path) -> None:
+    """Create and remove a file in `folder`: the only test that also holds for root and read-only mounts."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".facesmith-probe-", dir=folder)
+    except OSError as exc:
+        raise OutputError(f"{folder}: not writable ({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def check_folder(folder: Path) -> None:
+    """The output folder exists and is writable, or can be created; checked before any work starts."""
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{folder}: exists and is not a folder")
+    existing = folder
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"{folder}: cannot be created, {existing} is not a folder")
+    _probe_writable(existing)
+
+
+def check_json_path(path: Path) -> Path:
+    """`fit --json`: a .json file path whose folder exists and is writable (its .npz goes beside it)."""
+    if path.suffix.lower() != ".json":
+        raise OutputError(f"{path}: --json takes a .json file path (the arrays go to {path.stem}.npz beside it)")
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder; --json takes a .json file path")
+    if not path.parent.is_dir():
+        raise OutputError(f"{path}: folder {path.parent} does not exist")
+    for target in (path, path.with_suffix(".npz")):
+        if target.exists() and not target.is_file():
+            raise OutputError(f"{target}: exists and is not a file")
+    _probe_writable(path.parent)
+    return path
+
+
+@dataclass(frozen=True)
+class HeadFiles:
+    folder: Path
+    name: str
+    formats: tuple[str, ...] = EXPORT_FORMATS
+    preview: bool = True
+
+    @property
+    def report(self) -> Path:
+        return self.folder / f"{self.name}.json"
+
+    @property
+    def preview_path(self) -> Path:
+        return self.folder / f"{self.name}_preview.png"
+
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        """The files of this set, the JSON last."""
+        made = [self.folder / f"{self.name}.{fmt}" for fmt in self.formats]
+        return (*made, *([self.preview_path] if self.preview else []), self.report)
+
+    def known(self) -> tuple[Path, ...]:
+        """Every file a head of this name can have, whatever the options."""
+        return (*(self.folder / f"{self.name}.{fmt}" for fmt in EXPORT_FORMATS), self.preview_path, self.report)
+
+    def complete(self) -> bool:
+        return all(p.is_file() for p in self.paths)
+
+    def check(self) -> None:
+        """No target is a folder or other non-file (it could not be replaced)."""
+        for path in self.known():
+            if path.exists() and not path.is_file():
+                raise OutputError(f"{path}: exists and is not a file")
+
+
+def _lock_path(folder: Path, name: str) -> Path:
+    return folder / f".{name}{LOCK_SUFFIX}"
+
+
+def _try_lock(fd: int) -> bool:
+    if os.name == "nt":
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+@contextmanager
+def head_lock(folder: Path, name: str) -> Iterator[None]:
+    """Hold the head's lock, or fail at once with a message saying another run is writing it."""
+    path = _lock_path(folder, name)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        if not _try_lock(fd):
+            os.close(fd)
+            raise HeadBusyError(f"{folder / name}: another Facesmith run is writing this head; try again when it ends")
+        try:  # the file may have been removed by the run that held it just before: lock the current one
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        os.unlink(path)  # before closing: a waiter that opened the old file sees it is gone and retries
+        os.close(fd)
+
+
+def remove_stale(folder: Path) -> list[Path]:
+    """Remove staging folders and lock files that runs killed outright left in `folder` (their locks are
+    free); those of runs still working are left alone. Returns what was removed."""
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    names = set()
+    for entry in folder.iterdir():
+        if entry.name.startswith(".") and STAGING_MARK in entry.name:
+            names.add(entry.name[1:].rpartition(STAGING_MARK)[0])
+        elif entry.name.startswith(".") and entry.name.endswith(LOCK_SUFFIX):
+            names.add(entry.name[1 : -len(LOCK_SUFFIX)])
+    for name in sorted(names):
+        try:
+            with head_lock(folder, name):
+                removed += remove_staging(folder, name)
+        except HeadBusyError:
+            continue
+    return removed
+
+
+def remove_staging(folder: Path, name: str) -> list[Path]:
+    """The head's staging folders (call with its lock held)."""
+    stale = [p for p in folder.glob(f".{glob_escape(name)}{STAGING_MARK}*") if p.is_dir()]
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return stale
+
+
+def glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
+@contextmanager
+def staging(folder: Path, name: str) -> Iterator[Path]:
+    """A fresh staging folder beside the outputs (same file system: the commit is a rename), always removed."""
+    path = Path(tempfile.mkdtemp(prefix=f".{name}{STAGING_MARK}", dir=folder))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def commit(staged: Path, files: HeadFiles) -> tuple[Path, ...]:
+    """Move the staged set into place: the old JSON goes first and the new one comes last, so a set is never
+    complete while it mixes two runs; files of this name that the new set does not have are removed."""
+    missing = [p.name for p in files.paths if not (staged / p.name).is_file()]
+    if missing:
+        raise OutputError(f"{files.folder / files.name}: not all files were written ({', '.join(missing)})")
+    files.report.unlink(missing_ok=True)
+    for path in files.known():
+        if path not in files.paths:
+            path.unlink(missing_ok=True)
+    for path in files.paths:
+        os.replace(staged / path.name, path)
+    return files.paths

@@ -1,0 +1,292 @@
+"""The least-squares problem of fitting FLAME to 2D landmarks: residuals and analytic Jacobians.
+
+Unknowns: shape β (shared by all photos of a person), and per photo expression ψ, global rotation,
+jaw rotation and a camera. Neck stays at zero: from landmarks alone it is indistinguishable from the
+global rotation (as in DECA). Eye gaze is solved afterwards from the iris centres.
+
+For a fixed pose, posed FLAME vertices are affine in (β, ψ): joints are linear in the shaped mesh and
+the skinning transforms are linear in the joints. So the β/ψ Jacobian is exact and cheap; the global
+rotation has a closed-form Jacobian; only the 3 jaw angles use finite differences (pose correctives
+make them non-linear). Residuals are in units of the face size, so the priors do not depend on
+image resolution.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+
+from ..camera import Camera, project
+from ..flame.forward import JAW, contour_rows
+from ..flame.model import FlameModel
+from ..landmarks.embedding import Embedding
+from ..options import FitOptions
+from .rotations import rotation, rotation_to_axis_angle, skew
+from .targets import Observation, make_targets
+
+JAW_LIMITS = np.array([[-0.05, 0.6], [-0.15, 0.15], [-0.15, 0.15]])  # radians: open/close, side, twist
+
+
+@dataclass
+class PhotoState:
+    expression: np.ndarray
+    rotation: np.ndarray  # (3, 3) global
+    jaw: np.ndarray  # (3,) axis-angle
+    camera: Camera
+    gaze: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(2))  # pitch, yaw of both eyes
+
+    def copy(self) -> PhotoState:
+        return PhotoState(self.expression.copy(), self.rotation.copy(), self.jaw.copy(), self.camera, self.gaze.copy())
+
+    def pose(self) -> np.ndarray:
+        """(5, 3) axis-angle: global, neck (0), jaw, eyes."""
+        pose = np.zeros((5, 3))
+        pose[0] = rotation_to_axis_angle(self.rotation)
+        pose[JAW] = self.jaw
+        pose[3] = pose[4] = [self.gaze[0], self.gaze[1], 0.0]
+        return pose
+
+
+@dataclass(frozen=True)
+class SurfaceOperators:
+    """Per surface point, the barycentric sums of the linear model, so no per-vertex work is left per iteration.
+
+    For a point p = Σ_k b_k u_k over its triangle's corners k, with u = x + w_jaw (R_jaw − I)(x − J_jaw):
+    p = X + (R_jaw − I)(XW − bw · J_jaw), where X = Σ b x and XW = Σ b w x are linear in β, ψ and the
+    jaw's corrective features.
+    """
+
+    t: np.ndarray  # (L, 3) Σ b · template
+    tw: np.ndarray  # (L, 3) Σ b w · template
+    s: np.ndarray  # (L, 3, ns)
+    sw: np.ndarray
+    e: np.ndarray  # (L, 3, ne)
+    ew: np.ndarray
+    p: np.ndarray  # (L, 3, 9) jaw pose correctives
+    pw: np.ndarray
+    bw: np.ndarray  # (L,) Σ b w
+
+
+def astuple_shallow(ops: SurfaceOperators) -> tuple[np.ndarray, ...]:
+    return tuple(getattr(ops, f.name) for f in dataclasses.fields(ops))
+
+
+class LandmarkFunction:
+    """Posed surface points before the global rotation, with neck and eyes at rest, and their Jacobians.
+
+    With global, neck and eyes at identity every skinning transform is the identity except the jaw's,
+    so a vertex x moves to u = x + w_jaw (R_jaw − I)(x − J_jaw), x including the jaw's pose correctives.
+    """
+
+    def __init__(self, model: FlameModel, n_shape: int, n_expr: int) -> None:
+        self.model = model
+        self.ns, self.ne = min(n_shape, model.n_shape), min(n_expr, model.n_expr)
+        m = model
+        self.j0 = m.j_regressor @ m.v_template  # (5, 3)
+        v = m.n_vertices
+        self.js = (m.j_regressor @ m.shapedirs[:, :, : self.ns].reshape(v, -1)).reshape(5, 3, self.ns)
+        self.je = (m.j_regressor @ m.exprdirs[:, :, : self.ne].reshape(v, -1)).reshape(5, 3, self.ne)
+        self.jaw_dirs = m.posedirs[:, :, (JAW - 1) * 9 : JAW * 9]  # correctives driven by the jaw's R − I
+
+    def joints(self, beta: np.ndarray, psi: np.ndarray) -> np.ndarray:
+        """Rest joint positions (5, 3) of the shaped head."""
+        return self.j0 + self.js @ beta + self.je @ psi
+
+    def prepare(self, faces: np.ndarray, bary: np.ndarray) -> SurfaceOperators:
+        m = self.model
+        corners = m.faces[faces]  # (L, 3)
+        w = m.lbs_weights[corners, JAW]  # (L, 3)
+        bw = bary * w
+
+        def sums(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            a = arr[corners]  # (L, 3 corners, ...)
+            return np.einsum("lk...,lk->l...", a, bary), np.einsum("lk...,lk->l...", a, bw)
+
+        t, tw = sums(m.v_template)
+        s, sw = sums(m.shapedirs[:, :, : self.ns])
+        e, ew = sums(m.exprdirs[:, :, : self.ne])
+        p, pw = sums(self.jaw_dirs)
+        return SurfaceOperators(t, tw, s, sw, e, ew, p, pw, bw.sum(axis=1))
+
+    def points(self, ops: SurfaceOperators, beta, psi, jaw, jacobian: bool, linear: bool = True):
+        """Surface points (L, 3) and root joint (3,); with `jacobian` also d/dβ (L, 3, ns), d/dψ (L, 3, ne),
+        d/djaw (L, 3, 3) and the root's d/dβ (3, ns), d/dψ (3, ne)."""
+        r_jaw = rotation(jaw)
+        a = r_jaw - np.eye(3)
+        f = a.reshape(-1)
+        joints = self.joints(beta, psi)
+        x = ops.t + ops.s @ beta + ops.e @ psi + ops.p @ f
+        xw = ops.tw + ops.sw @ beta + ops.ew @ psi + ops.pw @ f
+        lever = xw - ops.bw[:, None] * joints[JAW]
+        pts = x + lever @ a.T
+        if not jacobian:
+            return pts, joints[0]
+        if not linear:  # rigid stage: only the point positions' rotation Jacobian is needed
+            return pts, joints[0], None, None, None, self.js[0], self.je[0]
+        dp_b = ops.s + a @ (ops.sw - ops.bw[:, None, None] * self.js[JAW])  # batched (3,3) @ (L,3,ns)
+        dp_e = ops.e + a @ (ops.ew - ops.bw[:, None, None] * self.je[JAW])
+        eps = 1e-6
+        dp_j = np.empty((len(pts), 3, 3))
+        for k in range(3):  # dR/dθ_k of the 3×3 rotation by central differences, the rest in closed form
+            step = np.zeros(3)
+            step[k] = eps
+            d_r = (rotation(jaw + step) - rotation(jaw - step)) / (2 * eps)
+            df = d_r.reshape(-1)
+            dp_j[:, :, k] = ops.p @ df + lever @ d_r.T + (ops.pw @ df) @ a.T
+        return pts, joints[0], dp_b, dp_e, dp_j, self.js[0], self.je[0]
+
+
+@dataclass(frozen=True)
+class FitSolution:
+    shape: np.ndarray
+    photos: tuple[PhotoState, ...]
+    residuals_px: tuple[np.ndarray, ...]  # per photo, per landmark used (static then contour)
+    landmark_names: tuple[tuple[str, ...], ...]
+
+
+class Problem:
+    """The least-squares problem for one or several photos of one person."""
+
+    def __init__(
+        self,
+        model: FlameModel,
+        observations: list[Observation],
+        options: FitOptions,
+        photo_weights: np.ndarray | None = None,
+        embedding: Embedding | None = None,
+    ) -> None:
+        self.model, self.obs, self.opt = model, observations, options
+        self.fn = LandmarkFunction(model, options.n_shape, options.n_expr)
+        self.ns, self.ne = self.fn.ns, self.fn.ne
+        self.targets = [make_targets(model, o, options, embedding) for o in observations]
+        self.photo_w = np.ones(len(observations)) if photo_weights is None else np.asarray(photo_weights, float)
+        self.block = self.ne + 9  # ψ, rotation increment, jaw, camera
+        self.static_ops = [self.fn.prepare(t.faces, t.bary) for t in self.targets]
+        self.prior_jac = self.prior_jacobian(len(observations))
+        self._ops: dict[tuple[int, int], SurfaceOperators] = {}
+
+    def correspondences(self, p: int, state: PhotoState):
+        """Operators, target pixels and weights of photo p's landmarks, the contour chosen by the head's yaw."""
+        t = self.targets[p]
+        row = int(contour_rows(np.stack([state.rotation, np.eye(3)])[None])[0])
+        if (p, row) not in self._ops:
+            contour = self.fn.prepare(self.model.dynamic_lmk_faces[row], self.model.dynamic_lmk_bary[row])
+            self._ops[(p, row)] = SurfaceOperators(
+                *(
+                    np.concatenate([a, b])
+                    for a, b in zip(astuple_shallow(self.static_ops[p]), astuple_shallow(contour), strict=True)
+                )
+            )
+        target = np.concatenate([t.points, t.contour_points])
+        return self._ops[(p, row)], target, np.concatenate([t.weights, t.contour_weights])
+
+    def project_photo(self, beta, state: PhotoState, ops: SurfaceOperators):
+        pts, root = self.fn.points(ops, beta, state.expression, state.jaw, jacobian=False)
+        world = (pts - root) @ state.rotation.T + root
+        return state.camera.project(world)
+
+    def residuals(self, beta, states, robust, jacobian: bool, free_shape: bool, rigid: bool):
+        """Stacked weighted residuals (and Jacobian over [β | per-photo blocks])."""
+        rows, jac_rows = [], []
+        n_cols = self.ns + self.block * len(states)
+        sigma = self.opt.landmark_sigma
+        errors = []
+        for p, st in enumerate(states):
+            ops, target, weight = self.correspondences(p, st)
+            size = self.obs[p].face_size
+            huber = 1.0 if robust is None else robust[p]
+            scale = np.sqrt(weight * huber * self.photo_w[p]) / (size * sigma)  # per landmark
+            if not jacobian:
+                uv = self.project_photo(beta, st, ops)
+                rows.append(((uv - target) * scale[:, None]).ravel())
+                errors.append(np.linalg.norm(uv - target, axis=1) / (size * sigma))
+                continue
+            pts, root, dp_b, dp_e, dp_j, droot_b, droot_e = self.fn.points(
+                ops, beta, st.expression, st.jaw, True, linear=not rigid
+            )
+            rel = pts - root
+            world = rel @ st.rotation.T + root
+            uv, d_point, d_cam = project(st.camera, world)
+            rows.append(((uv - target) * scale[:, None]).ravel())
+            errors.append(np.linalg.norm(uv - target, axis=1) / (size * sigma))
+            r_minus = np.eye(3) - st.rotation
+            jac = np.zeros((len(target), 2, n_cols))
+            to_px = partial(np.matmul, d_point)  # d world (L,3,k) -> d pixels (L,2,k)
+            if free_shape and not rigid:
+                dw_b = st.rotation @ dp_b + (r_minus @ droot_b)[None]
+                jac[:, :, : self.ns] = to_px(dw_b)
+            base = self.ns + p * self.block
+            if not rigid:
+                dw_e = st.rotation @ dp_e + (r_minus @ droot_e)[None]
+                jac[:, :, base : base + self.ne] = to_px(dw_e)
+                jac[:, :, base + self.ne + 3 : base + self.ne + 6] = to_px(st.rotation @ dp_j)
+            # d(R exp([δ]) rel)/dδ = -R [rel]×
+            jac[:, :, base + self.ne : base + self.ne + 3] = to_px(-(st.rotation @ skew(rel)))
+            jac[:, :, base + self.ne + 6 : base + self.ne + 9] = d_cam
+            jac *= scale[:, None, None]
+            jac_rows.append(jac.reshape(-1, n_cols))
+        prior = self.prior_rows(beta, states)
+        r = np.concatenate(rows + [prior])
+        if not jacobian:
+            return r, errors
+        return r, np.concatenate(jac_rows + [self.prior_jac]), errors
+
+    def prior_rows(self, beta, states) -> np.ndarray:
+        o = self.opt
+        rows = [np.sqrt(o.shape_prior) * beta]
+        for st in states:
+            rows += [np.sqrt(o.expr_prior) * st.expression, np.sqrt(o.jaw_prior) * st.jaw]
+        return np.concatenate(rows)
+
+    def prior_jacobian(self, n_photos: int) -> np.ndarray:
+        o = self.opt
+        n_cols = self.ns + self.block * n_photos
+        blocks = [np.sqrt(o.shape_prior) * np.eye(self.ns, n_cols)]
+        for p in range(n_photos):
+            base = self.ns + p * self.block
+            e = np.zeros((self.ne, n_cols))
+            e[:, base : base + self.ne] = np.sqrt(o.expr_prior) * np.eye(self.ne)
+            j = np.zeros((3, n_cols))
+            j[:, base + self.ne + 3 : base + self.ne + 6] = np.sqrt(o.jaw_prior) * np.eye(3)
+            blocks += [e, j]
+        return np.concatenate(blocks)
+
+    def apply(self, beta, states, delta, free_shape: bool):
+        new_beta = beta + delta[: self.ns] if free_shape else beta.copy()
+        new_states = []
+        for p, st in enumerate(states):
+            d = delta[self.ns + p * self.block : self.ns + (p + 1) * self.block]
+            s = st.copy()
+            s.expression = st.expression + d[: self.ne]
+            s.rotation = st.rotation @ rotation(d[self.ne : self.ne + 3])
+            s.jaw = np.clip(st.jaw + d[self.ne + 3 : self.ne + 6], JAW_LIMITS[:, 0], JAW_LIMITS[:, 1])
+            cam = st.camera.params + d[self.ne + 6 :]
+            if st.camera.is_perspective:
+                cam[2] = max(cam[2], 0.1)
+            else:
+                cam[0] = max(cam[0], 1e-3)
+            s.camera = st.camera.with_params(cam)
+            new_states.append(s)
+        return new_beta, new_states
+
+    def free_columns(self, n_photos: int, free_shape: bool, rigid: bool) -> np.ndarray:
+        free = np.zeros(self.ns + self.block * n_photos, bool)
+        free[: self.ns] = free_shape and not rigid
+        for p in range(n_photos):
+            base = self.ns + p * self.block
+            if not rigid:
+                free[base : base + self.ne] = True
+                free[base + self.ne + 3 : base + self.ne + 6] = True
+            free[base + self.ne : base + self.ne + 3] = True
+            free[base + self.ne + 6 : base + self.block] = True
+        return free
+
+    def landmark_residuals_px(self, beta, states) -> tuple[list[np.ndarray], list[tuple[str, ...]]]:
+        res = []
+        for p, st in enumerate(states):
+            ops, target, _ = self.correspondences(p, st)
+            res.append(np.linalg.norm(self.project_photo(beta, st, ops) - target, axis=1))
+        return res, [t.names for t in self.targets]

@@ -1,0 +1,101 @@
+"""What the fit matches: landmarks observed in a photo, and the FLAME surface points they correspond to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..flame.model import FlameModel
+from ..landmarks.detect import MEDIAPIPE_TO_IBUG68, FaceLandmarks
+from ..landmarks.embedding import Embedding
+from ..options import FitOptions
+
+# MediaPipe mesh indices on the lips and the nose (Deng et al. weight mouth and nose landmarks up).
+MEDIAPIPE_LIPS = frozenset({
+    0, 13, 14, 17, 37, 39, 40, 61, 78, 80, 81, 82, 84, 87, 88, 91, 95, 146, 178, 181, 185, 191, 267, 269, 270, 291,
+    308, 310, 311, 312, 314, 317, 318, 321, 324, 375, 402, 405, 409, 415
+})  # fmt: skip
+MEDIAPIPE_NOSE = frozenset({
+    1, 2, 4, 5, 6, 19, 45, 48, 64, 75, 79, 94, 97, 98, 102, 115, 129, 168, 195, 197, 218, 219, 220, 237, 275, 278,
+    294, 305, 309, 326, 327, 331, 344, 358, 438, 439, 440, 457
+})  # fmt: skip
+IBUG_NOSE_MOUTH = np.r_[27:36, 48:68]
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Landmarks of one face in original-photo pixels, and what they correspond to on FLAME."""
+
+    points: np.ndarray  # (N, 2)
+    scheme: str  # "mediapipe478" or "ibug68"
+    image_size: tuple[int, int]  # (width, height)
+    iris: np.ndarray | None = None  # (2, 2) subject's right, left iris centres
+
+    @staticmethod
+    def from_face(face: FaceLandmarks, to_original, image_size: tuple[int, int]) -> Observation:
+        iris = face.iris_centres()
+        return Observation(
+            to_original(face.points), face.scheme, image_size, None if iris is None else to_original(iris)
+        )
+
+    @property
+    def face_size(self) -> float:
+        pts = self.ibug68()
+        span = pts.max(0) - pts.min(0)
+        return float(np.sqrt(max(span[0], 1.0) * max(span[1], 1.0)))
+
+    def ibug68(self) -> np.ndarray:
+        return self.points if self.scheme == "ibug68" else self.points[MEDIAPIPE_TO_IBUG68]
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Static correspondences (fixed surface points) and the 17 contour points (chosen by yaw)."""
+
+    faces: np.ndarray  # (Ls,)
+    bary: np.ndarray  # (Ls, 3)
+    points: np.ndarray  # (Ls, 2)
+    weights: np.ndarray  # (Ls,)
+    contour_points: np.ndarray  # (17, 2)
+    contour_weights: np.ndarray  # (17,)
+    names: tuple[str, ...]  # one label per landmark: "mp:<index>" or "ibug:<index>", static first
+
+
+def mediapipe_embedding(model: FlameModel, learned: Embedding | None) -> Embedding | None:
+    """The learned MediaPipe embedding, completed by FLAME's own 105-point one for points it lacks.
+
+    The learned one wins where both exist: it was measured against true geometry under MediaPipe itself.
+    """
+    if not model.has_mediapipe:
+        return learned
+    official = Embedding(model.mediapipe_lmk_indices, model.mediapipe_lmk_faces, model.mediapipe_lmk_bary)
+    if learned is None:
+        return official
+    rest = ~np.isin(official.indices, learned.indices)
+    return Embedding(
+        np.r_[learned.indices, official.indices[rest]],
+        np.r_[learned.faces, official.faces[rest]],
+        np.r_[learned.bary, official.bary[rest]],
+    )
+
+
+def make_targets(
+    model: FlameModel, obs: Observation, options: FitOptions, embedding: Embedding | None = None
+) -> Targets:
+    ibug = obs.ibug68()
+    contour_w = np.full(17, options.contour_weight)
+    emb = mediapipe_embedding(model, embedding)
+    if obs.scheme == "mediapipe478" and emb is not None:
+        # MediaPipe points that stand in for the jaw line follow FLAME's contour, not a fixed surface point.
+        keep = ~np.isin(emb.indices, MEDIAPIPE_TO_IBUG68[:17])
+        idx, faces, bary = emb.indices[keep], emb.faces[keep], emb.bary[keep]
+        weights = np.array(
+            [options.mouth_nose_weight if i in MEDIAPIPE_LIPS or i in MEDIAPIPE_NOSE else 1.0 for i in idx]
+        )
+        names = tuple(f"mp:{i}" for i in idx) + tuple(f"ibug:{i}" for i in range(17))
+        return Targets(faces, bary, obs.points[idx], weights, ibug[:17], contour_w, names)
+    weights = np.ones(51)
+    weights[IBUG_NOSE_MOUTH - 17] = options.mouth_nose_weight
+    names = tuple(f"ibug:{i}" for i in range(17, 68)) + tuple(f"ibug:{i}" for i in range(17))
+    return Targets(model.static_lmk_faces, model.static_lmk_bary, ibug[17:], weights, ibug[:17], contour_w, names)
