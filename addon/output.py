@@ -33,8 +33,9 @@ class WrittenHead:
 
 
 def reset_file() -> None:
-    """An empty Blender file for each head, so heads never share data."""
-    bpy.ops.wm.read_factory_settings(use_empty=True)
+    """An empty Blender file for each head, so heads never share data. The factory startup file, but the
+    user's preferences stay: inside a Blender session the installed extensions stay enabled."""
+    bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
     bpy.context.preferences.filepaths.save_version = 0  # no .blend1 backups beside the outputs
 
 

@@ -1,9 +1,12 @@
 """Photo -> saved .blend/.glb/.fbx on the CPU: time per stage and peak RAM.
 
-Converts N portraits in one process. The first photo also pays start-up (bpy import, MediaPipe and
-model loading), reported apart. Baseline from the same run: an empty Blender file reset + saved, the
-fixed cost of any head. Goals: ≤ 3 s per photo end to end excluding the preview render; peak RAM ≤ 2 GB.
-Usage: python bench/pipeline.py [--n 5] [--preview] [--photos DIR]
+Converts N portraits in one process through the real path of `facesmith reconstruct|batch`:
+`Reconstructor.run` (load, detect, fit, textures, rig), then `addon.output.write_head` (fresh file,
+build, save each format, the preview with --preview) and the NAME.json report. The first photo also pays
+start-up (MediaPipe's first use), reported apart; bpy import and model loading are `startup_ms`.
+Baseline from the same run: an empty Blender file reset + saved, the fixed cost of any head.
+Goals: ≤ 3 s per photo end to end excluding the preview render; peak RAM ≤ 2 GB.
+Usage: python bench/pipeline.py [--n 5] [--preview] [--photos DIR] [--no-check]
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import SHARED_FACES, Goal, add_check_argument, finish, load_bench_model, pipeline_options
 
 os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="facesmith-bench-"))
 
-SHARED_FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
+PER_PHOTO_GOAL_MS = 3000.0
+PEAK_RSS_GOAL_MB = 2048.0
 
 
 def main() -> None:
@@ -30,42 +35,44 @@ def main() -> None:
     parser.add_argument("--photos", type=Path, default=SHARED_FACES)
     parser.add_argument("--preview", action="store_true", help="also time the preview render")
     parser.add_argument("--flame")
+    add_check_argument(parser)
     args = parser.parse_args()
     t0 = time.perf_counter()
     import bpy
 
-    from facesmith.addon.output import ConvertOptions, Resources, convert, reset_file
-    from facesmith.inference.flame.paths import default_dev_model_path, load_model, resolve_flame_path
-    from facesmith.inference.landmarks.detect import LandmarkDetector
-    from facesmith.inference.pipeline import default_embedding
+    from facesmith.addon.output import reset_file, write_head
+    from facesmith.inference.files import EXPORT_FORMATS
+    from facesmith.inference.pipeline import Reconstructor
 
-    model = load_model(resolve_flame_path(args.flame, os.environ, dev_model=default_dev_model_path()))
-    embedding = default_embedding(model)
-    detector = LandmarkDetector()
-    resources = Resources(detector, embedding)
-    startup_ms = 1000 * (time.perf_counter() - t0)
-    options = ConvertOptions(preview=args.preview)
+    options = pipeline_options(args.flame)
+    model = load_bench_model(args.flame)
     photos = sorted(args.photos.glob("*.jpg"))[: args.n]
     stages: dict[str, list[float]] = {}
     totals = []
-    with tempfile.TemporaryDirectory() as out:
+    with Reconstructor(options, model) as rec, tempfile.TemporaryDirectory() as out:
+        startup_ms = 1000 * (time.perf_counter() - t0)
         t = time.perf_counter()
         reset_file()
         bpy.ops.wm.save_as_mainfile(filepath=str(Path(out) / "empty.blend"), copy=True)
         baseline_ms = 1000 * (time.perf_counter() - t)
         for path in photos:
             t = time.perf_counter()
-            outcome = convert([path], Path(out), path.stem, model, options, resources)
+            head = rec.run([path], path.stem)
+            written = write_head(head, Path(out), EXPORT_FORMATS, args.preview)
+            report = head.to_json()
+            report["timings_ms"].update({k: round(v, 2) for k, v in written.timings_ms.items()})
+            (Path(out) / f"{path.stem}.json").write_text(json.dumps(report, indent=1))
             totals.append(1000 * (time.perf_counter() - t))
-            report = json.loads((Path(out) / f"{path.stem}.json").read_text())
             for stage, ms in report["timings_ms"].items():
                 stages.setdefault(stage, []).append(ms)
-            print(f"{path.name}: {outcome.status} {totals[-1]:.0f} ms {report['timings_ms']}", file=sys.stderr)
-    detector.close()
+            print(
+                f"{path.name}: {len(written.files)} files {totals[-1]:.0f} ms {report['timings_ms']}", file=sys.stderr
+            )
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     warm = totals[1:] or totals
-    no_preview = [t - p for t, p in zip(totals, stages.get("preview", [0] * len(totals)), strict=True)][1:] or totals
-    print(json.dumps({
+    no_preview = [t - p for t, p in zip(totals, stages.get("preview", [0] * len(totals)), strict=True)]
+    no_preview = no_preview[1:] or no_preview
+    result = {
         "photos": len(photos),
         "startup_ms": round(startup_ms),
         "first_photo_ms": round(totals[0]),
@@ -75,7 +82,14 @@ def main() -> None:
         "baseline_empty_file_save_ms": round(baseline_ms, 1),
         "peak_rss_mb": round(peak_mb),
         "preview": args.preview,
-    }))  # fmt: skip
+        "formats": list(EXPORT_FORMATS),
+    }
+    goals = [
+        Goal("per_photo_excluding_preview_ms_median", result["per_photo_excluding_preview_ms_median"], "<=",
+             PER_PHOTO_GOAL_MS, result["baseline_empty_file_save_ms"], "empty file reset + save"),
+        Goal("peak_rss_mb", result["peak_rss_mb"], "<=", PEAK_RSS_GOAL_MB),
+    ]  # fmt: skip
+    finish(result, goals, not args.no_check)
 
 
 if __name__ == "__main__":

@@ -4,22 +4,24 @@ For each of N heads: sample β, ψ, pose and a camera, project the points MediaP
 (the 105 embedded points, 17 contour points, iris centres) into a 512² image, add ~1.5 px noise and a
 few outliers, fit, and measure the identity error (β only, neutral) over the face region after
 similarity alignment, NoW-style. The mean face (β = 0) is measured in the same run as the baseline.
-Usage: python bench/synthetic_fit.py --n 50 [--json] [--camera orthographic|perspective] [--flame PATH]
+Usage: python bench/synthetic_fit.py --n 50 [--json] [--camera orthographic|perspective] [--flame PATH] [--no-check]
 Goal: fit_median_mm ≤ 0.5 × mean_face_median_mm; ≤ 30 ms per fit on this machine's CPU.
+In-model synthetic: the landmarks are made with FLAME itself, the fit's own model (an upper bound on what
+real photos give; bench/synthetic_e2e.py puts a real detector in between).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
+import dataclasses
 import time
 
 import numpy as np
+from _common import IN_MODEL, Goal, add_check_argument, finish, load_bench_model, pipeline_options
 
 from facesmith.inference import flame
-from facesmith.inference.fit import FitOptions, fit_flame
-from facesmith.inference.flame.paths import DENSE_EMBEDDING, default_dev_model_path, load_model, resolve_flame_path
+from facesmith.inference.fit import fit_flame
+from facesmith.inference.flame.paths import DENSE_EMBEDDING
 from facesmith.inference.flame.regions import face_region
 from facesmith.inference.landmarks.embedding import load_embedding
 from facesmith.training.metrics import median_error_mm
@@ -35,10 +37,12 @@ def main() -> None:
     parser.add_argument("--camera", default="orthographic")
     parser.add_argument("--flame")
     parser.add_argument("--embedding", default=str(DENSE_EMBEDDING), help="learned MediaPipe embedding ('' for none)")
-    parser.add_argument("--json", action="store_true", help="print only the JSON line")
+    parser.add_argument("--json", action="store_true", help="print only the goals and the JSON line")
+    add_check_argument(parser)
     args = parser.parse_args()
-    model = load_model(resolve_flame_path(args.flame, os.environ, dev_model=default_dev_model_path()))
-    options = FitOptions(camera=args.camera)
+    model = load_bench_model(args.flame)
+    defaults = pipeline_options(args.flame).fit
+    options = dataclasses.replace(defaults, camera=args.camera)
     embedding = load_embedding(args.embedding, model) if args.embedding else None
     mask = face_region(model)
     rng = np.random.default_rng(args.seed)
@@ -72,7 +76,13 @@ def main() -> None:
         "model": model.description,
         "landmarks": int(len(sol.residuals_px[0])),
     }
-    print(json.dumps(result))
+    mean_face = result["mean_face_median_mm"]
+    goals = [
+        Goal("fit_median_mm", result["fit_median_mm"], "<=", 0.5 * mean_face, mean_face, "mean face",
+             IN_MODEL, "<= 0.5 x mean face"),
+        Goal("ms_per_fit", result["ms_per_fit"], "<=", 30.0),
+    ]  # fmt: skip
+    finish(result, goals, not args.no_check)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from ..inference.pipeline import (
 from .console import Console, quiet_output
 from .heads import EXIT_FAILED, EXIT_OK, Job, WriteOptions, batch_jobs, run_jobs, write_report
 from .interrupt import Interrupt, Interrupted, exit_code
-from .outputs import check_folder, check_json_path, check_name, remove_stale
+from .outputs import check_folder, check_json_path, check_name, head_lock, remove_stale
 
 
 def _add_flame_flag(parser: argparse.ArgumentParser) -> None:
@@ -164,6 +164,9 @@ def cmd_reconstruct(args: argparse.Namespace, console: Console, interrupt: Inter
     name = check_name(args.name if args.name is not None else args.photos[0].stem)
     check_folder(args.output)
     remove_stale(args.output)
+    if args.output.is_dir():
+        with head_lock(args.output, name):  # another run writing this head: say so before any work
+            pass
     jobs = [Job(name, tuple(args.photos))]
     with _reconstructor(args, console) as reconstructor:
         outcomes, stopped = run_jobs(

@@ -7,6 +7,8 @@ pixels back to the original photo (x right, y down).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,16 +59,30 @@ def load_photo(path: str | Path, working_side: int = DEFAULT_WORKING_SIDE) -> Ph
     if path.stat().st_size == 0:
         raise ImageError(path, "file is empty, not an image")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with _pixel_limit(MAX_PIXELS):
             img = Image.open(path)
             return _decode(path, img, working_side)
     except UnidentifiedImageError:
         raise ImageError(path, "not a valid image (unknown or unsupported format)") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(path, "image too large (decompression bomb limit)") from None
+    except Image.DecompressionBombError:
+        raise ImageError(path, f"image too large (over {MAX_PIXELS // 1_000_000} megapixels)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(path, f"image is corrupt or truncated ({exc})") from None
+
+
+@contextmanager
+def _pixel_limit(pixels: int) -> Iterator[None]:
+    """Pillow's own decompression-bomb limit (≈ 89 Mpx, an error from ≈ 179 Mpx) would refuse a 108 Mpx phone
+    photo before ours applies; for the duration, Pillow errors only beyond `pixels` and its warning is
+    silenced. Pillow keeps the limit in a module attribute, so it is restored afterwards."""
+    previous = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = pixels // 2  # Pillow raises at twice this
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
 
 
 def _decode(path: Path, img: Image.Image, working_side: int) -> Photo:

@@ -32,7 +32,7 @@ COMMON = ["onnxruntime", "protobuf", "flatbuffers", "packaging", "opencv-contrib
 # MediaPipe's FaceMesh path imports these (jax, sounddevice, sentencepiece are unused there: see shared notes).
 MEDIAPIPE = ["mediapipe", "absl-py", "attrs", "matplotlib", "contourpy", "cycler", "fonttools", "kiwisolver",
              "pyparsing", "python-dateutil", "six"]  # fmt: skip
-SOURCE_PATHS = ["__init__.py", "blender_manifest.toml", "LICENSE", "addon", "inference", "assets"]
+SOURCE_PATHS = ["__init__.py", "blender_manifest.toml", "LICENSE", "addon", "inference", "cli", "assets"]
 
 
 def pins() -> dict[str, str]:

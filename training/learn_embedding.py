@@ -1,7 +1,7 @@
 """Learn where MediaPipe's mesh points lie on FLAME (the table in assets/mediapipe_dense_embedding.npz).
 
 Two methods, both casting each detected MediaPipe point along the view ray onto a FLAME mesh and taking
-the median of the hits on the mean template (see inference/mp_embedding.py):
+the median of the hits on the mean template (see inference/landmarks/embedding.py):
 
 - `photos` (shipped): real portraits, each fitted first; two passes, the second fitting with the first
   table. Aligns well with real photos, but inherits the shape bias of the fits it learns from.
@@ -16,6 +16,7 @@ the median of the hits on the mean template (see inference/mp_embedding.py):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import tempfile
@@ -27,10 +28,11 @@ from ..inference import flame
 from ..inference.errors import FacesmithError
 from ..inference.fit import FitOptions, Observation, fit_flame, mediapipe_embedding
 from ..inference.flame.model import FlameModel
-from ..inference.flame.paths import default_dev_model_path, load_model, resolve_flame_path
 from ..inference.images import load_photo
 from ..inference.landmarks.detect import LandmarkDetector
 from ..inference.landmarks.embedding import Embedding, HitCollector, save_embedding
+from ..inference.options import DEFAULTS
+from ..inference.pipeline import Reconstructor, load_pipeline_model
 
 log = logging.getLogger(__name__)
 IRIS = range(468, 478)
@@ -68,18 +70,19 @@ def learn_from_renders(
 ) -> tuple[Embedding, int]:
     """Random heads rendered with skin from `sources`; hits on the true meshes. Returns the table and renders used."""
     os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="facesmith-learn-"))
-    from ..inference.pipeline import fit_photos
     from .render import render_head  # bpy only here
     from .synthetic import sample_head, vertex_colours
 
     rng = np.random.default_rng(seed)
     collector = HitCollector(model)
     used = 0
-    with LandmarkDetector("mediapipe", fallback=None) as detector, tempfile.TemporaryDirectory() as tmp:
+    options = dataclasses.replace(DEFAULTS, landmarks="mediapipe", fallback=False)
+    with Reconstructor(options, model) as rec, tempfile.TemporaryDirectory() as tmp:
+        detector = rec.detector
         skins = []
-        for src in sources:
-            photo = load_photo(src)
-            fitted = fit_photos([src], model, detector=detector)
+        for src in sources:  # the pipeline's own fit of each portrait, only to colour the skin
+            photo = load_photo(src, options.working_side)
+            fitted = rec.fit([src])
             skins.append(vertex_colours(photo.rgb, fitted.photos[0], photo.scale, model.faces))
         for i in range(n):
             head = sample_head(model, rng, max_yaw_deg=30.0)
@@ -112,7 +115,7 @@ def main() -> None:
         p.add_argument("-o", "--output", type=Path, required=True)
         p.add_argument("--flame")
     args = parser.parse_args()
-    model = load_model(resolve_flame_path(args.flame, os.environ, dev_model=default_dev_model_path()))
+    model = load_pipeline_model(dataclasses.replace(DEFAULTS, flame_path=args.flame or ""))
     if args.method == "photos":
         with LandmarkDetector("mediapipe", fallback=None) as detector:
             observations = [o for p in sorted(args.photos.glob("*.jpg")) if (o := detect(detector, p)) is not None]

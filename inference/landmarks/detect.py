@@ -274,7 +274,7 @@ def make_backend(name: str) -> LandmarkBackend:
 class LandmarkDetector:
     """A primary backend with an optional fallback when it finds no face; created once, used for many photos."""
 
-    def __init__(self, backend: str = "mediapipe", fallback: str | None = None) -> None:
+    def __init__(self, backend: str, fallback: str | None = None) -> None:
         self.primary_name = backend
         self.fallback_name = fallback if fallback != backend else None
         self._backends: dict[str, LandmarkBackend] = {}

@@ -31,6 +31,12 @@ prefs.texture_size = "512"
 bpy.context.scene.facesmith.photos.add().path = photo
 assert bpy.ops.facesmith.reconstruct() == {"FINISHED"}
 print("VERTICES", len(bpy.context.scene.facesmith.head.data.vertices))
+# README's headless entry point, from the installed extension (as `blender -b --python-expr ... -- ARGS`)
+from bl_ext.user_default.facesmith.cli import main
+out = Path(tempfile.mkdtemp())
+args = ["reconstruct", photo, "-o", str(out), "--no-preview", "--texture-size", "512", "--flame", sys.argv[3]]
+assert main(args) == 0, "cli"
+print("FILES", sorted(p.suffix for p in out.iterdir()))
 """
 
 
@@ -74,3 +80,4 @@ def test_py311_zip_installs_and_reconstructs(zips, dev_model, tmp_path):
                          capture_output=True, text=True, env=env, cwd=tmp_path)  # fmt: skip
     assert res.returncode == 0, res.stderr[-3000:]
     assert "VERTICES 5023" in res.stdout
+    assert "FILES ['.blend', '.fbx', '.glb', '.json']" in res.stdout
