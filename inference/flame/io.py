@@ -4,9 +4,12 @@ and the project's own `.npz`; save the `.npz`. Every failure names the file and 
 
 from __future__ import annotations
 
+import io
 import json
+import math
 import pickle
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +17,7 @@ import numpy as np
 from ..errors import ModelFileError
 from ..files import atomic_write
 from . import safe_pickle
-from .model import FlameModel, make_model, model_arrays
+from .model import ARRAY_SPECS, FlameModel, check_shapes, make_model, model_arrays
 
 N_SHAPE_OFFICIAL = 300  # official shapedirs hold 300 shape then 100 expression components
 NPZ_FORMAT = "facesmith-flame-1"
@@ -99,7 +102,10 @@ def _pickle_description(path: Path) -> str:
 
 def _field(raw: dict, key: str, path: Path) -> np.ndarray:
     if key not in raw:
-        raise ModelFileError(path, f"missing key '{key}' (keys: {sorted(map(str, raw))})")
+        # Only string keys, and a few: printing an arbitrary pickled key could itself be a bomb.
+        keys = sorted(k for k in raw if isinstance(k, str))
+        shown = ", ".join(k[:40] for k in keys[:20]) + (", ..." if len(keys) > 20 else "")
+        raise ModelFileError(path, f"missing key '{key}' (keys: {shown})")
     try:
         return safe_pickle.to_numpy(raw[key])
     except ValueError as exc:
@@ -140,18 +146,25 @@ def trim_zero_components(basis: np.ndarray) -> np.ndarray:
 
 def _load_npz(path: Path, data: bytes) -> FlameModel:
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = [*ARRAY_SPECS, "meta"]
+            headers = npz_headers(path, archive, names)
+            if "meta" not in headers:
+                raise ModelFileError(path, "not a Facesmith model .npz (no 'meta' entry)")
+            shape, dtype = headers.pop("meta")
+            if shape != () or dtype.kind != "U" or dtype.itemsize > 2**20:
+                raise ModelFileError(path, f"'meta' entry has shape {shape} and dtype {dtype}, expected short text")
+            check_shapes({name: shape for name, (shape, _) in headers.items()}, path)
+            arrays = npz_read(archive, names)
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
         raise ModelFileError(path, f"truncated or corrupt .npz ({type(exc).__name__}: {exc})") from None
-    if "meta" not in arrays:
-        raise ModelFileError(path, "not a Facesmith model .npz (no 'meta' entry)")
     try:
         meta = json.loads(str(arrays.pop("meta")))
     except json.JSONDecodeError:
         raise ModelFileError(path, "'meta' entry is not valid JSON") from None
-    if meta.get("format") != NPZ_FORMAT:
-        raise ModelFileError(path, f"unknown model format {meta.get('format')!r}, expected {NPZ_FORMAT!r}")
+    if not isinstance(meta, dict) or meta.get("format") != NPZ_FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise ModelFileError(path, f"unknown model format {found!r}, expected {NPZ_FORMAT!r}")
     return make_model(
         arrays,
         path,
@@ -159,6 +172,51 @@ def _load_npz(path: Path, data: bytes) -> FlameModel:
         description=str(meta.get("description", "")),
         is_development=bool(meta.get("is_development", False)),
     )
+
+
+def _members(archive: zipfile.ZipFile, names: Iterable[str]) -> dict[str, zipfile.ZipInfo]:
+    # np.savez stores array `x` as `x.npy`; entries we don't ask for are never read.
+    wanted = set(names)
+    return {i.filename[:-4]: i for i in archive.infolist() if i.filename.endswith(".npy") and i.filename[:-4] in wanted}
+
+
+def npz_headers(
+    path: Path, archive: zipfile.ZipFile, names: Iterable[str]
+) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Shape and dtype of the named .npz entries, from their .npy headers, reading no data.
+
+    numpy allocates whatever shape a header declares before reading the data (a 15 KB file declaring
+    (5023, 3, 1e8) ends in MemoryError), so each shape is checked against MAX_VALUES and the entry's
+    uncompressed size here, and object arrays (pickles) are refused.
+    """
+    headers: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
+    total = 0
+    for name, info in _members(archive, names).items():
+        with archive.open(info) as stream:
+            shape, _, dtype = safe_pickle.read_npy_header(stream)
+            available = info.file_size - stream.tell()
+        if dtype.hasobject:
+            want = "text" if name == "meta" else "numbers"
+            raise ModelFileError(path, f"'{name}' holds Python objects (dtype object), not {want}")
+        try:
+            safe_pickle.check_npy_size(shape, dtype, available)
+        except ValueError as exc:
+            raise ModelFileError(path, f"'{name}' {exc}") from None
+        total += math.prod(shape) * dtype.itemsize
+        headers[name] = shape, dtype
+    limit = 8 * safe_pickle.MAX_VALUES  # as float64
+    if total > limit:
+        raise ModelFileError(path, f"arrays declare {total:,} bytes, more than the {limit:,} a FLAME model could need")
+    return headers
+
+
+def npz_read(archive: zipfile.ZipFile, names: Iterable[str]) -> dict[str, np.ndarray]:
+    """The named .npz entries as arrays; call npz_headers first, which checks what this allocates."""
+    arrays = {}
+    for name, info in _members(archive, names).items():
+        with archive.open(info) as stream:
+            arrays[name] = np.lib.format.read_array(stream, allow_pickle=False)
+    return arrays
 
 
 def save_model_npz(model: FlameModel, path: str | Path) -> Path:

@@ -124,15 +124,52 @@ ARRAY_SPECS: dict[str, tuple[tuple, str, bool]] = {
 }
 
 
-def _check_shape(name: str, arr: np.ndarray, spec: tuple, sizes: dict[str, int], path: Path) -> None:
-    if arr.ndim != len(spec):
-        raise ModelFileError(path, f"'{name}' has shape {arr.shape}, expected {len(spec)} dimensions {spec}")
-    for dim, want in zip(arr.shape, spec, strict=True):
-        if isinstance(want, str):
-            sizes.setdefault(want, dim)
-            want = sizes[want]
-        if dim != want:
-            raise ModelFileError(path, f"'{name}' has shape {arr.shape}, expected {spec} with {sizes}")
+_SIZE_NAMES = {
+    "V": "vertices",
+    "F": "faces",
+    "S": "shape components",
+    "E": "expression components",
+    "T": "UV coordinates",
+    "M": "MediaPipe landmarks",
+}
+
+
+def check_shapes(shapes: dict[str, tuple[int, ...]], path: str | Path) -> dict[str, int]:
+    """Check array shapes against ARRAY_SPECS; return the symbolic sizes (V, F, ...) they agree on.
+
+    Works on shapes alone, so a loader can check what a file declares before reading any data.
+    """
+    path = Path(path)
+    seen: dict[str, dict[int, list[str]]] = {}  # symbol -> size -> arrays with that size
+    for name, (spec, _, required) in ARRAY_SPECS.items():
+        shape = shapes.get(name)
+        if shape is None:
+            if required:
+                raise ModelFileError(path, f"missing array '{name}'")
+            continue
+        if len(shape) != len(spec):
+            raise ModelFileError(path, f"'{name}' has shape {shape}, expected {len(spec)} dimensions {spec}")
+        for dim, want in zip(shape, spec, strict=True):
+            if isinstance(want, str):
+                seen.setdefault(want, {}).setdefault(dim, []).append(name)
+            elif dim != want:
+                raise ModelFileError(path, f"'{name}' has shape {shape}, expected {spec}")
+    for symbol, by_size in seen.items():
+        if len(by_size) > 1:
+            raise ModelFileError(path, _disagreement(symbol, by_size, shapes))
+    return {symbol: next(iter(by_size)) for symbol, by_size in seen.items()}
+
+
+def _disagreement(symbol: str, by_size: dict[int, list[str]], shapes: dict[str, tuple[int, ...]]) -> str:
+    # Blame the odd ones out: the size most arrays share is taken as right (ties go to the array
+    # listed first in ARRAY_SPECS, the required ones), e.g. a short v_template, not shapedirs.
+    size, names = max(by_size.items(), key=lambda item: len(item[1]))
+    noun = _SIZE_NAMES.get(symbol, symbol)
+    odd = [
+        f"'{n}' has shape {shapes[n]} ({other} {noun})" for other, ns in by_size.items() if other != size for n in ns
+    ]
+    verb = "has" if len(names) == 1 else "have"
+    return f"{'; '.join(odd)}, but {', '.join(names)} {verb} {size}"
 
 
 def validate_arrays(arrays: dict[str, np.ndarray], path: str | Path) -> dict[str, np.ndarray]:
@@ -142,21 +179,19 @@ def validate_arrays(arrays: dict[str, np.ndarray], path: str | Path) -> dict[str
     integer index arrays become int64 and are range-checked so indexing can never go out of bounds.
     """
     path = Path(path)
-    sizes: dict[str, int] = {}
-    out: dict[str, np.ndarray] = {}
-    for name, (spec, kind, required) in ARRAY_SPECS.items():
-        arr = arrays.get(name)
-        if arr is None:
-            if required:
-                raise ModelFileError(path, f"missing array '{name}'")
-            continue
-        arr = np.asarray(arr)
+    given = {name: np.asarray(arrays[name]) for name in ARRAY_SPECS if arrays.get(name) is not None}
+    for name, arr in given.items():
+        kind = ARRAY_SPECS[name][1]
+        if arr.dtype.hasobject:
+            raise ModelFileError(path, f"'{name}' holds Python objects (dtype object), not numbers")
         if arr.dtype.kind not in ("f", "i", "u", "b") or (kind == "i" and arr.dtype.kind == "f"):
             raise ModelFileError(
                 path, f"'{name}' has dtype {arr.dtype}, expected {'integer' if kind == 'i' else 'float'}"
             )
-        _check_shape(name, arr, spec, sizes, path)
-        if kind == "f":
+    sizes = check_shapes({name: arr.shape for name, arr in given.items()}, path)
+    out: dict[str, np.ndarray] = {}
+    for name, arr in given.items():
+        if ARRAY_SPECS[name][1] == "f":
             arr = arr.astype(np.float64)
             if not np.all(np.isfinite(arr)):
                 raise ModelFileError(path, f"'{name}' contains NaN or infinite values")

@@ -6,14 +6,16 @@ These are shared by every FLAME release with the 5023-vertex mesh and ship besid
 
 from __future__ import annotations
 
+import io
 import pickle
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ModelFileError
 from . import safe_pickle
-from .io import read_bytes
+from .io import npz_headers, npz_read, read_bytes
 
 
 def read_obj_uvs(path: Path) -> dict[str, np.ndarray]:
@@ -35,7 +37,8 @@ def read_obj_uvs(path: Path) -> dict[str, np.ndarray]:
     return {"faces": np.array(faces), "uv_coords": np.array(vts), "uv_faces": np.array(uv_faces)}
 
 
-def _load_dict(path: Path) -> dict:
+def _read_embedding(path: Path, kind: str) -> dict[str, np.ndarray]:
+    """`{kind}_lmk_faces` and `{kind}_lmk_bary` from a pickled (or .npy-wrapped) embedding dict."""
     data = read_bytes(path)
     try:
         obj = safe_pickle.load_npy(data) if data.startswith(b"\x93NUMPY") else safe_pickle.loads(data)
@@ -43,39 +46,43 @@ def _load_dict(path: Path) -> dict:
         raise ModelFileError(path, f"cannot read landmark embedding ({type(exc).__name__}: {exc})") from None
     if not isinstance(obj, dict) or "lmk_face_idx" not in obj or "lmk_b_coords" not in obj:
         raise ModelFileError(path, "not a FLAME landmark embedding (needs lmk_face_idx, lmk_b_coords)")
-    return obj
+    try:
+        return {
+            f"{kind}_lmk_faces": safe_pickle.to_numpy(obj["lmk_face_idx"]),
+            f"{kind}_lmk_bary": safe_pickle.to_numpy(obj["lmk_b_coords"]),
+        }
+    except ValueError as exc:
+        raise ModelFileError(path, f"not a FLAME landmark embedding ({exc})") from None
 
 
 def read_static_embedding(path: Path) -> dict[str, np.ndarray]:
     """FLAME's 51 static landmarks (iBUG 17..67): `flame_static_embedding.pkl`."""
-    d = _load_dict(path)
-    return {
-        "static_lmk_faces": safe_pickle.to_numpy(d["lmk_face_idx"]),
-        "static_lmk_bary": safe_pickle.to_numpy(d["lmk_b_coords"]),
-    }
+    return _read_embedding(path, "static")
 
 
 def read_dynamic_embedding(path: Path) -> dict[str, np.ndarray]:
     """FLAME's 17 contour landmarks for each yaw from -39 to 39 degrees: `flame_dynamic_embedding.npy`."""
-    d = _load_dict(path)
-    return {
-        "dynamic_lmk_faces": safe_pickle.to_numpy(d["lmk_face_idx"]),
-        "dynamic_lmk_bary": safe_pickle.to_numpy(d["lmk_b_coords"]),
-    }
+    return _read_embedding(path, "dynamic")
+
+
+_MEDIAPIPE_NAMES = {  # name in the file -> name in FlameModel
+    "lmk_face_idx": "mediapipe_lmk_faces",
+    "lmk_b_coords": "mediapipe_lmk_bary",
+    "landmark_indices": "mediapipe_lmk_indices",
+}
 
 
 def read_mediapipe_embedding(path: Path) -> dict[str, np.ndarray]:
     """The 105-point MediaPipe embedding: `mediapipe_landmark_embedding.npz`."""
-    read_bytes(path)
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {
-                "mediapipe_lmk_faces": npz["lmk_face_idx"],
-                "mediapipe_lmk_bary": npz["lmk_b_coords"],
-                "mediapipe_lmk_indices": npz["landmark_indices"],
-            }
-    except (KeyError, ValueError, OSError, EOFError) as exc:
+        with zipfile.ZipFile(io.BytesIO(read_bytes(path))) as archive:
+            missing = set(_MEDIAPIPE_NAMES) - set(npz_headers(path, archive, _MEDIAPIPE_NAMES))  # reads no data
+            if missing:
+                raise ModelFileError(path, f"not a MediaPipe landmark embedding (no {', '.join(sorted(missing))})")
+            arrays = npz_read(archive, _MEDIAPIPE_NAMES)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise ModelFileError(path, f"not a MediaPipe landmark embedding ({exc})") from None
+    return {ours: arrays[theirs] for theirs, ours in _MEDIAPIPE_NAMES.items()}
 
 
 def read_npy_array(path: Path) -> np.ndarray:
@@ -84,7 +91,8 @@ def read_npy_array(path: Path) -> np.ndarray:
         raise ModelFileError(path, "not a .npy file")
     try:
         return safe_pickle.to_numpy(safe_pickle.load_npy(data))
-    except (ValueError, EOFError, pickle.UnpicklingError) as exc:
+    # An object .npy is a pickle: a corrupt one fails the way _load_pickle in io.py expects.
+    except (ValueError, EOFError, pickle.UnpicklingError, TypeError, IndexError, KeyError, AttributeError) as exc:
         raise ModelFileError(path, f"not a numeric .npy array ({exc})") from None
 
 

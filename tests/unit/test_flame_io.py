@@ -6,6 +6,7 @@ import io
 import os
 import pickle
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -147,8 +148,72 @@ def test_npz_without_meta_or_with_object_arrays(tmp_path, tiny_arrays):
         load_flame(plain)
     objects = tmp_path / "objects.npz"
     np.savez(objects, meta=np.array([{"a": 1}], dtype=object))
-    with pytest.raises(ModelFileError, match="truncated or corrupt .npz"):
+    with pytest.raises(ModelFileError, match=r"'meta' holds Python objects \(dtype object\)"):
         load_flame(objects)
+
+
+def test_object_array_in_npz_is_named_not_called_corrupt(tmp_path, tiny_arrays):
+    tiny_arrays["shapedirs"] = np.array([{"a": 1}] * 3, dtype=object)
+    path = tmp_path / "objects.npz"
+    np.savez(path, meta=np.array('{"format": "facesmith-flame-1"}'), **tiny_arrays)
+    with pytest.raises(
+        ModelFileError, match=r"objects\.npz: 'shapedirs' holds Python objects \(dtype object\), not numbers$"
+    ):
+        load_flame(path)
+
+
+def test_short_v_template_is_blamed_not_shapedirs(tmp_path, tiny_arrays):
+    tiny_arrays["v_template"] = tiny_arrays["v_template"][:57]
+    path = tmp_path / "short.npz"
+    np.savez(path, meta=np.array('{"format": "facesmith-flame-1"}'), **tiny_arrays)
+    with pytest.raises(ModelFileError) as err:
+        load_flame(path)
+    assert err.value.reason == (
+        "'v_template' has shape (57, 3) (57 vertices), but shapedirs, exprdirs, posedirs, j_regressor, lbs_weights have 60"
+    )
+
+
+def test_pickle_bomb_of_shared_lists_is_refused(tmp_path):
+    # 60 levels of [a, a]: a few hundred bytes that expand to 2**60 values in np.asarray or print.
+    bomb = [1.0]
+    for _ in range(60):
+        bomb = [bomb, bomb]
+    raw = {
+        "shapedirs": np.zeros((2, 3, 301), np.float32),
+        "kintree_table": np.zeros((2, 5), np.uint32),
+        "v_template": bomb,
+    }
+    path = tmp_path / "flame2023.pkl"
+    path.write_bytes(pickle.dumps(raw, protocol=2))
+    assert path.stat().st_size < 15_000
+    with pytest.raises(
+        ModelFileError, match=r"'v_template' refused: nested lists expand to more than 50,000,000 values"
+    ):
+        load_flame(path)
+
+
+def _npy(arr: np.ndarray | None = None, header: dict | None = None, payload: bytes = b"") -> bytes:
+    buf = io.BytesIO()
+    if header is None:
+        np.save(buf, arr)
+    else:
+        np.lib.format.write_array_header_1_0(buf, header)
+        buf.write(payload)
+    return buf.getvalue()
+
+
+def test_npz_declaring_a_huge_array_is_refused_before_allocating(tmp_path, tiny_arrays):
+    path = tmp_path / "huge.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("meta.npy", _npy(np.array('{"format": "facesmith-flame-1"}')))
+        for name, arr in tiny_arrays.items():
+            if name != "shapedirs":
+                archive.writestr(f"{name}.npy", _npy(arr))
+        # 60 * 3 * 1e8 float32 would be 72 GB; the entry holds 16 bytes.
+        header = {"descr": "<f4", "fortran_order": False, "shape": (60, 3, 100_000_000)}
+        archive.writestr("shapedirs.npy", _npy(header=header, payload=bytes(16)))
+    with pytest.raises(ModelFileError, match=r"'shapedirs' declares shape \(60, 3, 100000000\): 18,000,000,000 values"):
+        load_flame(path)
 
 
 def test_make_model_keeps_metadata(tiny_arrays):
