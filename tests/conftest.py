@@ -1,8 +1,10 @@
-"""Shared fixtures: a tiny random FLAME for fast tests, and the development model when ../shared exists."""
+"""Shared fixtures: a tiny random FLAME for fast tests, a procedural FLAME-structured head (tiny_flame.py) for
+the tests that need a real surface, and the development model when ../shared exists."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +12,13 @@ import pytest
 
 from facesmith.inference.flame.model import FlameModel, make_model
 
+from .photos import make_bad_inputs, portrait
+from .tiny_flame import procedural_flame
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FACESMITH_SHARED", REPO.parent / "shared"))
 FLAME_PARTS = SHARED / "flame"
+FACES, BAD_INPUTS = SHARED / "data" / "faces", SHARED / "data" / "bad_inputs"
 
 
 def make_tiny_arrays(seed: int = 0, n_vertices: int = 60, n_faces: int = 80, n_shape: int = 6, n_expr: int = 4) -> dict:
@@ -65,6 +71,39 @@ def dev_model() -> FlameModel:
     from facesmith.inference.flame.dev_model import build_dev_model
 
     return build_dev_model(FLAME_PARTS)
+
+
+@pytest.fixture(scope="session")
+def procedural_model() -> FlameModel:
+    """FLAME's structure on a procedural head (tests/tiny_flame.py): no ../shared needed."""
+    return procedural_flame()
+
+
+@pytest.fixture(scope="session", params=["procedural", "dev"])
+def flame_model(request: pytest.FixtureRequest) -> FlameModel:
+    """Each FLAME-structured model in turn: the procedural head always, the development model where
+    ../shared has it (skipped otherwise), so tests of generic behaviour run everywhere."""
+    return request.getfixturevalue(f"{request.param}_model")
+
+
+@pytest.fixture(scope="session")
+def astronaut_photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real frontal 512² portrait that ships with scikit-image (tests/photos.py), saved as PNG."""
+    path = tmp_path_factory.mktemp("photos") / "astronaut_face.png"
+    portrait().save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def face_photo(astronaut_photo: Path) -> Callable[[str], Path]:
+    """face_photo("001_03.jpg"): that portrait of ../shared's London set, or the astronaut's without ../shared."""
+    return lambda name: FACES / name if FACES.is_dir() else astronaut_photo
+
+
+@pytest.fixture(scope="session")
+def bad_inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """../shared/data/bad_inputs, or the same files remade from scikit-image's bundled photos without it."""
+    return BAD_INPUTS if BAD_INPUTS.is_dir() else make_bad_inputs(tmp_path_factory.mktemp("bad_inputs"))
 
 
 class _FakeCh:

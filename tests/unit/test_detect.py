@@ -1,4 +1,6 @@
-"""Landmark backends on real photos: MediaPipe (default), dlib fallback, face choice, no-face errors."""
+"""Landmark backends on real photos: MediaPipe (default), dlib fallback, face choice, no-face errors.
+
+Photos come from ../shared, or without it from scikit-image's bundled samples (tests/photos.py)."""
 
 from __future__ import annotations
 
@@ -15,11 +17,6 @@ from facesmith.inference.landmarks.detect import (
     make_backend,
 )
 
-from ..conftest import SHARED
-
-FACES, BAD = SHARED / "data" / "faces", SHARED / "data" / "bad_inputs"
-pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason=f"needs {FACES}")
-
 
 @pytest.fixture(scope="module")
 def detector():
@@ -27,8 +24,8 @@ def detector():
         yield det
 
 
-def test_mediapipe_478_points_inside_the_face(detector):
-    det = detector.detect(load_photo(FACES / "001_03.jpg"))
+def test_mediapipe_478_points_inside_the_face(detector, face_photo):
+    det = detector.detect(load_photo(face_photo("001_03.jpg")))
     face = det.face
     assert det.backend == "mediapipe" and det.n_faces == 1 and face.points.shape == (478, 2)
     x0, y0, x1, y1 = face.box
@@ -39,8 +36,8 @@ def test_mediapipe_478_points_inside_the_face(detector):
     assert right_iris[0] < left_iris[0]  # the subject's right eye is on the image's left
 
 
-def test_dlib_and_mediapipe_agree_on_68_points():
-    photo = load_photo(FACES / "002_03.jpg")
+def test_dlib_and_mediapipe_agree_on_68_points(face_photo):
+    photo = load_photo(face_photo("002_03.jpg"))
     dlib_face = DlibBackend().detect(photo.rgb)[0]
     with LandmarkDetector("mediapipe", None) as det:
         mp_face = det.detect(photo).face
@@ -50,8 +47,8 @@ def test_dlib_and_mediapipe_agree_on_68_points():
     assert len(MEDIAPIPE_TO_IBUG68) == 68
 
 
-def test_two_faces_largest_first_and_face_index(detector):
-    photo = load_photo(BAD / "two_faces.jpg")
+def test_two_faces_largest_first_and_face_index(detector, bad_inputs):
+    photo = load_photo(bad_inputs / "two_faces.jpg")
     first, second = detector.detect(photo, 0), detector.detect(photo, 1)
     assert first.n_faces == 2 and "2 faces found" in first.warnings[0]
     assert first.face.size >= second.face.size
@@ -61,14 +58,14 @@ def test_two_faces_largest_first_and_face_index(detector):
 
 
 @pytest.mark.parametrize("name", ["noise_256.png", "no_face_coffee.png", "no_face_landscape.jpg"])
-def test_no_face_is_an_error_naming_the_file(detector, name):
+def test_no_face_is_an_error_naming_the_file(detector, bad_inputs, name):
     with pytest.raises(NoFaceError, match="no face detected") as err:
-        detector.detect(load_photo(BAD / name))
+        detector.detect(load_photo(bad_inputs / name))
     assert name in str(err.value)
 
 
-def test_small_face_in_huge_image_is_found(detector):
-    photo = load_photo(BAD / "huge_9000x9000.jpg")
+def test_small_face_in_huge_image_is_found(detector, bad_inputs):
+    photo = load_photo(bad_inputs / "huge_9000x9000.jpg")
     det = detector.detect(photo)
     centre = photo.to_original(det.face.ibug68()[30])
     assert np.allclose(centre, [4500, 4500], atol=300)  # the face was pasted in the centre

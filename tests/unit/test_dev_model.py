@@ -26,8 +26,8 @@ def test_dev_model_sizes(dev_model):
     assert dev_model.uv_coords.min() >= 0 and dev_model.uv_coords.max() <= 1
 
 
-def test_dev_model_joints_are_plausible(dev_model):
-    joints = dev_model.j_regressor @ dev_model.v_template
+def test_joints_are_plausible(flame_model):
+    joints = flame_model.j_regressor @ flame_model.v_template
     # neck below the eyes, eyes symmetric about x = 0 (metres)
     assert joints[1, 1] < joints[3, 1] and joints[1, 1] < joints[4, 1]
     assert joints[3, 0] * joints[4, 0] < 0 and abs(joints[3, 0] + joints[4, 0]) < 1e-3

@@ -31,8 +31,9 @@ EMBEDDING = REPO / "assets" / "mediapipe_dense_embedding.npz"
 
 
 @pytest.fixture(scope="module")
-def embedding(dev_model):
-    return load_embedding(EMBEDDING, dev_model)
+def embedding(flame_model):
+    # The learned table belongs to FLAME's mesh; the procedural head has its own embedding only.
+    return load_embedding(EMBEDDING, flame_model) if flame_model.is_development else None
 
 
 def _heads(model, seed, n, **kw):
@@ -42,11 +43,11 @@ def _heads(model, seed, n, **kw):
 
 @pytest.mark.parametrize("camera", ["orthographic", "perspective"])
 @pytest.mark.parametrize("rigid", [True, False])
-def test_jacobian_matches_finite_differences(dev_model, embedding, camera, rigid):
-    (head,), rng = _heads(dev_model, 5, 1)
-    obs = observe(dev_model, head, rng, embedding=embedding)
+def test_jacobian_matches_finite_differences(flame_model, embedding, camera, rigid):
+    (head,), rng = _heads(flame_model, 5, 1)
+    obs = observe(flame_model, head, rng, embedding=embedding)
     options = FitOptions(camera=camera)
-    problem = Problem(dev_model, [obs], options, embedding=embedding)
+    problem = Problem(flame_model, [obs], options, embedding=embedding)
     state = initial_state(problem, 0)
     state.expression = rng.normal(size=problem.ne) * 0.5
     state.jaw = np.array([0.1, 0.02, -0.01])
@@ -65,11 +66,11 @@ def test_jacobian_matches_finite_differences(dev_model, embedding, camera, rigid
     np.testing.assert_allclose(jac[:, free], numeric[:, free], atol=2e-4 * scale)
 
 
-def test_noise_free_fit_recovers_pose_and_landmarks(dev_model, embedding):
-    (head,), rng = _heads(dev_model, 1, 1)
-    obs = observe(dev_model, head, rng, noise_px=0.0, outliers=0, embedding=embedding)
+def test_noise_free_fit_recovers_pose_and_landmarks(flame_model, embedding):
+    (head,), rng = _heads(flame_model, 1, 1)
+    obs = observe(flame_model, head, rng, noise_px=0.0, outliers=0, embedding=embedding)
     exact = FitOptions(landmark_sigma=0.003)  # noise-free landmarks: weak priors are right
-    sol = fit_flame(dev_model, [obs], exact, embedding=embedding)
+    sol = fit_flame(flame_model, [obs], exact, embedding=embedding)
     st = sol.photos[0]
     assert np.sqrt(np.mean(sol.residuals_px[0] ** 2)) < 0.6  # px, priors keep it from exactly zero
     true_rot = flame.rodrigues(head["pose"][0])
@@ -79,59 +80,59 @@ def test_noise_free_fit_recovers_pose_and_landmarks(dev_model, embedding):
     np.testing.assert_allclose(st.gaze, head["pose"][3, :2], atol=0.03)  # radians, from the iris centres
 
 
-def test_fit_beats_mean_face_and_survives_outliers(dev_model, embedding):
-    heads, rng = _heads(dev_model, 2, 6)
-    mask = face_region(dev_model)
+def test_fit_beats_mean_face_and_survives_outliers(flame_model, embedding):
+    heads, rng = _heads(flame_model, 2, 6)
+    mask = face_region(flame_model)
     fit_err, mean_err = [], []
     for head in heads:
-        obs = observe(dev_model, head, rng, noise_px=1.5, outliers=5, embedding=embedding)
-        sol = fit_flame(dev_model, [obs], FitOptions(), embedding=embedding)
-        truth = flame.flame_forward(dev_model, head["shape"]).vertices[0]
-        fit_err.append(median_error_mm(flame.flame_forward(dev_model, sol.shape).vertices[0], truth, mask))
-        mean_err.append(median_error_mm(dev_model.v_template, truth, mask))
+        obs = observe(flame_model, head, rng, noise_px=1.5, outliers=5, embedding=embedding)
+        sol = fit_flame(flame_model, [obs], FitOptions(), embedding=embedding)
+        truth = flame.flame_forward(flame_model, head["shape"]).vertices[0]
+        fit_err.append(median_error_mm(flame.flame_forward(flame_model, sol.shape).vertices[0], truth, mask))
+        mean_err.append(median_error_mm(flame_model.v_template, truth, mask))
         # the outliers (15-30 px off) are the largest residuals, not spread over the fit
         assert np.sort(sol.residuals_px[0])[-5:].min() > 8.0
     assert np.median(fit_err) < 0.7 * np.median(mean_err)
 
 
-def test_perspective_camera_fits_perspective_photo(dev_model, embedding):
-    (head,), rng = _heads(dev_model, 3, 1)
+def test_perspective_camera_fits_perspective_photo(flame_model, embedding):
+    (head,), rng = _heads(flame_model, 3, 1)
     focal = 1.6 * 512  # the fit's default focal length for a 512 px photo
     scale, cx, cy = head["camera"].params
     # A phone-like close-up: 0.35 m away, where perspective visibly changes the face.
     head["camera"] = Camera("perspective", np.array([(cx - 256) / scale, -(cy - 256) / scale, 0.35]), focal, (256, 256))
-    obs = observe(dev_model, head, rng, noise_px=0.5, outliers=0, embedding=embedding)
-    sol = fit_flame(dev_model, [obs], FitOptions(camera="perspective", landmark_sigma=0.005), embedding=embedding)
+    obs = observe(flame_model, head, rng, noise_px=0.5, outliers=0, embedding=embedding)
+    sol = fit_flame(flame_model, [obs], FitOptions(camera="perspective", landmark_sigma=0.005), embedding=embedding)
     cam = sol.photos[0].camera
     assert cam.is_perspective and cam.params[2] == pytest.approx(0.35, abs=0.07)  # metres to the face
     assert np.sqrt(np.mean(sol.residuals_px[0] ** 2)) < 1.0
-    ortho = fit_flame(dev_model, [obs], FitOptions(landmark_sigma=0.005), embedding=embedding)
+    ortho = fit_flame(flame_model, [obs], FitOptions(landmark_sigma=0.005), embedding=embedding)
     assert np.mean(sol.residuals_px[0] ** 2) < np.mean(ortho.residuals_px[0] ** 2)
 
 
-def test_ibug68_observations_fit_too(dev_model):
-    (head,), rng = _heads(dev_model, 4, 1)
-    out = flame.flame_forward(dev_model, head["shape"], head["expression"], head["pose"])
-    pts = head["camera"].project(flame.landmarks68(dev_model, out)[0]) + rng.normal(0, 0.5, (68, 2))
-    sol = fit_flame(dev_model, [Observation(pts, "ibug68", (512, 512))], FitOptions())
+def test_ibug68_observations_fit_too(flame_model):
+    (head,), rng = _heads(flame_model, 4, 1)
+    out = flame.flame_forward(flame_model, head["shape"], head["expression"], head["pose"])
+    pts = head["camera"].project(flame.landmarks68(flame_model, out)[0]) + rng.normal(0, 0.5, (68, 2))
+    sol = fit_flame(flame_model, [Observation(pts, "ibug68", (512, 512))], FitOptions())
     assert len(sol.residuals_px[0]) == 68 and np.sqrt(np.mean(sol.residuals_px[0] ** 2)) < 1.5
     assert np.all(sol.photos[0].gaze == 0)  # no iris points: gaze left at rest
 
 
-def test_several_photos_share_identity_and_beat_one(dev_model, embedding):
-    mask = face_region(dev_model)
+def test_several_photos_share_identity_and_beat_one(flame_model, embedding):
+    mask = face_region(flame_model)
     errors_one, errors_all = [], []
     for seed in range(3):
-        heads, rng = _heads(dev_model, 10 + seed, 3)
+        heads, rng = _heads(flame_model, 10 + seed, 3)
         for h in heads[1:]:
             h["shape"] = heads[0]["shape"]  # one person, three photos
-        obs = [observe(dev_model, h, rng, noise_px=1.5, outliers=3, embedding=embedding) for h in heads]
-        truth = flame.flame_forward(dev_model, heads[0]["shape"]).vertices[0]
-        joint, conf = fit_person(dev_model, obs, FitOptions(), embedding)
+        obs = [observe(flame_model, h, rng, noise_px=1.5, outliers=3, embedding=embedding) for h in heads]
+        truth = flame.flame_forward(flame_model, heads[0]["shape"]).vertices[0]
+        joint, conf = fit_person(flame_model, obs, FitOptions(), embedding)
         assert len(joint.photos) == 3 and all(0 < c <= 1 for c in conf)
-        errors_all.append(median_error_mm(flame.flame_forward(dev_model, joint.shape).vertices[0], truth, mask))
-        single = fit_flame(dev_model, obs[:1], FitOptions(), embedding=embedding)
-        errors_one.append(median_error_mm(flame.flame_forward(dev_model, single.shape).vertices[0], truth, mask))
+        errors_all.append(median_error_mm(flame.flame_forward(flame_model, joint.shape).vertices[0], truth, mask))
+        single = fit_flame(flame_model, obs[:1], FitOptions(), embedding=embedding)
+        errors_one.append(median_error_mm(flame.flame_forward(flame_model, single.shape).vertices[0], truth, mask))
     assert np.mean(errors_all) < np.mean(errors_one)
 
 

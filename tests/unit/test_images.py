@@ -8,13 +8,9 @@ from PIL import Image
 
 from facesmith.inference.images import ImageError, load_photo
 
-from ..conftest import SHARED
-
-BAD = SHARED / "data" / "bad_inputs"
-needs_bad = pytest.mark.skipif(not BAD.is_dir(), reason=f"needs {BAD}")
+from ..conftest import FACES
 
 
-@needs_bad
 @pytest.mark.parametrize(
     ("name", "reason"),
     [
@@ -24,19 +20,18 @@ needs_bad = pytest.mark.skipif(not BAD.is_dir(), reason=f"needs {BAD}")
         ("one_pixel.png", r"image too small \(1x1"),
     ],
 )
-def test_bad_files_raise_clear_errors(name, reason):
+def test_bad_files_raise_clear_errors(bad_inputs, name, reason):
     with pytest.raises(ImageError, match=reason) as err:
-        load_photo(BAD / name)
-    assert str(BAD / name) in str(err.value)
+        load_photo(bad_inputs / name)
+    assert str(bad_inputs / name) in str(err.value)
 
 
-@needs_bad
 @pytest.mark.parametrize(
     ("name", "mode"),
     [("cmyk_face.jpg", "CMYK"), ("grayscale_face.jpg", "L"), ("rgba_face.png", "RGBA"), ("jpeg_named_png.png", "RGB")],
 )
-def test_odd_modes_become_rgb(name, mode):
-    photo = load_photo(BAD / name)
+def test_odd_modes_become_rgb(bad_inputs, name, mode):
+    photo = load_photo(bad_inputs / name)
     assert photo.mode == mode and photo.rgb.shape == (512, 512, 3) and photo.rgb.dtype == np.uint8
     if mode == "L":
         assert np.array_equal(photo.rgb[..., 0], photo.rgb[..., 2])
@@ -44,24 +39,23 @@ def test_odd_modes_become_rgb(name, mode):
         assert np.abs(photo.rgb[2, 2].astype(int) - 128).max() <= 1
 
 
-@needs_bad
-def test_cmyk_colours_match_the_rgb_original():
-    cmyk = load_photo(BAD / "cmyk_face.jpg").rgb.astype(float)
-    rgb = load_photo(BAD / "jpeg_named_png.png").rgb.astype(float)
+def test_cmyk_colours_match_the_rgb_original(bad_inputs):
+    cmyk = load_photo(bad_inputs / "cmyk_face.jpg").rgb.astype(float)
+    rgb = load_photo(bad_inputs / "jpeg_named_png.png").rgb.astype(float)
     assert np.abs(cmyk - rgb).mean() < 8  # not inverted, not a different image
 
 
-@needs_bad
-def test_exif_orientation_applied():
-    rotated = load_photo(BAD / "exif_rotated_face.jpg")
-    upright = load_photo(SHARED / "data" / "faces" / "002_03.jpg")  # its source, stored upright
+def test_exif_orientation_applied(bad_inputs):
+    rotated = load_photo(bad_inputs / "exif_rotated_face.jpg")
+    # its source, stored upright (tests/photos.py writes it beside the remade files)
+    source = bad_inputs / "upright_face.png"
+    upright = load_photo(source if source.is_file() else FACES / "002_03.jpg")
     assert any("EXIF orientation 6" in n for n in rotated.notes)
     assert np.abs(rotated.rgb.astype(float) - upright.rgb.astype(float)).mean() < 2
 
 
-@needs_bad
-def test_huge_jpeg_is_decoded_reduced_and_mapped_back():
-    photo = load_photo(BAD / "huge_9000x9000.jpg", working_side=2048)
+def test_huge_jpeg_is_decoded_reduced_and_mapped_back(bad_inputs):
+    photo = load_photo(bad_inputs / "huge_9000x9000.jpg", working_side=2048)
     assert photo.original_size == (9000, 9000) and max(photo.rgb.shape) == 2048
     assert photo.to_original([[1023.5, 1023.5]])[0] == pytest.approx([4499.5, 4499.5])
 

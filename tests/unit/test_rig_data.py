@@ -1,4 +1,4 @@
-"""Rig arrays for Blender (no bpy): driver expressions, bone layout, camera, eyeballs."""
+"""Rig arrays for Blender (no bpy): driver expressions, bone layout, camera, eyeballs, a fitted head's rig."""
 
 from __future__ import annotations
 
@@ -14,8 +14,12 @@ from facesmith.inference.rig import (
     fit_sphere,
     pose_feature_expression,
     quaternion,
+    rig_data,
     uv_sphere,
 )
+from facesmith.training.synthetic import sample_head
+
+from ..tiny_flame import exact_result
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -56,3 +60,24 @@ def test_sphere_fit_and_mesh():
     tri = verts[faces]
     normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
     assert (np.einsum("fc,fc->f", normals, tri.mean(1)) > 0).all()
+
+
+def test_rig_of_a_fitted_head(flame_model):
+    model = flame_model
+    head = sample_head(model, np.random.default_rng(2))
+    rig = rig_data(model, exact_result(model, head), 0, "head", 4)
+    assert rig.basis.shape == (model.n_vertices, 3) and len(rig.expression_keys) == 4
+    np.testing.assert_allclose(rig.fitted_expression, np.einsum("vck,k->vc", model.exprdirs, head["expression"]))
+    assert len(rig.correctives) == 36 and rig.loop_uvs.shape == (3 * model.n_faces, 2)
+    assert set(rig.eyelid_keys) == {"eyelid_L", "eyelid_R"}
+    for j, bone in enumerate(("neck", "head", "jaw", "eye_L", "eye_R")):
+        np.testing.assert_allclose(rig.bone_heads[bone], model.j_regressor[j] @ rig.basis)
+    np.testing.assert_allclose(rig.pose_quaternions["jaw"], quaternion(head["pose"][2]))
+    # Each eyeball sphere sits on its eye joint and just covers FLAME's eyeball, whose triangles it hides.
+    for bone, joint in (("eye_L", 3), ("eye_R", 4)):
+        verts, _ = rig.eyeballs[bone]
+        centre = verts.mean(axis=0)
+        ball = np.linalg.norm(rig.basis[model.lbs_weights[:, joint] > 0.99] - centre, axis=1)
+        assert np.linalg.norm(centre - rig.joints[joint]) < 1e-4
+        assert ball.max() < np.linalg.norm(verts - centre, axis=1).min() < 1.05 * ball.max()
+    assert rig.eyeball_faces.sum() == model.eyeball_triangles().sum() > 0
