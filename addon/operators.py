@@ -44,7 +44,7 @@ def pipeline_options(context) -> PipelineOptions:
     return dataclasses.replace(
         options,
         flame_preference=bpy.path.abspath(prefs.flame_path) if prefs.flame_path else "",
-        landmarks=prefs.landmarks,
+        landmarks=prefs.landmarks or DEFAULTS.landmarks,  # empty: a stored backend no longer installed
         texture_size=int(prefs.texture_size),
     )
 

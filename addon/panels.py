@@ -36,7 +36,7 @@ class FACESMITH_PT_main(bpy.types.Panel):
 
         prefs = preferences(context)
         try:
-            active, _, _ = resolve_backends(prefs.landmarks if prefs else DEFAULTS.landmarks)
+            active, _, _ = resolve_backends((prefs.landmarks if prefs else None) or DEFAULTS.landmarks)
         except FacesmithError as exc:
             active = str(exc)
         layout.label(text=f"Landmarks: {active}", icon="SHADERFX")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
@@ -18,6 +20,28 @@ def _update_status(self, context) -> None:
 
     preference = bpy.path.abspath(self.flame_path) if self.flame_path else ""
     self.model_status = model_status(dataclasses.replace(DEFAULTS, flame_preference=preference))
+
+
+BACKEND_LABELS = {
+    "auto": ("Auto", "The best backend installed here"),
+    "mediapipe": ("MediaPipe", "478 points with irises"),
+    "dlib": ("dlib", "68 points"),
+    "face_alignment": ("face-alignment", "68 points; only with its weights already on disk"),
+}
+
+
+@functools.cache
+def backend_items() -> tuple[tuple[str, str, str], ...]:
+    """ "auto" and the backends installed in this Blender (MediaPipe has no Python 3.13 wheel). Cached: what
+    is installed does not change while Blender runs, and Blender needs the item strings kept alive."""
+    from ..inference.landmarks.detect import available_backends
+
+    names = [DEFAULTS.landmarks, *(b for b in available_backends() if b != DEFAULTS.landmarks)]
+    return tuple((n, *BACKEND_LABELS[n]) for n in names)
+
+
+def _backend_items(self, context) -> tuple[tuple[str, str, str], ...]:
+    return backend_items()
 
 
 def available_providers() -> list[str]:
@@ -47,13 +71,8 @@ class FACESMITH_AddonPreferences(bpy.types.AddonPreferences):
     )
     landmarks: EnumProperty(
         name="Landmarks",
-        items=[
-            ("auto", "Auto", "The best backend installed here"),
-            ("mediapipe", "MediaPipe", "478 points with irises"),
-            ("dlib", "dlib", "68 points"),
-            ("face_alignment", "face-alignment", "68 points; only with its weights already on disk"),
-        ],
-        default=DEFAULTS.landmarks,
+        description="Landmark backend: only those installed in this Blender are offered",
+        items=_backend_items,
     )
     texture_size: EnumProperty(
         name="Texture size", items=[(str(s), str(s), "") for s in TEXTURE_SIZES], default=str(DEFAULTS.texture_size)

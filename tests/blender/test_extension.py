@@ -64,6 +64,21 @@ def test_preferences_show_the_model(bpy, installed):
     assert "5023 vertices" in prefs.model_status and "development model" in prefs.model_status
 
 
+def test_preferences_offer_only_installed_backends(bpy, installed):
+    from facesmith.inference.landmarks.detect import available_backends
+
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    assert prefs.landmarks == "auto"
+    for name in ("mediapipe", "dlib", "face_alignment"):
+        if name in available_backends():
+            prefs.landmarks = name
+            assert prefs.landmarks == name
+        else:
+            with pytest.raises(TypeError, match="not found in"):
+                prefs.landmarks = name
+    prefs.landmarks = "auto"
+
+
 @pytest.mark.skipif(not FACES.is_dir(), reason=f"needs {FACES}")
 def test_reconstruct_operator_builds_the_head(bpy, installed):
     scene = bpy.context.scene
