@@ -20,7 +20,7 @@ import numpy as np
 from .errors import FacesmithError
 from .fit import FitSolution, Observation, fit_person
 from .flame.forward import flame_forward, landmarks68
-from .flame.model import FlameModel
+from .flame.model import FLAME_MESH, FlameModel
 from .flame.paths import DENSE_EMBEDDING, ModelChoice, default_dev_model_path, load_model, resolve_flame_path
 from .images import Photo, load_photo
 from .landmarks.detect import Detection, LandmarkDetector, resolve_backends
@@ -88,8 +88,11 @@ def model_status(options: PipelineOptions) -> str:
 
 
 def default_embedding(model: FlameModel) -> Embedding | None:
-    """The learned MediaPipe embedding shipped in assets/, or None where it is absent."""
-    return load_embedding(DENSE_EMBEDDING, model) if DENSE_EMBEDDING.is_file() else None
+    """The learned MediaPipe embedding shipped in assets/. It was learned on FLAME's mesh: for a model with
+    another mesh (or without the file) None, and the fit uses the model's own embedding alone."""
+    if not DENSE_EMBEDDING.is_file() or (model.n_vertices, model.n_faces) != FLAME_MESH:
+        return None
+    return load_embedding(DENSE_EMBEDDING, model)
 
 
 def check_cancel(cancel: threading.Event | None) -> None:

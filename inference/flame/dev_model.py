@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import ModelFileError
 from .io import read_bytes
-from .model import DEV_DESCRIPTION, FlameModel, make_model
+from .model import DEV_DESCRIPTION, FLAME_MESH, FlameModel, make_model
 from .topology import (
     read_dynamic_embedding,
     read_mediapipe_embedding,
@@ -24,7 +24,6 @@ from .topology import (
     read_static_embedding,
 )
 
-N_VERTICES = 5023
 N_DEV_COMPONENTS = 50
 
 # relative path -> (size in bytes, sha256)
@@ -78,7 +77,7 @@ def _raw_f32(path: Path, shape: tuple[int, ...]) -> np.ndarray:
 def build_dev_model(parts_dir: str | Path) -> FlameModel:
     """Assemble (and validate) the development FLAME model from the staged parts."""
     p = check_parts(Path(parts_dir))
-    v, k = N_VERTICES, N_DEV_COMPONENTS
+    v, k = FLAME_MESH[0], N_DEV_COMPONENTS
     kintree = np.array(json.loads(p["sarasti/flame_kintree.json"].read_text()), dtype=np.int64)
     parents = np.where(kintree[0] >= 2**31, -1, kintree[0])  # uint32 max marks the root
     arrays = {

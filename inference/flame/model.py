@@ -18,6 +18,7 @@ N_JOINTS = 5  # global, neck, jaw, left eye, right eye
 JOINT_NAMES = ("global", "neck", "jaw", "eye_L", "eye_R")
 N_POSE_FEATURES = (N_JOINTS - 1) * 9
 DEV_DESCRIPTION = "development model (FLAME 2023, 50/50 components)"
+FLAME_MESH = (5023, 9976)  # vertices, triangles: the mesh every FLAME release shares
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from facesmith.cli.main import main
-from facesmith.inference import pipeline
 from facesmith.inference.errors import NoFaceError
 from facesmith.inference.flame.io import save_model_npz
 from facesmith.inference.options import DEFAULTS
@@ -105,19 +104,11 @@ def test_cli_fit_dlib_backend(model_file, tmp_path):
     assert data["photos"][0]["backend"] == "dlib" and data["landmark_rms_px"] < 6
 
 
-@pytest.fixture
-def own_embedding_only(monkeypatch):
-    """assets/' learned MediaPipe table is for FLAME's mesh (load_embedding rejects it for another one): the
-    procedural head fits with its own embedding."""
-    monkeypatch.setattr(pipeline, "default_embedding", lambda model: None)
-
-
 @pytest.fixture(scope="module")
 def procedural_reconstructor(procedural_model):
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(pipeline, "default_embedding", lambda model: None)
-        with Reconstructor(dataclasses.replace(DEFAULTS, texture_size=512), procedural_model) as rec:
-            yield rec
+    with Reconstructor(dataclasses.replace(DEFAULTS, texture_size=512), procedural_model) as rec:
+        assert rec.embedding is None  # assets/' learned table is for FLAME's mesh only
+        yield rec
 
 
 def test_procedural_head_from_a_real_photo(procedural_reconstructor, procedural_model, astronaut_photo, tmp_path):
@@ -148,9 +139,7 @@ def test_procedural_fit_skips_a_photo_without_a_face(procedural_reconstructor, a
         procedural_reconstructor.fit([bad_inputs / "no_face_coffee.png"])
 
 
-def test_cli_fit_with_a_procedural_model(
-    own_embedding_only, procedural_model, astronaut_photo, bad_inputs, tmp_path, capsys
-):
+def test_cli_fit_with_a_procedural_model(procedural_model, astronaut_photo, bad_inputs, tmp_path, capsys):
     model_file = save_model_npz(procedural_model, tmp_path / "procedural.npz")
     out = tmp_path / "out.json"
     assert main(["fit", str(astronaut_photo), "--json", str(out), "--flame", str(model_file)]) == 0
