@@ -23,7 +23,7 @@ from ..inference.pipeline import CancelledError, Reconstructor
 from .console import Console
 from .outputs import HeadFiles, check_name, commit, head_lock, remove_staging, staging
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED = 0, 1  # 2 is argparse's, 128 + N a signal's (interrupt.exit_code)
 REPORT_NAME = "batch_report.json"
 
 

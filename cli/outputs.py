@@ -10,6 +10,7 @@ lock when the process dies, so the next run in OUT recognises such a folder as s
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import tempfile
@@ -192,14 +193,10 @@ def remove_stale(folder: Path) -> list[Path]:
 
 def remove_staging(folder: Path, name: str) -> list[Path]:
     """The head's staging folders (call with its lock held)."""
-    stale = [p for p in folder.glob(f".{glob_escape(name)}{STAGING_MARK}*") if p.is_dir()]
+    stale = [p for p in folder.glob(f".{glob.escape(name)}{STAGING_MARK}*") if p.is_dir()]
     for path in stale:
         shutil.rmtree(path, ignore_errors=True)
     return stale
-
-
-def glob_escape(name: str) -> str:
-    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
 @contextmanager
