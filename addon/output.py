@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from ..inference.files import EXPORT_FORMATS
-from ..inference.pipeline import CancelledError, HeadResult
+from ..inference.pipeline import HeadResult, check_cancel
 from ..inference.preview import compose_preview
 from .build_scene import configure_cpu_render, render_png, turned_view
 from .head import build_head, export_scene
@@ -39,18 +39,14 @@ def reset_file() -> None:
     bpy.context.preferences.filepaths.save_version = 0  # no .blend1 backups beside the outputs
 
 
-def _check(cancel: threading.Event | None) -> None:
-    # Blender operators swallow exceptions raised inside them, so a signal only sets `cancel`: it is
-    # looked at between operators (each well under a few seconds).
-    if cancel is not None and cancel.is_set():
-        raise CancelledError("cancelled")
-
-
 def write_head(
     head: HeadResult, folder: Path, formats: Sequence[str] = EXPORT_FORMATS, preview: bool = True,
     cancel: threading.Event | None = None,
 ) -> WrittenHead:  # fmt: skip
-    """Build the head in a fresh file and write FOLDER/NAME.<format> for each format, then the preview."""
+    """Build the head in a fresh file and write FOLDER/NAME.<format> for each format, then the preview.
+
+    `cancel` is looked at between Blender operators (each well under a few seconds): an exception raised
+    inside one (by a signal handler, say) would be swallowed by Blender."""
     name = head.rig.name
     t0 = time.perf_counter()
     reset_file()
@@ -60,17 +56,17 @@ def write_head(
     files: list[Path] = []
     t0 = time.perf_counter()
     for fmt in formats:
-        _check(cancel)
+        check_cancel(cancel)
         files.append(export_scene(folder / name, [fmt])[fmt])
     timings["save"] = 1000 * (time.perf_counter() - t0)
     if preview:
         t0 = time.perf_counter()
-        _check(cancel)
+        check_cancel(cancel)
         front = np.asarray(Image.open(render_png(folder / "front.png")).convert("RGBA"))
-        _check(cancel)
+        check_cancel(cancel)
         with turned_view(built.camera, built.mesh, built.armature, PREVIEW_TURN_DEGREES):
             turned = np.asarray(Image.open(render_png(folder / "turned.png")).convert("RGBA"))
-        _check(cancel)
+        check_cancel(cancel)
         path = folder / f"{name}_preview.png"
         Image.fromarray(compose_preview(head.photo_rgb, front, turned)).save(path)
         for scratch in ("front.png", "turned.png"):

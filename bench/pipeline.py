@@ -38,15 +38,20 @@ def main() -> None:
     add_check_argument(parser)
     args = parser.parse_args()
     t0 = time.perf_counter()
+    import threading
+
     import bpy
 
-    from facesmith.addon.output import reset_file, write_head
+    from facesmith.addon.output import reset_file
+    from facesmith.cli.heads import Job, WriteOptions, make_head
+    from facesmith.cli.outputs import HeadFiles
     from facesmith.inference.files import EXPORT_FORMATS
     from facesmith.inference.pipeline import Reconstructor
 
     options = pipeline_options(args.flame)
     model = load_bench_model(args.flame)
     photos = sorted(args.photos.glob("*.jpg"))[: args.n]
+    write = WriteOptions(EXPORT_FORMATS, args.preview, overwrite=True)
     stages: dict[str, list[float]] = {}
     totals = []
     with Reconstructor(options, model) as rec, tempfile.TemporaryDirectory() as out:
@@ -56,18 +61,16 @@ def main() -> None:
         bpy.ops.wm.save_as_mainfile(filepath=str(Path(out) / "empty.blend"), copy=True)
         baseline_ms = 1000 * (time.perf_counter() - t)
         for path in photos:
+            # What `facesmith reconstruct` does per head: fit, textures, Blender files, staging and commit.
+            files = HeadFiles(Path(out), path.stem, write.formats, write.preview)
             t = time.perf_counter()
-            head = rec.run([path], path.stem)
-            written = write_head(head, Path(out), EXPORT_FORMATS, args.preview)
-            report = head.to_json()
-            report["timings_ms"].update({k: round(v, 2) for k, v in written.timings_ms.items()})
-            (Path(out) / f"{path.stem}.json").write_text(json.dumps(report, indent=1))
+            outcome = make_head(rec, Job(path.stem, (path,)), files, write, threading.Event())
             totals.append(1000 * (time.perf_counter() - t))
-            for stage, ms in report["timings_ms"].items():
+            timings = json.loads(files.report.read_text())["timings_ms"]
+            for stage, ms in timings.items():
                 stages.setdefault(stage, []).append(ms)
-            print(
-                f"{path.name}: {len(written.files)} files {totals[-1]:.0f} ms {report['timings_ms']}", file=sys.stderr
-            )
+            print(f"{path.name}: {outcome.status}, {len(outcome.outputs)} files {totals[-1]:.0f} ms {timings}",
+                  file=sys.stderr)  # fmt: skip
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     warm = totals[1:] or totals
     no_preview = [t - p for t, p in zip(totals, stages.get("preview", [0] * len(totals)), strict=True)]

@@ -19,7 +19,7 @@ from pathlib import Path
 from ..inference.errors import FacesmithError
 from ..inference.files import atomic_write
 from ..inference.images import PHOTO_SUFFIXES
-from ..inference.pipeline import CancelledError, Reconstructor
+from ..inference.pipeline import CancelledError, Reconstructor, check_cancel
 from .console import Console
 from .outputs import HeadFiles, check_name, commit, head_lock, remove_staging, staging
 
@@ -71,8 +71,7 @@ def make_head(
             report["rig"]["corrective_drivers"] = written.drivers
             report["outputs"] = [p.name for p in files.paths]
             atomic_write(folder / files.report.name, lambda f: f.write(json.dumps(report, indent=1).encode()))
-            if cancel.is_set():
-                raise CancelledError("cancelled")
+            check_cancel(cancel)
             outputs = commit(folder, files)
     photo = head.fit.photos[0]
     return Outcome(
@@ -116,8 +115,7 @@ def run_jobs(
     for i, job in enumerate(jobs):
         start = time.perf_counter()
         try:
-            if cancel.is_set():
-                raise CancelledError("cancelled")
+            check_cancel(cancel)
             check_name(job.name)
             files = HeadFiles(folder, job.name, options.formats, options.preview)
             outcome = make_head(reconstructor, job, files, options, cancel)
