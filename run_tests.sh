@@ -4,6 +4,7 @@
 set -uo pipefail
 cd "$(dirname "$0")"
 ./setup.sh >/dev/null || { echo "run_tests: setup.sh failed" >&2; exit 1; }
+tools/install_test_readers.sh  # glTF validator and assimp for the export tests
 export BLENDER_USER_RESOURCES="${BLENDER_USER_RESOURCES:-$(mktemp -d)}"
 if [ $# -eq 0 ]; then set -- -m "not slow and not gpu and not needs_flame"; fi
 .venv/bin/python -m pytest "$@"

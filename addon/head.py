@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,8 +54,9 @@ def build_head(
     attach_to_armature(mesh, armature)
     drivers = add_corrective_drivers(mesh, armature, rig)
     with tempfile.TemporaryDirectory(prefix="facesmith-tex-") as tmp:
-        albedo = write_albedo_png(textures, Path(tmp) / "albedo.png")
-        disp = write_displacement_png(textures, Path(tmp) / "displacement.png")
+        # The file names travel into the .fbx (embedded) and the .glb: name them after the head.
+        albedo = write_albedo_png(textures, Path(tmp) / f"{rig.name}_albedo.png")
+        disp = write_displacement_png(textures, Path(tmp) / f"{rig.name}_displacement.png")
         mesh.data.materials.append(build_skin_material(rig.name, textures, albedo, disp))
     eyes = []
     if eyeballs:
@@ -71,17 +73,53 @@ def build_head(
     return Head(collection, armature, mesh, tuple(eyes), camera, drivers)
 
 
+@contextmanager
+def skinned_meshes_at_root() -> Iterator[None]:
+    """glTF ignores the parent transforms of a skinned mesh (the Khronos validator warns,
+    NODE_SKINNED_MESH_NON_ROOT): for the export, meshes deformed by their parent armature are unparented
+    where they stand, then parented back as they were."""
+    moved = []
+    for obj in bpy.context.scene.objects:
+        parent = obj.parent
+        deformed = any(m.type == "ARMATURE" and m.object == parent for m in getattr(obj, "modifiers", ()))
+        if obj.type == "MESH" and parent is not None and obj.parent_type == "OBJECT" and deformed:
+            moved.append((obj, parent, obj.matrix_parent_inverse.copy(), obj.matrix_basis.copy()))
+            world = obj.matrix_world.copy()
+            obj.parent = None
+            obj.matrix_world = world
+    try:
+        yield
+    finally:
+        for obj, parent, inverse, basis in moved:
+            obj.parent = parent
+            obj.matrix_parent_inverse = inverse
+            obj.matrix_basis = basis
+
+
+def export_glb(path: Path, use_selection: bool = False) -> None:
+    """Mesh, skin, morph targets (shape keys) and the albedo texture in one binary glTF."""
+    with skinned_meshes_at_root():
+        bpy.ops.export_scene.gltf(
+            filepath=str(path), export_format="GLB", use_selection=use_selection, export_morph=True,
+            export_skins=True, export_apply=False, export_animations=False, export_cameras=False,
+            export_lights=False,
+        )  # fmt: skip
+
+
+def export_fbx(path: Path, use_selection: bool = False) -> None:
+    """Mesh, armature and shape keys, the textures embedded: a path to them would point at nothing
+    elsewhere (Unity and Unreal both import embedded FBX textures)."""
+    bpy.ops.export_scene.fbx(
+        filepath=str(path), use_selection=use_selection, add_leaf_bones=False, bake_anim=False,
+        object_types={"ARMATURE", "MESH"}, use_armature_deform_only=False, path_mode="COPY", embed_textures=True,
+    )  # fmt: skip
+
+
 def export_scene(stem: Path, formats: Iterable[str]) -> dict[str, Path]:
     """Write the current file as STEM.blend / STEM.glb / STEM.fbx (each atomically)."""
     writers = {
         "blend": lambda p: bpy.ops.wm.save_as_mainfile(filepath=str(p), copy=True, compress=True),
-        "glb": lambda p: bpy.ops.export_scene.gltf(
-            filepath=str(p), export_format="GLB", export_morph=True, export_skins=True, export_apply=False,
-            export_animations=False, export_cameras=False, export_lights=False,
-        ),
-        "fbx": lambda p: bpy.ops.export_scene.fbx(
-            filepath=str(p), add_leaf_bones=False, bake_anim=False, object_types={"ARMATURE", "MESH"},
-            use_armature_deform_only=False,
-        ),
-    }  # fmt: skip
+        "glb": export_glb,
+        "fbx": export_fbx,
+    }
     return {fmt: atomic_path_write(stem.with_suffix(f".{fmt}"), writers[fmt]) for fmt in formats}

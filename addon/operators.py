@@ -14,7 +14,7 @@ from bpy.props import CollectionProperty, EnumProperty, StringProperty
 from ..inference.errors import FacesmithError
 from ..inference.options import DEFAULTS, PipelineOptions
 from .build_material import skin_material
-from .head import build_head
+from .head import build_head, export_fbx, export_glb
 from .preferences import preferences
 
 if TYPE_CHECKING:
@@ -243,11 +243,7 @@ class FACESMITH_OT_export(HeadOperatorMixin, bpy.types.Operator):
         rig = head.parent
         for obj in [head, rig, *[c for c in rig.children if c.type == "MESH"]]:
             obj.select_set(True)
-        path = bpy.path.abspath(self.filepath)
-        if self.format == "GLB":
-            bpy.ops.export_scene.gltf(filepath=path, export_format="GLB", use_selection=True, export_morph=True,
-                                      export_skins=True, export_animations=False)  # fmt: skip
-        else:
-            bpy.ops.export_scene.fbx(filepath=path, use_selection=True, add_leaf_bones=False, bake_anim=False)
+        path = Path(bpy.path.abspath(self.filepath))
+        (export_glb if self.format == "GLB" else export_fbx)(path, use_selection=True)
         self.report({"INFO"}, f"Facesmith: wrote {path}")
         return {"FINISHED"}

@@ -20,6 +20,7 @@ from ..inference.errors import FacesmithError
 from ..inference.files import atomic_write
 from ..inference.images import PHOTO_SUFFIXES
 from ..inference.pipeline import CancelledError, Reconstructor, check_cancel
+from ..inference.texture.maps import write_texture_maps
 from .console import Console
 from .outputs import HeadFiles, check_name, commit, head_lock, remove_staging, staging
 
@@ -66,7 +67,12 @@ def make_head(
 
         with staging(files.folder, job.name) as folder:
             written = write_head(head, folder, options.formats, options.preview, cancel)
+            maps = write_texture_maps(head.textures, folder, job.name)
             report = head.to_json()
+            report["texture_maps"] = {
+                **{m: p.name for m, p in maps.items()}, "displacement_range_m": head.textures.displacement_range,
+                "normal_convention": "tangent space, OpenGL (+Y along +v); flip green for DirectX-style engines",
+            }  # fmt: skip
             report["timings_ms"].update({k: round(v, 2) for k, v in written.timings_ms.items()})
             report["rig"]["corrective_drivers"] = written.drivers
             report["outputs"] = [p.name for p in files.paths]

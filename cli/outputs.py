@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ..inference.errors import FacesmithError
 from ..inference.files import EXPORT_FORMATS
+from ..inference.texture.maps import TEXTURE_MAPS
 
 STAGING_MARK = ".facesmith-staging-"
 LOCK_SUFFIX = ".facesmith-lock"
@@ -106,14 +107,19 @@ class HeadFiles:
         return self.folder / f"{self.name}_preview.png"
 
     @property
+    def texture_paths(self) -> tuple[Path, ...]:
+        return tuple(self.folder / f"{self.name}_{m}.png" for m in TEXTURE_MAPS)
+
+    @property
     def paths(self) -> tuple[Path, ...]:
         """The files of this set, the JSON last."""
         made = [self.folder / f"{self.name}.{fmt}" for fmt in self.formats]
-        return (*made, *([self.preview_path] if self.preview else []), self.report)
+        return (*made, *self.texture_paths, *([self.preview_path] if self.preview else []), self.report)
 
     def known(self) -> tuple[Path, ...]:
         """Every file a head of this name can have, whatever the options."""
-        return (*(self.folder / f"{self.name}.{fmt}" for fmt in EXPORT_FORMATS), self.preview_path, self.report)
+        made = (self.folder / f"{self.name}.{fmt}" for fmt in EXPORT_FORMATS)
+        return (*made, *self.texture_paths, self.preview_path, self.report)
 
     def complete(self) -> bool:
         return all(p.is_file() for p in self.paths)

@@ -99,6 +99,10 @@ class TextureBaker:
         self.sampled = self.usable & self.face_tri[np.maximum(self.raster.triangle, 0)]
         self.taper = self._edge_taper()
         self.texel_corners = uv_to_texel(self.model.uv_coords, self.size)[self.model.uv_faces]
+        # Metres per texel along u and v on the mean head (the UV metric hardly changes with identity).
+        jacobian = detail.uv_jacobian(m.v_template, m.faces, self.texel_corners)
+        lengths = np.linalg.norm(jacobian, axis=1).astype(np.float32)  # (F, 2)
+        self.texel_metres = np.where(self.raster.covered[..., None], lengths[np.maximum(self.raster.triangle, 0)], 0)
 
     def _edge_taper(self) -> np.ndarray:
         """Per sampled texel, 0 → 1 over EDGE_TAPER_1024 texels from the sampled region's edge: photo weights fade
@@ -266,7 +270,8 @@ class TextureBaker:
         filled = fill_unseen(albedo, total, self.raster.covered)
         notes = [w for p, _ in parts for w in p.warnings]
         displacement = self.relief(parts)
-        return TextureSet(filled.astype(np.float32), displacement, tuple(notes)), [p.sh for p, _ in parts]
+        textures = TextureSet(filled.astype(np.float32), displacement, tuple(notes), self.texel_metres)
+        return textures, [p.sh for p, _ in parts]
 
     def relief(self, parts: list[tuple[PhotoTexture, float]]) -> np.ndarray:
         """Displacement in metres from all photos' shading residuals on skin, feathered to zero at the edge.

@@ -24,16 +24,21 @@ EDGE_MARGIN_1024 = 3  # texels of skin given up next to non-skin
 LUMINANCE = np.array([0.2126, 0.7152, 0.0722], np.float32)
 
 
-def uv_pullback(vertices: np.ndarray, faces: np.ndarray, texel_corners: np.ndarray) -> np.ndarray:
-    """(F, 2, 3) per triangle: maps a 3D tangent vector to texel coordinates through the UV map's metric
-    (G⁻¹ Jᵀ, with J the metres per texel along the texel column and row directions)."""
+def uv_jacobian(vertices: np.ndarray, faces: np.ndarray, texel_corners: np.ndarray) -> np.ndarray:
+    """(F, 3, 2) per triangle: J, the metres moved on the mesh per texel along the texel column and row."""
     p = vertices[faces]
     dp = np.stack([p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]], axis=2)  # (F, 3, 2)
     dt = np.stack([texel_corners[:, 1] - texel_corners[:, 0], texel_corners[:, 2] - texel_corners[:, 0]], axis=2)
     det = dt[:, 0, 0] * dt[:, 1, 1] - dt[:, 0, 1] * dt[:, 1, 0]
     det = np.where(np.abs(det) < 1e-9, 1e-9, det)
     inverse = np.stack([np.stack([dt[:, 1, 1], -dt[:, 0, 1]], 1), np.stack([-dt[:, 1, 0], dt[:, 0, 0]], 1)], 1)
-    jacobian = dp @ (inverse / det[:, None, None])
+    return dp @ (inverse / det[:, None, None])
+
+
+def uv_pullback(vertices: np.ndarray, faces: np.ndarray, texel_corners: np.ndarray) -> np.ndarray:
+    """(F, 2, 3) per triangle: maps a 3D tangent vector to texel coordinates through the UV map's metric
+    (G⁻¹ Jᵀ, with J from uv_jacobian)."""
+    jacobian = uv_jacobian(vertices, faces, texel_corners)
     metric = np.swapaxes(jacobian, 1, 2) @ jacobian + 1e-18 * np.eye(2)
     return np.linalg.solve(metric, np.swapaxes(jacobian, 1, 2))
 

@@ -22,6 +22,8 @@ class TextureSet:
     albedo: np.ndarray  # (H, W, 3) float32 linear RGB in [0, 1], row 0 at the top, u right, v up
     displacement: np.ndarray  # (H, W) float32 metres along the normal, zero = the FLAME surface
     notes: tuple[str, ...] = ()
+    # (H, W, 2) metres per texel along u and v on the mesh (UV metric), for the normal map; None: flat relief
+    texel_metres: np.ndarray | None = None
 
     @property
     def displacement_range(self) -> float:
@@ -63,6 +65,30 @@ def flat_textures(photo_rgb: np.ndarray, fit: PhotoFit, scale: float, size: int 
     return TextureSet(albedo, np.zeros((size, size), np.float32), ("flat skin colour (photo texture turned off)",))
 
 
+def tangent_normals(textures: TextureSet) -> np.ndarray:
+    """(H, W, 3) unit tangent-space normals of the displacement, for engines that do not displace:
+    n ∝ (−∂h/∂u, −∂h/∂v, 1) with the slopes in metres per metre along the UV axes (x = +u, y = +v, the
+    OpenGL / glTF / Blender convention; DirectX-style engines flip green)."""
+    h = textures.displacement.astype(np.float64)
+    if textures.texel_metres is None or not np.any(h):
+        return np.broadcast_to(np.array([0.0, 0.0, 1.0]), (*h.shape, 3)).copy()
+    per_u = np.maximum(textures.texel_metres[..., 0], 1e-9)
+    per_v = np.maximum(textures.texel_metres[..., 1], 1e-9)
+    du = np.gradient(h, axis=1) / per_u
+    dv = -np.gradient(h, axis=0) / per_v  # rows run down, v up
+    n = np.stack([-du, -dv, np.ones_like(h)], axis=-1)
+    return n / np.linalg.norm(n, axis=-1, keepdims=True)
+
+
+def write_normal_png(textures: TextureSet, path: str | Path) -> Path:
+    """8-bit RGB tangent-space normal map (0.5 grey-blue is flat)."""
+    import cv2
+
+    rgb = np.round((tangent_normals(textures) * 0.5 + 0.5) * 255).astype(np.uint8)
+    ok, data = cv2.imencode(".png", rgb[..., ::-1])
+    return atomic_write(path, lambda f: f.write(data.tobytes()))
+
+
 def write_albedo_png(textures: TextureSet, path: str | Path) -> Path:
     """8-bit sRGB PNG."""
     import cv2
@@ -80,3 +106,13 @@ def write_displacement_png(textures: TextureSet, path: str | Path) -> Path:
     grey = np.round(32768 + np.clip(d, -1, 1) * 32767).astype(np.uint16)
     ok, data = cv2.imencode(".png", grey)
     return atomic_write(path, lambda f: f.write(data.tobytes()))
+
+
+TEXTURE_MAPS = ("albedo", "displacement", "normal")  # written as NAME_<map>.png beside every export
+
+
+def write_texture_maps(textures: TextureSet, folder: str | Path, name: str) -> dict[str, Path]:
+    """NAME_albedo.png (8-bit sRGB), NAME_displacement.png (16-bit, ± displacement_range metres) and
+    NAME_normal.png (tangent space, from the displacement) in `folder`."""
+    writers = {"albedo": write_albedo_png, "displacement": write_displacement_png, "normal": write_normal_png}
+    return {m: writers[m](textures, Path(folder) / f"{name}_{m}.png") for m in TEXTURE_MAPS}

@@ -19,7 +19,7 @@ from ..conftest import SHARED
 
 FACES, BAD = SHARED / "data" / "faces", SHARED / "data" / "bad_inputs"
 pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason=f"needs {FACES}")
-SET = ("blend", "fbx", "glb", "json")  # sorted by name
+SET = (".blend", ".fbx", ".glb", ".json", "_albedo.png", "_displacement.png", "_normal.png")  # sorted by name
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,7 @@ def test_sigint_in_a_batch_keeps_what_finished_and_reports(model_file, tmp_path)
     status = {r["name"]: r["status"] for r in report["results"]}
     assert report["stopped"] is True and status["001_03"] == "ok"
     assert status["002_03"] == status["003_03"] == "not run"
-    assert sorted(p.name for p in out.iterdir()) == ["001_03." + s for s in SET] + ["batch_report.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["001_03" + s for s in SET] + ["batch_report.json"]
 
 
 def test_killed_run_leaves_staging_that_the_next_run_removes(model_file, tmp_path):
@@ -114,7 +114,7 @@ def test_second_run_of_the_same_head_fails_clearly_and_the_first_completes(model
     )
     _, err = first.communicate(timeout=120)
     assert first.returncode == 0, err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["same." + s for s in SET]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["same" + s for s in SET]
 
 
 def test_incomplete_set_is_redone_and_overwrite_drops_stale_files(model_file, tmp_path):
@@ -127,12 +127,9 @@ def test_incomplete_set_is_redone_and_overwrite_drops_stale_files(model_file, tm
     assert main([*args, "--texture-size", "512"]) == 0
     assert (tmp_path / "008_03.glb").is_file() and (tmp_path / "008_03.json").stat().st_mtime_ns != stamp
     assert main([*args, "--texture-size", "512", "--overwrite", "--no-fbx"]) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["008_03.blend", "008_03.glb", "008_03.json"]
-    assert json.loads((tmp_path / "008_03.json").read_text())["outputs"] == [
-        "008_03.blend",
-        "008_03.glb",
-        "008_03.json",
-    ]
+    kept = [f"008_03{s}" for s in SET if s != ".fbx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == kept
+    assert sorted(json.loads((tmp_path / "008_03.json").read_text())["outputs"]) == kept
 
 
 def test_quiet_by_default_with_warnings_that_matter_once(model_file, tmp_path):
