@@ -72,7 +72,14 @@ def test_fit_json_path(tmp_path, name, reason):
 
 def test_set_is_complete_only_with_every_file(tmp_path):
     files = HeadFiles(tmp_path, "h", ("blend", "glb"), preview=False)
-    assert [p.name for p in files.paths] == ["h.blend", "h.glb", "h_albedo.png", "h_displacement.png", "h_normal.png", "h.json"]  # the JSON last
+    assert [p.name for p in files.paths] == [
+        "h.blend",
+        "h.glb",
+        "h_albedo.png",
+        "h_displacement.png",
+        "h_normal.png",
+        "h.json",
+    ]  # the JSON last
     for p in files.paths[:-1]:
         p.write_text("x")
     assert not files.complete()  # a set without its JSON was interrupted: redo it
@@ -89,7 +96,14 @@ def test_commit_replaces_the_set_and_drops_files_it_no_longer_has(tmp_path):
         for p in new.paths:
             (staged / p.name).write_text("new")
         commit(staged, new)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["h.blend", "h.glb", "h.json", "h_albedo.png", "h_displacement.png", "h_normal.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "h.blend",
+        "h.glb",
+        "h.json",
+        "h_albedo.png",
+        "h_displacement.png",
+        "h_normal.png",
+    ]
     assert all(p.read_text() == "new" for p in new.paths)
 
 
