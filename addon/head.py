@@ -11,7 +11,6 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from ..inference.files import atomic_path_write
 from ..inference.rig import RigData
 from ..inference.texture.maps import TextureSet, write_albedo_png, write_displacement_png
 from .build_material import build_eye_material, build_hidden_material, build_skin_material
@@ -116,10 +115,15 @@ def export_fbx(path: Path, use_selection: bool = False) -> None:
 
 
 def export_scene(stem: Path, formats: Iterable[str]) -> dict[str, Path]:
-    """Write the current file as STEM.blend / STEM.glb / STEM.fbx (each atomically)."""
+    """Write the current file as STEM.blend / STEM.glb / STEM.fbx. Written under their final names (into a
+    staging folder: the command line commits the whole set atomically), since the .fbx records its own
+    name in the path of its embedded textures."""
     writers = {
         "blend": lambda p: bpy.ops.wm.save_as_mainfile(filepath=str(p), copy=True, compress=True),
         "glb": export_glb,
         "fbx": export_fbx,
     }
-    return {fmt: atomic_path_write(stem.with_suffix(f".{fmt}"), writers[fmt]) for fmt in formats}
+    paths = {fmt: stem.with_suffix(f".{fmt}") for fmt in formats}
+    for fmt, path in paths.items():
+        writers[fmt](path)
+    return paths
