@@ -76,3 +76,21 @@ def test_inference_and_training_import_without_bpy():
     res = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert int(res.stdout) >= 30  # every module was imported, not an empty walk
+
+
+def test_fit_command_runs_without_blender(procedural_model, astronaut_photo, tmp_path):
+    """`facesmith fit` is the entry layer's bpy-free path: it works where Blender cannot be imported."""
+    from facesmith.inference.flame.io import save_model_npz
+
+    model = save_model_npz(procedural_model, tmp_path / "procedural.npz")
+    code = (
+        "import sys; sys.modules['bpy'] = None\n"
+        "from facesmith.cli import main\n"
+        "sys.exit(main(['fit', sys.argv[1], '--json', sys.argv[2], '--flame', sys.argv[3]]))\n"
+    )
+    out = tmp_path / "fit.json"
+    res = subprocess.run(
+        [sys.executable, "-c", code, str(astronaut_photo), str(out), str(model)], capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stderr
+    assert out.is_file() and out.with_suffix(".npz").is_file()
