@@ -70,6 +70,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output_options(batch)
     _add_photo_options(batch)
     batch.set_defaults(func=cmd_batch)
+
+    synth = sub.add_parser("synth", help="synthetic labelled face images (needs training/; not in the add-on)")
+    synth.add_argument("--n", type=int, required=True, help="number of images")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for shards and manifest")
+    synth.add_argument("--size", type=int, default=256, help="image side in pixels")
+    synth.add_argument("--workers", type=int, default=2)
+    synth.add_argument("--shard-size", type=int, default=250)
+    synth.add_argument(
+        "--noncommercial-cutouts", action="store_true",
+        help="also paste UTKFace cut-outs as occluders (NON-COMMERCIAL data: experiments only; recorded in the manifest)",
+    )  # fmt: skip
+    _add_flame_flag(synth)
+    synth.set_defaults(func=cmd_synth)
     return parser
 
 
@@ -212,6 +226,28 @@ def cmd_batch(args: argparse.Namespace, console: Console, interrupt: Interrupt) 
     if stopped:
         return exit_code(interrupt.signum)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_synth(args: argparse.Namespace, console: Console, interrupt: Interrupt) -> int:
+    try:
+        from ..training.synth.shards import build_engine, generate
+    except ImportError as exc:  # the Blender extension ships without training/
+        console.error(f"`synth` needs the training/ package of a source checkout ({exc})")
+        return EXIT_FAILED
+    if args.n < 1 or args.size < 32 or args.workers < 1 or args.shard_size < 1:
+        console.error("--n, --workers and --shard-size must be positive and --size at least 32")
+        return EXIT_FAILED
+    check_folder(args.out)
+    model = load_pipeline_model(dataclasses.replace(DEFAULTS, flame_path=args.flame or ""))
+    for warning in model.warnings:
+        console.warn(warning)
+    engine, sources = build_engine(model, args.size, args.noncommercial_cutouts, log=console.line)
+    manifest = generate(engine, args.n, args.seed, args.out, args.workers, args.shard_size, sources, console.line)
+    console.line(
+        f"wrote {args.n} images in {len(manifest['shards'])} shard(s) to {args.out} "
+        f"({manifest['images_per_second']:.2f} images/s); manifest.json, grid.png"
+    )
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

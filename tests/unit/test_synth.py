@@ -1,0 +1,109 @@
+"""The synthetic data engine (training/synth): deterministic by seed whatever the sharding, labels that agree
+with the image and with FLAME + the camera, and the shard / manifest / grid format."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from facesmith.inference.camera import Camera
+from facesmith.inference.flame import flame_forward
+from facesmith.training.synth.engine import Assets, Engine
+from facesmith.training.synth.raster import rasterize
+from facesmith.training.synth.shards import LABEL_DOC, generate
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def engine(procedural_model) -> Engine:
+    rng = np.random.default_rng(0)
+    background = (rng.random((80, 120, 3)) * 255).astype(np.uint8)
+    albedo = np.full((1, 32, 32, 3), (200, 160, 140), np.uint8)
+    expressions = rng.normal(size=(2, procedural_model.n_expr)).astype(np.float32)
+    rgba = np.zeros((1, 32, 32, 4), np.uint8)
+    rgba[0, 4:30, 6:26] = (90, 60, 40, 255)  # a "person" around the face
+    people = {"rgba": rgba, "eyes": np.array([[[12.0, 14.0], [20.0, 14.0]]]), "hair": np.array([[0.2, 0.1, 0.05]])}
+    return Engine(procedural_model, Assets(albedo, expressions, (background,), people=people), SIZE)
+
+
+def test_rasterize_covers_a_triangle_with_the_nearest_surface() -> None:
+    xy = np.array([[2, 2], [20, 2], [2, 20], [2, 2], [20, 2], [2, 20]], float)
+    near = np.array([0, 0, 0, 1, 1, 1], float)
+    ras = rasterize(xy, near, np.array([[0, 1, 2], [3, 4, 5]]), 24, 24)
+    assert ras.triangle[5, 5] == 1 and ras.triangle[0, 0] == -1 and ras.triangle[15, 15] == -1
+    assert np.allclose(ras.bary[5, 5].sum(), 1.0)
+    assert ras.depth[5, 5] == pytest.approx(1.0)
+
+
+def test_synth_image_is_deterministic_by_seed_and_index(engine: Engine) -> None:
+    a, sa, la = engine.make(7, 3)
+    b, sb, lb = engine.make(7, 3)
+    c, _, _ = engine.make(8, 3)
+    assert a.shape == (SIZE, SIZE, 3) and a.dtype == np.uint8
+    assert np.array_equal(a, b) and np.array_equal(sa, sb)
+    assert all(np.array_equal(la[k], lb[k]) for k in la)
+    assert not np.array_equal(a, c)
+
+
+def test_synth_labels_agree_with_flame_the_camera_and_the_image(engine: Engine, procedural_model) -> None:
+    seen = 0
+    for i in range(6):
+        _, seg, lab = engine.make(1, i)
+        out = flame_forward(procedural_model, lab["shape"], lab["expression"], lab["pose"], lab["eyelids"][None])
+        c = lab["camera"].astype(np.float64)
+        if lab["camera_kind"] == 0:
+            cam = Camera("orthographic", c[:3])
+        else:
+            cam = Camera("perspective", c[:3], float(c[3]), (float(c[4]), float(c[5])))
+        assert np.allclose(cam.project(out.vertices[0]), lab["vertices_px"], atol=0.05)
+        vis = lab["visible"]
+        seen += vis.sum()
+        ij = np.round(lab["vertices_px"][vis]).astype(int)
+        assert (seg[ij[:, 1], ij[:, 0]] > 0).all()  # visible vertices land on the rendered head
+        assert not (lab["occluded"] & ~vis).any()
+    assert seen > 0
+
+
+def test_synth_pastes_people_only_around_near_frontal_heads(engine: Engine) -> None:
+    labels = [engine.make(2, i)[2] for i in range(30)]
+    pasted = [lab for lab in labels if lab["person_index"] >= 0]
+    assert pasted, "no image used the people cut-outs"
+    assert all(abs(lab["euler_deg"][0]) < 20 and abs(lab["euler_deg"][1]) < 20 for lab in pasted)
+
+
+def test_synth_shards_manifest_and_grid(engine: Engine, tmp_path) -> None:
+    one = tmp_path / "one"
+    manifest = generate(engine, 5, seed=3, out=one, workers=1, shard_size=2, log=lambda s: None)
+    assert manifest["shards"] == ["shard_00000.npz", "shard_00001.npz", "shard_00002.npz"]
+    on_disk = json.loads((one / "manifest.json").read_text())
+    assert on_disk["seed"] == 3 and on_disk["count"] == 5 and on_disk["non_commercial_sources_used"] is False
+    assert (one / "grid.png").is_file() and (one / "grid_landmarks.png").is_file()
+    v = engine.model.n_vertices
+    with np.load(one / "shard_00002.npz") as z:
+        assert set(LABEL_DOC) <= set(z.files)
+        assert z["images"].shape == (1, SIZE, SIZE, 3) and z["vertices_px"].shape == (1, v, 2)
+        assert z["visible"].dtype == bool and z["pose"].shape == (1, 5, 3) and list(z["index"]) == [4]
+    # The same images from another sharding on two worker processes.
+    two = tmp_path / "two"
+    generate(engine, 5, seed=3, out=two, workers=2, shard_size=3, log=lambda s: None)
+    for key in ("images", "vertices_px", "visible", "shape", "camera"):
+        assert np.array_equal(_all(one, key), _all(two, key))
+
+
+def _all(folder, key: str) -> np.ndarray:
+    names = json.loads((folder / "manifest.json").read_text())["shards"]
+    parts = []
+    for name in names:
+        with np.load(folder / name) as z:
+            parts.append(z[key])
+    return np.concatenate(parts)
+
+
+def test_cli_has_the_synth_command() -> None:
+    from facesmith.cli.main import build_parser
+
+    args = build_parser().parse_args(["synth", "--n", "4", "--seed", "2", "--out", "x"])
+    assert args.n == 4 and args.seed == 2 and args.workers == 2 and not args.noncommercial_cutouts
