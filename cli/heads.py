@@ -87,23 +87,55 @@ def make_head(
 
 
 def batch_jobs(folder: Path) -> tuple[list[Job], list[str]]:
-    """One job per photo in `folder`, named by the file's stem; stems that clash (a.jpg, a.png) get the
-    extension appended (a_jpg, a_png) rather than overwrite each other. Returns the jobs and notes."""
+    """The heads of a batch folder, sorted by name: each photo directly in it is one head named by its stem;
+    each sub-folder holding photos is one head from all of them (several photos of one person), named by
+    the folder. Names that clash (a.jpg and a.png, or a photo and a folder) get their extension appended
+    (a_jpg, a_png) rather than overwrite each other. Returns the jobs and notes about renamed ones."""
     if not folder.is_dir():
         raise FacesmithError(f"{folder}: not a folder")
-    photos = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)
-    if not photos:
-        raise FacesmithError(f"{folder}: no photos ({', '.join(PHOTO_SUFFIXES)})")
-    stems: dict[str, int] = {}
-    for p in photos:
-        stems[p.stem.casefold()] = stems.get(p.stem.casefold(), 0) + 1
+    heads: list[tuple[str, str, tuple[Path, ...]]] = []  # (name, suffix used on a clash, photos)
+    for entry in sorted(folder.iterdir()):
+        if entry.is_file() and entry.suffix.lower() in PHOTO_SUFFIXES:
+            heads.append((entry.stem, entry.suffix[1:].lower(), (entry,)))
+        elif entry.is_dir() and not entry.name.startswith("."):
+            photos = photos_in(entry)
+            if photos:
+                heads.append((entry.name, "person", photos))
+    if not heads:
+        raise FacesmithError(f"{folder}: no photos ({', '.join(PHOTO_SUFFIXES)}) and no folders of photos")
+    counts: dict[str, int] = {}
+    for name, _, _ in heads:
+        counts[name.casefold()] = counts.get(name.casefold(), 0) + 1
     jobs, notes = [], []
-    for p in photos:
-        name = p.stem if stems[p.stem.casefold()] == 1 else f"{p.stem}_{p.suffix[1:].lower()}"
-        if name != p.stem:
-            notes.append(f"{p.name}: written as {name} (another photo has the same name)")
-        jobs.append(Job(name, (p,)))
-    return jobs, notes
+    for name, suffix, photos in heads:
+        unique = name if counts[name.casefold()] == 1 else f"{name}_{suffix}"
+        if unique != name:
+            notes.append(
+                f"{photos[0].name if suffix != 'person' else name + '/'}: written as {unique} (another head has the same name)"
+            )
+        jobs.append(Job(unique, photos))
+    return sorted(jobs, key=lambda j: j.name), notes
+
+
+def photos_in(folder: Path) -> tuple[Path, ...]:
+    return tuple(sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES))
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """ "I/N" -> (I, N), 1 <= I <= N."""
+    try:
+        index, count = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise FacesmithError(f"--shard {text!r}: expected I/N, e.g. 1/4") from None
+    if not 1 <= index <= count:
+        raise FacesmithError(f"--shard {text!r}: I must be between 1 and N")
+    return index, count
+
+
+def shard_jobs(jobs: Sequence[Job], index: int, count: int) -> list[Job]:
+    """Shard I of N: every N-th head of the sorted list, from the I-th. Deterministic, so any scheduler
+    (a Slurm array, a Flamenco job) can run the shards anywhere and in any order."""
+    return list(jobs[index - 1 :: count])
 
 
 def progress_line(i: int, n: int, outcome: Outcome) -> str:
@@ -142,22 +174,49 @@ def run_jobs(
     return outcomes, False
 
 
-def write_report(folder: Path, source: Path, jobs: Sequence[Job], outcomes: Sequence[Outcome], stopped: bool) -> Path:
-    """OUT/batch_report.json: every photo's outcome, those not reached when the run was stopped too."""
+def report_name(shard: tuple[int, int] | None) -> str:
+    return REPORT_NAME if shard is None else f"batch_report.shard-{shard[0]}-of-{shard[1]}.json"
+
+
+def write_report(
+    folder: Path, source: Path, jobs: Sequence[Job], outcomes: Sequence[Outcome], stopped: bool,
+    shard: tuple[int, int] | None = None,
+) -> Path:  # fmt: skip
+    """OUT/batch_report.json (a shard's: batch_report.shard-I-of-N.json): every head's outcome, those not
+    reached when the run was stopped too."""
     done = {o.name for o in outcomes}
     rows = [asdict(o) for o in outcomes] + [
         {"name": j.name, "status": "not run", "message": "the run was stopped first"}
         for j in jobs
         if j.name not in done
     ]
-    report = {
-        "input": str(source),
-        "photos": len(jobs),
-        "stopped": stopped,
-        "ok": sum(o.status == "ok" for o in outcomes),
-        "skipped": sum(o.status == "skipped" for o in outcomes),
-        "failed": sum(o.status == "failed" for o in outcomes),
-        "results": rows,
-    }
+    report = summarise(str(source), rows, stopped)
+    if shard is not None:
+        report["shard"] = list(shard)
     folder.mkdir(parents=True, exist_ok=True)
-    return atomic_write(folder / REPORT_NAME, lambda f: f.write(json.dumps(report, indent=1).encode()))
+    return atomic_write(folder / report_name(shard), lambda f: f.write(json.dumps(report, indent=1).encode()))
+
+
+def summarise(source: str, rows: Sequence[dict], stopped: bool) -> dict:
+    rows = sorted(rows, key=lambda r: r["name"])
+    count = {s: sum(r["status"] == s for r in rows) for s in ("ok", "skipped", "failed")}
+    return {"input": source, "photos": len(rows), "stopped": stopped, **count, "results": rows}
+
+
+def merge_reports(folder: Path) -> Path:
+    """`facesmith batch-merge`: the shards' reports in `folder` combined into batch_report.json; every shard
+    of the same N must be there."""
+    found = sorted(folder.glob("batch_report.shard-*-of-*.json"))
+    if not found:
+        raise FacesmithError(f"{folder}: no shard reports (batch_report.shard-I-of-N.json)")
+    reports = [json.loads(p.read_text()) for p in found]
+    counts = {r["shard"][1] for r in reports}
+    if len(counts) != 1:
+        raise FacesmithError(f"{folder}: shard reports of different N ({', '.join(map(str, sorted(counts)))})")
+    (count,) = counts
+    missing = sorted(set(range(1, count + 1)) - {r["shard"][0] for r in reports})
+    if missing:
+        raise FacesmithError(f"{folder}: shard(s) {', '.join(map(str, missing))} of {count} have no report yet")
+    rows = [row for r in reports for row in r["results"]]
+    merged = summarise(reports[0]["input"], rows, any(r["stopped"] for r in reports))
+    return atomic_write(folder / REPORT_NAME, lambda f: f.write(json.dumps(merged, indent=1).encode()))

@@ -23,7 +23,18 @@ from ..inference.pipeline import (
     model_choice,
 )
 from .console import Console, quiet_output
-from .heads import EXIT_FAILED, EXIT_OK, Job, WriteOptions, batch_jobs, run_jobs, write_report
+from .heads import (
+    EXIT_FAILED,
+    EXIT_OK,
+    Job,
+    WriteOptions,
+    batch_jobs,
+    merge_reports,
+    parse_shard,
+    run_jobs,
+    shard_jobs,
+    write_report,
+)
 from .interrupt import Interrupt, Interrupted, exit_code
 from .outputs import check_folder, check_json_path, check_name, head_lock, remove_stale
 
@@ -67,9 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
     batch = sub.add_parser("batch", help="one rigged head per photo in a folder; carries on past bad files")
     batch.add_argument("input", type=Path, metavar="INDIR")
     batch.add_argument("output", type=Path, metavar="OUTDIR")
+    batch.add_argument(
+        "--shard", metavar="I/N", help="only shard I of N (for Slurm arrays, render farms); see batch-merge"
+    )
     _add_output_options(batch)
     _add_photo_options(batch)
     batch.set_defaults(func=cmd_batch)
+
+    merge = sub.add_parser("batch-merge", help="combine the shard reports of a batch folder into batch_report.json")
+    merge.add_argument("output", type=Path, metavar="OUTDIR")
+    merge.set_defaults(func=cmd_batch_merge)
 
     synth = sub.add_parser("synth", help="synthetic labelled face images (needs training/; not in the add-on)")
     synth.add_argument("--n", type=int, required=True, help="number of images")
@@ -200,7 +218,10 @@ def cmd_reconstruct(args: argparse.Namespace, console: Console, interrupt: Inter
 
 
 def cmd_batch(args: argparse.Namespace, console: Console, interrupt: Interrupt) -> int:
+    shard = parse_shard(args.shard) if args.shard else None
     jobs, notes = batch_jobs(args.input)
+    if shard is not None:
+        jobs = shard_jobs(jobs, *shard)
     check_folder(args.output)
     remove_stale(args.output)
     for note in notes:
@@ -213,7 +234,7 @@ def cmd_batch(args: argparse.Namespace, console: Console, interrupt: Interrupt) 
                 reconstructor.model.warnings,
             )  # fmt: skip
     finally:  # also when stopped, or interrupted twice: the report lists what finished
-        report = write_report(args.output, args.input, jobs, outcomes, stopped or interrupt.cancel.is_set())
+        report = write_report(args.output, args.input, jobs, outcomes, stopped or interrupt.cancel.is_set(), shard)
     failed = [o for o in outcomes if o.status == "failed"]
     ok = sum(o.status == "ok" for o in outcomes)
     skipped = len(outcomes) - ok - len(failed)
@@ -226,6 +247,13 @@ def cmd_batch(args: argparse.Namespace, console: Console, interrupt: Interrupt) 
     if stopped:
         return exit_code(interrupt.signum)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_batch_merge(args: argparse.Namespace, console: Console, interrupt: Interrupt) -> int:
+    path = merge_reports(args.output)
+    report = json.loads(path.read_text())
+    console.line(f"{report['ok']} converted, {report['skipped']} skipped, {report['failed']} failed; report: {path}")
+    return EXIT_FAILED if report["failed"] else EXIT_OK
 
 
 def cmd_synth(args: argparse.Namespace, console: Console, interrupt: Interrupt) -> int:

@@ -183,3 +183,33 @@ def test_enabling_the_add_on_loads_no_heavy_module(bpy):
     res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_shards_and_merge_equal_one_full_run(model_file, tmp_path):
+    """Shards 1/2 and 2/2 into one folder, then batch-merge: the same heads and report as a full run. A
+    folder of photos of one person is one head made from all of them."""
+    from facesmith.cli import main
+
+    photos = tmp_path / "in"
+    (photos / "p003").mkdir(parents=True)
+    for name in ("001_03", "002_03", "004_03"):
+        (photos / f"{name}.jpg").symlink_to(FACES / f"{name}.jpg")
+    for name in ("003_03", "003_08"):
+        (photos / "p003" / f"{name}.jpg").symlink_to(FACES / f"{name}.jpg")
+    common = ["--no-preview", "--no-fbx", "--texture-size", "512", "--flame", str(model_file)]
+    full, sharded = tmp_path / "full", tmp_path / "sharded"
+    assert main(["batch", str(photos), str(full), *common]) == 0
+    for shard in ("2/2", "1/2"):
+        assert main(["batch", str(photos), str(sharded), "--shard", shard, *common]) == 0
+    assert main(["batch-merge", str(sharded)]) == 0
+
+    def heads(folder: Path) -> list[str]:
+        return sorted(p.name for p in folder.iterdir() if not p.name.startswith("batch_report"))
+
+    assert heads(sharded) == heads(full) and len(heads(full)) == 4 * 6  # 4 heads of 6 files
+    reports = [json.loads((f / "batch_report.json").read_text()) for f in (full, sharded)]
+    assert [[(r["name"], r["status"]) for r in rep["results"]] for rep in reports] == [
+        [("001_03", "ok"), ("002_03", "ok"), ("004_03", "ok"), ("p003", "ok")]
+    ] * 2
+    person = json.loads((sharded / "p003.json").read_text())
+    assert [Path(p["path"]).name for p in person["photos"]] == ["003_03.jpg", "003_08.jpg"]

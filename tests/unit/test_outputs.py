@@ -3,6 +3,7 @@ removed, sets that appear complete or not at all. No Blender needed."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from facesmith.cli.heads import batch_jobs
+from facesmith.cli.heads import Job, Outcome, batch_jobs, merge_reports, parse_shard, shard_jobs, write_report
 from facesmith.cli.outputs import (
     HeadBusyError,
     HeadFiles,
@@ -23,6 +24,7 @@ from facesmith.cli.outputs import (
     remove_stale,
     staging,
 )
+from facesmith.inference.errors import FacesmithError
 
 
 @pytest.mark.parametrize(
@@ -149,9 +151,51 @@ def test_stale_staging_is_removed_live_staging_is_kept(tmp_path):
 def test_batch_names_never_collide(tmp_path):
     for name in ("a.jpg", "A.png", "b.jpg", "notes.txt"):
         (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "front.jpg").write_bytes(b"x")
     jobs, notes = batch_jobs(tmp_path)
-    assert sorted(j.name for j in jobs) == ["A_png", "a_jpg", "b"]
-    assert len(notes) == 2 and "written as a_jpg" in " ".join(notes)
+    assert [j.name for j in jobs] == ["A_png", "a_jpg", "b_jpg", "b_person"]
+    assert len(notes) == 4 and "written as a_jpg" in " ".join(notes)
+
+
+def test_a_folder_of_photos_is_one_person(tmp_path):
+    person = tmp_path / "jo"
+    person.mkdir()
+    for name in ("left.jpg", "front.png", "right.webp", "notes.txt"):
+        (person / name).write_bytes(b"x")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "solo.jpg").write_bytes(b"x")
+    jobs, notes = batch_jobs(tmp_path)
+    assert [(j.name, [p.name for p in j.photos]) for j in jobs] == [
+        ("jo", ["front.png", "left.jpg", "right.webp"]), ("solo", ["solo.jpg"]),
+    ]  # fmt: skip
+    assert notes == []
+
+
+@pytest.mark.parametrize("text", ["0/2", "3/2", "1", "a/b", "2/0"])
+def test_bad_shards_are_refused(text):
+    with pytest.raises(FacesmithError, match="--shard"):
+        parse_shard(text)
+
+
+def test_shards_partition_the_batch(tmp_path):
+    for i in range(7):
+        (tmp_path / f"{i:02d}.jpg").write_bytes(b"x")
+    jobs, _ = batch_jobs(tmp_path)
+    parts = [shard_jobs(jobs, i, 3) for i in (1, 2, 3)]
+    assert sorted(j.name for part in parts for j in part) == [j.name for j in jobs]
+    assert [len(p) for p in parts] == [3, 2, 2] and parse_shard("2/3") == (2, 3)
+
+
+def test_merge_needs_every_shard_and_combines_them(tmp_path):
+    jobs = [Job(n, ()) for n in ("a", "b", "c")]
+    write_report(tmp_path, tmp_path, jobs[::2], [Outcome("a", "ok"), Outcome("c", "failed", "no face")], False, (1, 2))
+    with pytest.raises(FacesmithError, match=r"shard\(s\) 2 of 2 have no report yet"):
+        merge_reports(tmp_path)
+    write_report(tmp_path, tmp_path, jobs[1:2], [Outcome("b", "skipped")], False, (2, 2))
+    merged = json.loads(merge_reports(tmp_path).read_text())
+    assert [r["name"] for r in merged["results"]] == ["a", "b", "c"]
+    assert (merged["ok"], merged["skipped"], merged["failed"], merged["photos"]) == (1, 1, 1, 3)
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
