@@ -12,7 +12,7 @@ import json
 import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -143,6 +143,36 @@ def progress_line(i: int, n: int, outcome: Outcome) -> str:
     return f"[{bar:<20}] {i + 1}/{n} {outcome.name}: {outcome.status} {outcome.message} ({outcome.seconds:.1f} s)"
 
 
+def run_job(
+    reconstructor: Reconstructor, job: Job, folder: Path, options: WriteOptions, cancel: threading.Event,
+    on_bug: Callable[[str], None],
+) -> Outcome:  # fmt: skip
+    """One head as a batch runs it: a failure becomes a "failed" outcome (a bug too, its traceback passed to
+    `on_bug`), so the batch goes on. CancelledError passes through."""
+    start = time.perf_counter()
+    try:
+        check_cancel(cancel)
+        check_name(job.name)
+        files = HeadFiles(folder, job.name, options.formats, options.preview)
+        return make_head(reconstructor, job, files, options, cancel)
+    except CancelledError:
+        raise
+    except FacesmithError as exc:
+        return Outcome(job.name, "failed", str(exc), seconds=time.perf_counter() - start)
+    except Exception as exc:
+        on_bug(traceback.format_exc().rstrip())
+        message = f"internal error ({type(exc).__name__}: {exc})"
+        return Outcome(job.name, "failed", message, seconds=time.perf_counter() - start)
+
+
+def report_outcome(console: Console, i: int, n: int, outcome: Outcome, quiet_warnings: Sequence[str]) -> None:
+    for warning in outcome.warnings:
+        if warning not in quiet_warnings:
+            console.warn(f"{outcome.name}: {warning}")
+    if n > 1:
+        console.note(progress_line(i, n, outcome))
+
+
 def run_jobs(
     reconstructor: Reconstructor, jobs: Sequence[Job], folder: Path, options: WriteOptions, cancel: threading.Event,
     console: Console, quiet_warnings: Sequence[str] = (),
@@ -151,26 +181,12 @@ def run_jobs(
     Returns the outcomes and whether the run was stopped. `quiet_warnings` were printed already."""
     outcomes: list[Outcome] = []
     for i, job in enumerate(jobs):
-        start = time.perf_counter()
         try:
-            check_cancel(cancel)
-            check_name(job.name)
-            files = HeadFiles(folder, job.name, options.formats, options.preview)
-            outcome = make_head(reconstructor, job, files, options, cancel)
+            outcome = run_job(reconstructor, job, folder, options, cancel, console.note)
         except CancelledError:
             return outcomes, True
-        except FacesmithError as exc:
-            outcome = Outcome(job.name, "failed", str(exc), seconds=time.perf_counter() - start)
-        except Exception as exc:  # a bug: reported with its traceback, and the batch goes on
-            console.note(traceback.format_exc().rstrip())
-            message = f"internal error ({type(exc).__name__}: {exc})"
-            outcome = Outcome(job.name, "failed", message, seconds=time.perf_counter() - start)
         outcomes.append(outcome)
-        for warning in outcome.warnings:
-            if warning not in quiet_warnings:
-                console.warn(f"{job.name}: {warning}")
-        if len(jobs) > 1:
-            console.note(progress_line(i, len(jobs), outcome))
+        report_outcome(console, i, len(jobs), outcome, quiet_warnings)
     return outcomes, False
 
 

@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     batch = sub.add_parser("batch", help="one rigged head per photo in a folder; carries on past bad files")
     batch.add_argument("input", type=Path, metavar="INDIR")
     batch.add_argument("output", type=Path, metavar="OUTDIR")
+    batch.add_argument("--engine", choices=("local", "ray"), default="local", help="where heads are made")
+    batch.add_argument("--address", help="Ray cluster address (default: a local Ray started for this run)")
+    batch.add_argument("--workers", type=int, default=2, help="Ray workers (each keeps Blender and the models)")
     batch.add_argument(
         "--shard", metavar="I/N", help="only shard I of N (for Slurm arrays, render farms); see batch-merge"
     )
@@ -228,11 +231,14 @@ def cmd_batch(args: argparse.Namespace, console: Console, interrupt: Interrupt) 
         console.warn(note)
     outcomes, stopped = [], False
     try:
-        with _reconstructor(args, console) as reconstructor:
-            outcomes, stopped = run_jobs(
-                reconstructor, jobs, args.output, write_options(args), interrupt.cancel, console,
-                reconstructor.model.warnings,
-            )  # fmt: skip
+        if args.engine == "ray":
+            outcomes, stopped = _batch_on_ray(args, jobs, console, interrupt)
+        else:
+            with _reconstructor(args, console) as reconstructor:
+                outcomes, stopped = run_jobs(
+                    reconstructor, jobs, args.output, write_options(args), interrupt.cancel, console,
+                    reconstructor.model.warnings,
+                )  # fmt: skip
     finally:  # also when stopped, or interrupted twice: the report lists what finished
         report = write_report(args.output, args.input, jobs, outcomes, stopped or interrupt.cancel.is_set(), shard)
     failed = [o for o in outcomes if o.status == "failed"]
@@ -247,6 +253,21 @@ def cmd_batch(args: argparse.Namespace, console: Console, interrupt: Interrupt) 
     if stopped:
         return exit_code(interrupt.signum)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _batch_on_ray(args: argparse.Namespace, jobs: list[Job], console: Console, interrupt: Interrupt):
+    from .ray_engine import run_jobs_on_ray
+
+    if args.workers < 1:
+        raise FacesmithError("--workers must be at least 1")
+    options = pipeline_options(args)
+    warnings = load_pipeline_model(options).warnings  # a bad model fails here, once; its warnings print once
+    for warning in warnings:
+        console.warn(warning)
+    return run_jobs_on_ray(
+        jobs, args.output.resolve(), options, write_options(args), interrupt.cancel, console, args.address,
+        args.workers, warnings,
+    )  # fmt: skip
 
 
 def cmd_batch_merge(args: argparse.Namespace, console: Console, interrupt: Interrupt) -> int:

@@ -69,7 +69,7 @@ for backend in ["auto", *report["backends"]]:
 from bl_ext.user_default.facesmith.cli import main
 out = Path(tempfile.mkdtemp())
 assert main(["reconstruct", photo, "-o", str(out), "--no-preview", "--texture-size", "512", "--flame", model]) == 0
-report["cli_files"] = sorted(p.suffix for p in out.iterdir())
+report["cli_files"] = sorted(p.name for p in out.iterdir())
 addon_utils.disable(module, default_set=True)
 report["disabled"] = addon_utils.check(module) == (False, False) and not hasattr(bpy.types, "FACESMITH_PT_main")
 print("REPORT " + json.dumps(report))
@@ -164,4 +164,5 @@ def test_zip_installs_and_reconstructs_in_a_clean_blender_python(zips, dev_model
     assert report["backends"] == report["offered"] == EXPECTED_BACKENDS[version]
     assert set(report["reconstruct_s"]) == {"auto", *EXPECTED_BACKENDS[version]}
     assert all(EXPECTED_BACKENDS[version][0] in s for s in report["summaries"])  # the panel shows which one ran
-    assert report["cli_files"] == [".blend", ".fbx", ".glb", ".json"] and report["disabled"] is True
+    made = [".blend", ".fbx", ".glb", ".json", "_albedo.png", "_displacement.png", "_normal.png"]
+    assert report["cli_files"] == [f"005_03{s}" for s in made] and report["disabled"] is True
