@@ -67,36 +67,14 @@ def render_views(
     """Render the head (FLAME frame, metres) at each yaw to `paths` (RGB PNG over a real background)."""
     import cv2
 
-    from facesmith.addon.build_mesh import new_mesh_object
-    from facesmith.addon.build_rig import FLAME_TO_BLENDER_X_DEG
-    from facesmith.addon.build_scene import build_camera
-    from facesmith.addon.output import reset_file
-    from facesmith.inference.rig import camera_setup
+    from facesmith.training.render import head_scene
 
-    reset_file()
-    scene = bpy.context.scene
-    frame = bpy.data.objects.new("flame_frame", None)
-    scene.collection.objects.link(frame)
-    frame.rotation_euler = (np.radians(FLAME_TO_BLENDER_X_DEG), 0.0, 0.0)
-    head = new_mesh_object("head", vertices - pivot, triangles)
-    scene.collection.objects.link(head)
-    head.parent = frame
+    energy = float(rng.uniform(1.5, 3.5))  # drawn in this order, as the cached renders were made
+    sun_euler = tuple(np.radians([rng.uniform(-40, 10), rng.uniform(-45, 45), 0.0]))
+    scene, _, head = head_scene(
+        vertices - pivot, triangles, colours, camera, size, roughness=0.55, sun_energy=energy, sun_euler=sun_euler
+    )
     head.location = tuple(pivot)
-    attr = head.data.color_attributes.new("skin", "FLOAT_COLOR", "POINT")
-    attr.data.foreach_set("color", np.c_[colours, np.ones(len(colours))].astype(np.float32).ravel())
-    mat = bpy.data.materials.new("skin")
-    col = mat.node_tree.nodes.new("ShaderNodeVertexColor")
-    col.layer_name = "skin"
-    bsdf = mat.node_tree.nodes["Principled BSDF"]
-    bsdf.inputs["Roughness"].default_value = 0.55
-    mat.node_tree.links.new(col.outputs["Color"], bsdf.inputs["Base Color"])
-    head.data.materials.append(mat)
-    build_camera(camera_setup(camera, (size, size)), frame, scene.collection, "camera")
-    sun = bpy.data.objects.new("sun", bpy.data.lights.new("sun", "SUN"))
-    sun.data.energy = float(rng.uniform(1.5, 3.5))
-    scene.collection.objects.link(sun)
-    sun.parent = frame
-    sun.rotation_euler = tuple(np.radians([rng.uniform(-40, 10), rng.uniform(-45, 45), 0.0]))
     light_name = str(rng.choice(HDRIS))
     world = bpy.data.worlds.new("world")
     nodes, links = world.node_tree.nodes, world.node_tree.links
