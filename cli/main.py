@@ -14,6 +14,7 @@ from ..inference.errors import FacesmithError
 from ..inference.files import EXPORT_FORMATS
 from ..inference.flame.dev_model import build_dev_model
 from ..inference.flame.io import save_model_npz
+from ..inference.flame.model import FlameModel
 from ..inference.flame.paths import default_dev_model_path
 from ..inference.options import BACKENDS, CAMERA_KINDS, DEFAULTS, TEXTURE_SIZES, PipelineOptions
 from ..inference.pipeline import (
@@ -147,12 +148,17 @@ def write_options(args: argparse.Namespace) -> WriteOptions:
     return WriteOptions(formats, not args.no_preview, args.overwrite)
 
 
-def _reconstructor(args: argparse.Namespace, console: Console) -> Reconstructor:
+def _model(args: argparse.Namespace, console: Console) -> tuple[PipelineOptions, FlameModel]:
+    """The options and the model they name; a bad model fails here, before any head; its warnings print once."""
     options = pipeline_options(args)
     model = load_pipeline_model(options)
-    for warning in model.warnings:  # once per run, not once per head
+    for warning in model.warnings:
         console.warn(warning)
-    return Reconstructor(options, model)
+    return options, model
+
+
+def _reconstructor(args: argparse.Namespace, console: Console) -> Reconstructor:
+    return Reconstructor(*_model(args, console))
 
 
 def cmd_model_info(args: argparse.Namespace, console: Console, interrupt: Interrupt) -> int:
@@ -260,13 +266,10 @@ def _batch_on_ray(args: argparse.Namespace, jobs: list[Job], console: Console, i
 
     if args.workers < 1:
         raise FacesmithError("--workers must be at least 1")
-    options = pipeline_options(args)
-    warnings = load_pipeline_model(options).warnings  # a bad model fails here, once; its warnings print once
-    for warning in warnings:
-        console.warn(warning)
+    options, model = _model(args, console)  # each worker loads its own copy
     return run_jobs_on_ray(
         jobs, args.output.resolve(), options, write_options(args), interrupt.cancel, console, args.address,
-        args.workers, warnings,
+        args.workers, model.warnings,
     )  # fmt: skip
 
 
