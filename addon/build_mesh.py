@@ -5,6 +5,7 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
+from ..inference.arkit import ARKIT_SLIDER
 from ..inference.rig import EXPRESSION_SLIDER, FLAME_JOINT_BONES, POSE_FEATURE_SLIDER, RigData
 
 
@@ -46,6 +47,8 @@ def build_head_mesh(rig: RigData) -> bpy.types.Object:
         add_shape_key(obj, name, rig.basis + delta, -0.5, 1.5)
     for c in rig.correctives:
         add_shape_key(obj, c.name, rig.basis + c.delta, -POSE_FEATURE_SLIDER, POSE_FEATURE_SLIDER)
+    for name, delta in rig.arkit_keys.items():  # ARKit blendshapes (FLAME's mesh only): 0..1, off
+        add_shape_key(obj, name, rig.basis + delta, *ARKIT_SLIDER)
     obj.data.shape_keys.name = f"{rig.name}_keys"
     add_skin_groups(obj, rig.weights)
     return obj

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .arkit import key_scales, load_arkit_keys, scaled_to_head
 from .camera import Camera
-from .flame.forward import flame_forward
-from .flame.model import FlameModel
+from .flame.forward import flame_forward, landmarks68
+from .flame.model import FLAME_MESH, FlameModel
 from .result import FitResult, PhotoFit
 
 BONES = ("root", "neck", "head", "jaw", "eye_L", "eye_R")
@@ -91,6 +92,7 @@ class RigData:
     camera: CameraSetup
     photo_path: str
     metadata: dict = field(default_factory=dict)
+    arkit_keys: dict[str, np.ndarray] = field(default_factory=dict)  # ARKit name -> (V, 3) delta (inference/arkit.py)
 
 
 def bone_heads(joints: np.ndarray) -> dict[str, np.ndarray]:
@@ -151,6 +153,15 @@ def eyeballs(model: FlameModel, basis: np.ndarray) -> dict[str, tuple[np.ndarray
     return out
 
 
+def arkit_keys(model: FlameModel, shape: np.ndarray) -> dict[str, np.ndarray]:
+    """The shipped ARKit keys (FLAME's mesh only, else {}), scaled to the fitted head (arkit.key_scales)."""
+    keys = load_arkit_keys(model.n_vertices) if (model.n_vertices, model.n_faces) == FLAME_MESH else None
+    if not keys or not model.has_landmarks68:
+        return keys or {}
+    lmk = [landmarks68(model, flame_forward(model, s))[0] for s in (None, shape)]
+    return scaled_to_head(keys, key_scales(*lmk))
+
+
 def rig_data(
     model: FlameModel, result: FitResult, photo_index: int = 0, name: str = "head", n_expression_keys: int | None = None
 ) -> RigData:
@@ -200,4 +211,5 @@ def rig_data(
         photo_path=photo.path,
         metadata={"model": result.model_description, "shape_components": int(len(result.shape)),
                   "expression_components": int(model.n_expr)},
+        arkit_keys=arkit_keys(model, result.shape),
     )  # fmt: skip
