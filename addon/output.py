@@ -68,7 +68,8 @@ def write_head(
             turned = np.asarray(Image.open(render_png(folder / "turned.png")).convert("RGBA"))
         check_cancel(cancel)
         path = folder / f"{name}_preview.png"
-        Image.fromarray(compose_preview(head.photo_rgb, front, turned)).save(path)
+        outline = head.textures.occluded_pixels[0] if head.textures.occluded_pixels else None
+        Image.fromarray(compose_preview(head.photo_rgb, front, turned, outline)).save(path)
         for scratch in ("front.png", "turned.png"):
             (folder / scratch).unlink()
         files.append(path)

@@ -51,9 +51,14 @@ class HeadResult:
     warnings: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
-        """The fit's JSON view with the rig and texture facts beside it (written as NAME.json)."""
+        """The fit's JSON view with the rig and texture facts beside it (written as NAME.json); each photo
+        also says which share of its seen face was masked out of the albedo as hair, glasses, hands or
+        shadow (`occluded_fraction`)."""
+        fit = self.fit.to_json()
+        for photo, fraction in zip(fit["photos"], self.textures.occluded_fractions, strict=False):
+            photo["occluded_fraction"] = round(fraction, 4)
         return {
-            **self.fit.to_json(),
+            **fit,
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
             "warnings": list(self.warnings),
             "rig": {"vertices": len(self.rig.basis), "expression_keys": len(self.rig.expression_keys),

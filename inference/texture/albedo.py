@@ -26,6 +26,7 @@ from ..images import to_working
 from ..options import DEFAULTS
 from ..result import PhotoFit
 from . import displacement as detail
+from . import occlusion
 from .maps import TextureSet, srgb_to_linear
 from .raster import UVRaster, rasterize_uv, uv_to_texel
 
@@ -44,6 +45,7 @@ SH_CONSTANTS = np.array([
 ])  # fmt: skip
 DEPTH_TOLERANCE_M = 0.002  # a texel this far behind the front surface is hidden
 MIN_FACING = 0.15  # cos(view angle) below which a texel is not used
+REFIT_SHARE = 0.02  # the light is fitted again when this share of the skin it used was masked
 EDGE_TAPER_1024 = 24.0  # texels at 1024² (≈ 8 mm on the cheek) over which photo weights fade at the face edge
 
 
@@ -77,6 +79,8 @@ class PhotoTexture:
     skin: np.ndarray  # (H, W) bool, seen texels of skin colour
     pixels: np.ndarray  # (H, W, 2) where each sampled texel lands in the working image (x, y)
     warnings: tuple[str, ...] = ()
+    occluded: np.ndarray | None = None  # (H, W) bool, seen texels showing no skin (hair, glasses, hands, shadows)
+    occluded_fraction: float = 0.0  # their share of the seen face texels
 
 
 @dataclass
@@ -85,6 +89,7 @@ class TextureBaker:
 
     model: FlameModel
     size: int = DEFAULTS.texture_size
+    occluders: bool = True  # mask hair, glasses, hands and cast shadows out of the albedo (texture/occlusion.py)
     raster: UVRaster = field(init=False)
 
     def __post_init__(self) -> None:
@@ -103,6 +108,7 @@ class TextureBaker:
         jacobian = detail.uv_jacobian(m.v_template, m.faces, self.texel_corners)
         lengths = np.linalg.norm(jacobian, axis=1).astype(np.float32)  # (F, 2)
         self.texel_metres = np.where(self.raster.covered[..., None], lengths[np.maximum(self.raster.triangle, 0)], 0)
+        self.zones = occlusion.face_zones(m, self.size)
 
     def _edge_taper(self) -> np.ndarray:
         """Per sampled texel, 0 → 1 over EDGE_TAPER_1024 texels from the sampled region's edge: photo weights fade
@@ -146,6 +152,18 @@ class TextureBaker:
         weight = np.where(skin | (self.taper >= 1), weight, 0.0)
         sh, shading, warnings = self._fit_light(basis, sampled, skin, visible)
         albedo = np.clip(sampled / shading[:, None], 0.0, 1.0)
+        occluded = np.zeros(len(tri), bool)
+        if self.occluders and self.zones is not None:
+            seen = self._to_image(visible[:, None].astype(np.float32))[..., 0] > 0
+            skin_image = self._to_image(skin[:, None].astype(np.float32))[..., 0] > 0
+            occluded = occlusion.occluder_mask(self._to_image(albedo), seen, self.zones, skin_image)[mask]
+            if occluded.any():  # zero weight: they count as unseen
+                weight = weight * occlusion.keep_factor(self._to_image(occluded[:, None])[..., 0] > 0)[mask]
+            if (skin & occluded).sum() > REFIT_SHARE * skin.sum():  # they pulled the light fit: again without them
+                skin &= ~occluded
+                sh, shading, warnings = self._fit_light(basis, sampled, skin, visible)
+                albedo = np.clip(sampled / shading[:, None], 0.0, 1.0)
+        fraction = float(occluded.sum() / max(visible.sum(), 1))
         luminance_sh = sh @ detail.LUMINANCE
         pullback = detail.uv_pullback(verts, m.faces, self.texel_corners)[tri[visible]]
         slopes = np.zeros((len(tri), 2))
@@ -156,6 +174,7 @@ class TextureBaker:
         return PhotoTexture(
             image(sampled), image(albedo), image(weight[:, None])[..., 0], sh, image(slopes),
             image(skin[:, None].astype(np.float32))[..., 0] > 0, image(px), warnings,
+            image(occluded[:, None].astype(np.float32))[..., 0] > 0, fraction,
         )  # fmt: skip
 
     def _view_dirs(self, fit: PhotoFit, points: np.ndarray) -> np.ndarray:
@@ -270,7 +289,11 @@ class TextureBaker:
         filled = fill_unseen(albedo, total, self.raster.covered)
         notes = [w for p, _ in parts for w in p.warnings]
         displacement = self.relief(parts)
-        textures = TextureSet(filled.astype(np.float32), displacement, tuple(notes), self.texel_metres)
+        textures = TextureSet(
+            filled.astype(np.float32), displacement, tuple(notes), self.texel_metres,
+            tuple(p.occluded_fraction for p, _ in parts),
+            tuple(p.pixels[p.occluded] if p.occluded is not None else np.zeros((0, 2)) for p, _ in parts),
+        )  # fmt: skip
         return textures, [p.sh for p, _ in parts]
 
     def relief(self, parts: list[tuple[PhotoTexture, float]]) -> np.ndarray:

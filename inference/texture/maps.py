@@ -24,6 +24,10 @@ class TextureSet:
     notes: tuple[str, ...] = ()
     # (H, W, 2) metres per texel along u and v on the mesh (UV metric), for the normal map; None: flat relief
     texel_metres: np.ndarray | None = None
+    # Per photo: the share of its seen face texels masked as occluders (hair, glasses, hands, shadows), and
+    # where those texels lie in its working image (N, 2) x, y — for the report and the preview's outline.
+    occluded_fractions: tuple[float, ...] = ()
+    occluded_pixels: tuple[np.ndarray, ...] = ()
 
     @property
     def displacement_range(self) -> float:

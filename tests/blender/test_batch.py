@@ -39,6 +39,7 @@ def test_reconstruct_writes_five_files_with_preview(bpy, model_file, tmp_path, c
         assert np.abs(render - 127.5).max() > 60 and render.std() > 10
     assert np.abs(front - turned).mean() > 5
     report = json.loads((tmp_path / "002_08.json").read_text())
+    assert 0 <= report["photos"][0]["occluded_fraction"] < 0.3  # the share kept out of the albedo, per photo
     assert report["rig"]["corrective_drivers"] == 36 and {"fit", "build", "save", "preview"} <= set(
         report["timings_ms"]
     )

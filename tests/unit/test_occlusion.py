@@ -1,0 +1,127 @@
+"""Occluders (hair, glasses, hands, cast shadows) kept out of the albedo: texture/occlusion.py and its use in the bake."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from facesmith.inference.texture import occlusion
+from facesmith.inference.texture.albedo import TextureBaker
+from facesmith.inference.texture.raster import uv_to_texel
+from facesmith.training.synthetic import sample_head
+
+from ..tiny_flame import exact_fit
+from .test_albedo import checked_albedo, render
+
+SKIN = np.array([0.55, 0.36, 0.27])
+
+
+def test_face_zones_keep_the_features(flame_model):
+    zones = occlusion.face_zones(flame_model, 256)
+    assert zones is not None
+    corners = flame_model.uv_coords[flame_model.uv_faces[flame_model.static_lmk_faces]]
+    texel = np.round(uv_to_texel(np.einsum("nk,nkc->nc", flame_model.static_lmk_bary, corners), 256)).astype(int)
+    x, y = np.clip(texel[:, 0], 0, 255), np.clip(texel[:, 1], 0, 255)
+    # Brows (17–26), eyes (36–47) and lips (48–59) lie in the zone that is never masked, not in the skin core.
+    features = [i - 17 for i in (*range(17, 27), *range(36, 60))]
+    assert zones.keep[y[features], x[features]].all()
+    assert zones.core.sum() > 50 and not (zones.core & zones.keep).any()
+    assert not (zones.reach & ~zones.keep).any()  # the reach is a part of the kept zones
+    assert zones.lower[y[33 - 17] + 2 :].all() and not zones.lower[: int(y[27 - 17])].any()  # below the nose
+
+
+def _uv_face(model, size: int = 256, seed: int = 0):
+    """A seen face in UV: noisy skin on the baker's sampled texels, and the zones."""
+    baker = TextureBaker(model, size)
+    rng = np.random.default_rng(seed)
+    albedo = SKIN * rng.uniform(0.9, 1.1, (size, size, 1)) * rng.uniform(0.97, 1.03, (size, size, 3))
+    return baker, albedo.astype(np.float32), baker.sampled.copy()
+
+
+def test_mask_finds_a_dark_band_and_spares_brows_and_moles(procedural_model):
+    baker, albedo, seen = _uv_face(procedural_model)
+    zones = baker.zones
+    assert not occlusion.occluder_mask(albedo, seen, zones).any()  # plain skin: nothing masked
+    free = seen & ~zones.keep & ~zones.core & ~zones.lower
+    rows, cols = np.nonzero(free)
+    top = rows.min()
+    band = free & (np.arange(256)[:, None] < top + 8)  # a fringe along the top of the free skin
+    albedo[band] = [0.04, 0.025, 0.02]
+    albedo[zones.keep & seen & ~zones.reach] = [0.05, 0.035, 0.025]  # dark brows / lashes: features, kept
+    r, c = rows[len(rows) // 2], cols[len(cols) // 2]
+    albedo[r - 1 : r + 2, c - 1 : c + 2] = 0.03  # a mole: too small to be an occluder
+    mask = occlusion.occluder_mask(albedo, seen, zones)
+    assert band.sum() > 50
+    iou = (mask & band).sum() / (mask | band).sum()
+    assert iou > 0.6, iou
+    assert not (mask & zones.keep & ~zones.reach).any()
+    assert not mask[r - 1 : r + 2, c - 1 : c + 2].any()
+
+
+def test_keep_factor_is_zero_on_the_mask_and_one_away():
+    mask = np.zeros((64, 64), bool)
+    mask[20:30, 20:30] = True
+    factor = occlusion.keep_factor(mask)
+    assert (factor[mask] == 0).all() and factor[0, 0] == 1 and factor[40:, 40:].min() == 1
+    assert 0 < factor[25, 31] < 1  # a soft edge
+    assert (occlusion.keep_factor(np.zeros((8, 8), bool)) == 1).all()
+
+
+def _occluded_render(model, fit, colour=(8, 6, 5)):
+    """The head of test_albedo.render with a dark disc (a hand, a hair strand bundle) painted over one cheek."""
+    import cv2
+
+    rgb = render(model, fit)
+    baker = TextureBaker(model, 256)
+    part = baker.photo_texture(rgb, 1.0, fit)
+    zones = baker.zones
+    free = (part.weight > 0.5) & ~zones.keep & ~zones.core & ~zones.lower
+    inner = cv2.distanceTransform(free.astype(np.uint8), cv2.DIST_L2, 5)  # the free texel farthest from the zones
+    row, col = np.unravel_index(np.argmax(inner), inner.shape)
+    centre = part.pixels[row, col]
+    occluded = rgb.copy()
+    cv2.circle(occluded, (int(centre[0]), int(centre[1])), 24, colour, -1)
+    disc = np.zeros(rgb.shape[:2], np.uint8)
+    cv2.circle(disc, (int(centre[0]), int(centre[1])), 24, 1, -1)
+    px = np.round(part.pixels).astype(int)
+    region = (part.weight > 0) & (disc[np.clip(px[..., 1], 0, 511), np.clip(px[..., 0], 0, 511)] > 0)
+    return baker, rgb, occluded, region
+
+
+def test_bake_treats_occluded_texels_as_unseen(procedural_model):
+    fit = exact_fit(procedural_model, sample_head(procedural_model, np.random.default_rng(0)))
+    baker, clean, occluded, region = _occluded_render(procedural_model, fit)
+    assert region.sum() > 100
+    part = baker.photo_texture(occluded, 1.0, fit)
+    assert part.occluded_fraction > 0.01 and baker.photo_texture(clean, 1.0, fit).occluded_fraction == 0
+    assert (part.occluded & region).sum() > 0.8 * region.sum()
+    assert (part.weight[part.occluded] == 0).all()
+
+    rows, cols = np.mgrid[:256, :256]
+    truth = checked_albedo(np.stack([(cols.ravel() + 0.5) / 256, 1 - (rows.ravel() + 0.5) / 256], 1))
+    truth = truth.reshape(256, 256, 3)
+
+    def error(albedo):  # relative to the truth, after one gain (one photo cannot tell albedo from light)
+        est, tru = albedo[region], truth[region]
+        return float(np.median(np.abs(est * (est * tru).sum() / (est * est).sum() - tru) / tru))
+
+    masked_set = baker.bake([(occluded, 1.0, fit)])[0]
+    masked = masked_set.albedo
+    unmasked = TextureBaker(procedural_model, 256, occluders=False).bake([(occluded, 1.0, fit)])[0].albedo
+    assert error(unmasked) > 0.5 and error(masked) < 0.1  # the fill (mirror first) covers the occluder
+    assert masked_set.occluded_fractions == (part.occluded_fraction,)
+    assert len(masked_set.occluded_pixels[0]) == part.occluded.sum()  # where they are in the photo
+
+    # With a second photo that sees the skin there, that photo wins.
+    alone = baker.bake([(clean, 1.0, fit)])[0].albedo
+    both = baker.bake([(occluded, 1.0, fit), (clean, 1.0, fit)])[0]
+    assert np.abs(both.albedo - alone)[region].max() < 0.02
+    assert len(both.occluded_fractions) == 2 and both.occluded_fractions[1] == 0
+
+
+def test_skin_model_of_a_grey_photo_is_usable():
+    """A greyscale photo has no chroma spread at all: the model stays invertible (it once raised LinAlgError)."""
+    from facesmith.inference.texture.occlusion import _robust_model, skin_features
+
+    grey = np.random.default_rng(0).uniform(0.2, 0.8, (500, 1)).repeat(3, axis=1)
+    mean, cov = _robust_model(skin_features(grey))
+    assert np.isfinite(mean).all() and np.linalg.cond(cov) < 1e6
