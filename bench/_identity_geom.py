@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial import cKDTree
 
+from facesmith.training.geometry import closest_on_triangles as barycentric_closest
+
 ICT_PATH = Path(__file__).resolve().parents[2] / "shared" / "ict" / "ict_facekit.npz"
 # iBUG-68 indices of NoW's 7 points: outer/inner eye corners, nose tip, mouth corners.
 NOW_POINTS = np.array([36, 39, 42, 45, 30, 48, 54])
@@ -77,41 +79,9 @@ class Ict:
 
 
 def closest_on_triangles(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Closest points (N, 3) on triangles (a, b, c) to points p, and their barycentrics (N, 3) (Ericson 5.1.5)."""
-    ab, ac, ap = b - a, c - a, p - a
-    d1, d2 = (ab * ap).sum(1), (ac * ap).sum(1)
-    bp = p - b
-    d3, d4 = (ab * bp).sum(1), (ac * bp).sum(1)
-    cp = p - c
-    d5, d6 = (ab * cp).sum(1), (ac * cp).sum(1)
-    va = d3 * d6 - d5 * d4
-    vb = d5 * d2 - d1 * d6
-    vc = d1 * d4 - d3 * d2
-    eps = 1e-30
-    bary = np.empty((len(p), 3))
-    # interior
-    denom = va + vb + vc
-    denom = np.where(np.abs(denom) < eps, eps, denom)
-    v, w = vb / denom, vc / denom
-    bary[:] = np.c_[1 - v - w, v, w]
-    # edges and vertices, later conditions win (Ericson's order reversed)
-    bc_t = (d4 - d3) / np.where(np.abs((d4 - d3) + (d5 - d6)) < eps, eps, (d4 - d3) + (d5 - d6))
-    m = (va <= 0) & ((d4 - d3) >= 0) & ((d5 - d6) >= 0)
-    bary[m] = np.c_[np.zeros(m.sum()), 1 - bc_t[m], bc_t[m]]
-    ac_t = d2 / np.where(np.abs(d2 - d6) < eps, eps, d2 - d6)
-    m = (vb <= 0) & (d2 >= 0) & (d6 <= 0)
-    bary[m] = np.c_[1 - ac_t[m], np.zeros(m.sum()), ac_t[m]]
-    ab_t = d1 / np.where(np.abs(d1 - d3) < eps, eps, d1 - d3)
-    m = (vc <= 0) & (d1 >= 0) & (d3 <= 0)
-    bary[m] = np.c_[1 - ab_t[m], ab_t[m], np.zeros(m.sum())]
-    m = (d6 >= 0) & (d5 <= d6)
-    bary[m] = [0, 0, 1]
-    m = (d3 >= 0) & (d4 <= d3)
-    bary[m] = [0, 1, 0]
-    m = (d1 <= 0) & (d2 <= 0)
-    bary[m] = [1, 0, 0]
-    q = bary[:, :1] * a + bary[:, 1:2] * b + bary[:, 2:] * c
-    return q, bary
+    """Closest points (N, 3) on triangles (a, b, c) to points p, and their barycentrics (N, 3)."""
+    bary = barycentric_closest(p, a, b, c)
+    return bary[:, :1] * a + bary[:, 1:2] * b + bary[:, 2:] * c, bary
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 
+import numpy as np
 import pytest
 
 # bpy reads its user resources at import: keep them out of the real home, once per session.
@@ -20,3 +21,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def bpy():
     return pytest.importorskip("bpy", reason="needs the bpy module (pip install bpy==5.0.1)")
+
+
+def evaluated_vertices(bpy, obj) -> np.ndarray:
+    """(V, 3) vertex positions of `obj` after its shape keys and modifiers (the armature), in its own frame."""
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    depsgraph.update()
+    mesh = obj.evaluated_get(depsgraph).to_mesh()
+    co = np.empty(len(mesh.vertices) * 3, np.float32)
+    mesh.vertices.foreach_get("co", co)
+    obj.evaluated_get(depsgraph).to_mesh_clear()
+    return co.reshape(-1, 3).astype(np.float64)

@@ -9,6 +9,7 @@ from facesmith.inference.arkit import ARKIT_NAMES
 from facesmith.inference.flame.io import save_model_npz
 
 from ..conftest import SHARED
+from .conftest import evaluated_vertices
 
 PHOTO = SHARED / "data" / "faces" / "002_03.jpg"
 pytestmark = pytest.mark.skipif(not PHOTO.is_file(), reason=f"needs {PHOTO}")
@@ -26,16 +27,6 @@ def blend(bpy, dev_model, tmp_path_factory):
     return path
 
 
-def _evaluated(bpy, obj) -> np.ndarray:
-    depsgraph = bpy.context.evaluated_depsgraph_get()
-    depsgraph.update()
-    mesh = obj.evaluated_get(depsgraph).to_mesh()
-    co = np.empty(len(mesh.vertices) * 3, np.float32)
-    mesh.vertices.foreach_get("co", co)
-    obj.evaluated_get(depsgraph).to_mesh_clear()
-    return co.reshape(-1, 3).astype(np.float64)
-
-
 def test_arkit_shape_keys_and_jaw_open(bpy, blend):
     bpy.ops.wm.open_mainfile(filepath=str(blend))
     (head,) = [
@@ -47,9 +38,9 @@ def test_arkit_shape_keys_and_jaw_open(bpy, blend):
     arkit = [k for k in keys if k.name in ARKIT_NAMES]
     assert [k.name for k in arkit] == [n for n in ARKIT_NAMES if n != "tongueOut"]
     assert all(k.slider_min == 0.0 and k.slider_max == 1.0 and k.value == 0.0 for k in arkit)
-    rest = _evaluated(bpy, head)
+    rest = evaluated_vertices(bpy, head)
     keys["jawOpen"].value = 1.0
-    opened = _evaluated(bpy, head)
+    opened = evaluated_vertices(bpy, head)
     keys["jawOpen"].value = 0.0
     # The vertex that moves most (the chin) goes down by centimetres: world Z, whatever the rig's rotation.
     moved = opened - rest

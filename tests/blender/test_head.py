@@ -12,6 +12,7 @@ from facesmith.inference.flame.io import save_model_npz
 from facesmith.inference.rig import quaternion
 
 from ..conftest import SHARED
+from .conftest import evaluated_vertices
 
 FACES, BAD = SHARED / "data" / "faces", SHARED / "data" / "bad_inputs"
 pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason=f"needs {FACES}")
@@ -36,16 +37,6 @@ def converted(bpy, model_file, tmp_path_factory):
 def _open(bpy, path):
     bpy.ops.wm.open_mainfile(filepath=str(path))
     return bpy.data.objects["head"], bpy.data.objects["head_rig"]
-
-
-def _evaluated(bpy, obj) -> np.ndarray:
-    depsgraph = bpy.context.evaluated_depsgraph_get()
-    depsgraph.update()
-    mesh = obj.evaluated_get(depsgraph).to_mesh()
-    co = np.empty(len(mesh.vertices) * 3, np.float32)
-    mesh.vertices.foreach_get("co", co)
-    obj.evaluated_get(depsgraph).to_mesh_clear()
-    return co.reshape(-1, 3).astype(np.float64)
 
 
 def test_blend_holds_the_rigged_head(bpy, converted):
@@ -84,7 +75,7 @@ def test_posing_in_blender_reproduces_flame(bpy, converted, dev_model):
     rig.pose.bones["root"].rotation_quaternion = (1, 0, 0, 0)
     for j, bone in enumerate(("neck", "head", "jaw", "eye_L", "eye_R")):
         rig.pose.bones[bone].rotation_quaternion = tuple(quaternion(pose[j]))
-    blender = _evaluated(bpy, head)
+    blender = evaluated_vertices(bpy, head)
     flame = flame_forward(dev_model, beta, None, pose).vertices[0]
     assert np.linalg.norm(blender - flame, axis=1).max() < 1e-4  # metres: under 0.1 mm
     # Without the corrective drivers the same pose is off by millimetres: they are doing the work.
@@ -93,7 +84,7 @@ def test_posing_in_blender_reproduces_flame(bpy, converted, dev_model):
     for key in head.data.shape_keys.key_blocks:
         if key.name.startswith("pose_"):
             key.value = 0.0
-    assert np.linalg.norm(_evaluated(bpy, head) - flame, axis=1).max() > 1e-3
+    assert np.linalg.norm(evaluated_vertices(bpy, head) - flame, axis=1).max() > 1e-3
 
 
 def test_fitted_pose_and_expression_match_the_fit(bpy, converted, dev_model):
@@ -103,7 +94,7 @@ def test_fitted_pose_and_expression_match_the_fit(bpy, converted, dev_model):
         dev_model, np.array(fitted["shape"]), np.array(fitted["expression"]), np.array(fitted["pose"])
     )
     # Bones sit at the neutral face's joints; FLAME moves joints with expression: a fraction of a millimetre.
-    assert np.linalg.norm(_evaluated(bpy, head) - flame.vertices[0], axis=1).max() < 1e-3
+    assert np.linalg.norm(evaluated_vertices(bpy, head) - flame.vertices[0], axis=1).max() < 1e-3
 
 
 @pytest.mark.parametrize("fmt", ["glb", "fbx"])
