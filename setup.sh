@@ -2,7 +2,16 @@
 # One-command setup: .venv with Python 3.11, pinned dependencies, Facesmith (editable),
 # and the development FLAME model when ../shared/flame is present.
 # Idempotent: a second run only re-checks a stamp and the development model.
+# --gpu: also swap onnxruntime for onnxruntime-gpu (requirements/gpu.txt), so the dense-landmark network
+# can run on CUDA (--device cuda|auto); it needs an NVIDIA driver with the CUDA 12 and cuDNN 9 runtimes.
 set -euo pipefail
+GPU=0
+for arg in "$@"; do
+    case "$arg" in
+        --gpu) GPU=1 ;;
+        *) echo "setup.sh: unknown option $arg (only --gpu)" >&2; exit 2 ;;
+    esac
+done
 cd "$(dirname "$0")"
 
 PY="${FACESMITH_PYTHON:-python3.11}"
@@ -18,9 +27,19 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
     pip=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
     # torch first and pinned: an unpinned torch pulls a multi-GB CUDA build.
     "${pip[@]}" install -c "$CONSTRAINTS" torch==2.13.0
+    # A reinstall goes back to the CPU onnxruntime (the two builds share one module); --gpu swaps again.
+    "${pip[@]}" uninstall -y onnxruntime-gpu >/dev/null 2>&1 || true
     "${pip[@]}" install -c "$CONSTRAINTS" -r requirements/runtime.txt -r requirements/dev.txt
     "${pip[@]}" install --no-deps --no-build-isolation -e .
     echo "$want" > "$STAMP"
+fi
+
+if [ "$GPU" = 1 ]; then
+    pip=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+    # onnxruntime and onnxruntime-gpu install the same module: only one may be there.
+    "${pip[@]}" uninstall -y onnxruntime
+    "${pip[@]}" install -c "$CONSTRAINTS" -r requirements/gpu.txt
+    "$VENV/bin/python" -c "import onnxruntime as o; p = o.get_available_providers(); print('onnxruntime providers:', ', '.join(p)); 'CUDAExecutionProvider' in p or print('setup.sh: warning: no CUDA provider; check the NVIDIA driver and CUDA 12 / cuDNN 9 runtimes')"
 fi
 
 DEV_PARTS="${FACESMITH_DEV_PARTS:-../shared/flame}"

@@ -45,6 +45,7 @@ def pipeline_options(context) -> PipelineOptions:
         options,
         flame_preference=bpy.path.abspath(prefs.flame_path) if prefs.flame_path else "",
         landmarks=prefs.landmarks or DEFAULTS.landmarks,  # empty: a stored backend no longer installed
+        device=prefs.device.lower(),  # where the dense-landmark network runs
         texture_size=int(prefs.texture_size),
     )
 

@@ -24,6 +24,7 @@ def _update_status(self, context) -> None:
 
 BACKEND_LABELS = {
     "auto": ("Auto", "The best backend installed here"),
+    "dense": ("Dense (learned)", "Several hundred FLAME points with uncertainties, from Facesmith's network"),
     "mediapipe": ("MediaPipe", "478 points with irises"),
     "dlib": ("dlib", "68 points"),
     "face_alignment": ("face-alignment", "68 points; only with its weights already on disk"),
@@ -66,7 +67,12 @@ class FACESMITH_AddonPreferences(bpy.types.AddonPreferences):
     model_status: StringProperty(name="Status", default="")
     device: EnumProperty(
         name="Device",
-        items=[("AUTO", "Auto", "CUDA when onnxruntime offers it, else CPU"), ("CPU", "CPU", ""), ("CUDA", "CUDA", "")],
+        description="Where the dense-landmark network runs (onnxruntime)",
+        items=[
+            ("AUTO", "Auto", "CUDA when onnxruntime offers it, else CPU"),
+            ("CPU", "CPU", ""),
+            ("CUDA", "CUDA", "Needs an onnxruntime with the CUDA provider; otherwise the run stops and says so"),
+        ],
         default="AUTO",
     )
     landmarks: EnumProperty(

@@ -34,18 +34,19 @@ per component over all those fits.
 
 Goals (issue H's targets):
 
-| figure                  | goal                       |
-|-------------------------|----------------------------|
-| ict_1photo_ratio        | <= 0.85                    |
-| ict_3photo_ratio        | <= ict_1photo_ratio        |
-| pairs_within_between    | <= 0.35                    |
-| beta_population_max_abs | <= 0.5                     |
+| figure                    | goal                                   |
+|---------------------------|----------------------------------------|
+| ict_1photo_ratio          | <= 0.80                                |
+| ict_3photo_ratio          | <= 0.70                                |
+| ict_3photo_vs_best_single | 3 photos <= the best single (0°, ±30°) |
+| pairs_within_between      | <= 0.35                                |
+| beta_population_max_abs   | <= 0.5                                 |
 
 First measured (50-component development model, 20 heads, seed 0; all four goals missed with both backends):
 mean face 1.232 mm, floor 0.651 mm (0.53); MediaPipe 1 photo 1.201 (0.98), 3 photos 1.518 (1.23), pairs
 0.49, max |mean β| 2.26 (β1, β5); dlib 1 photo 1.154 (0.94), 3 photos 1.233 (1.00), pairs 0.50, 0.53.
 
-Usage: python bench/identity.py [--n 20] [--backend mediapipe|dlib|...] [--pairs 102] [--no-check]
+Usage: python bench/identity.py [--n 20] [--backend auto|dense|mediapipe|dlib] [--pairs 102] [--no-check]
 """
 
 from __future__ import annotations
@@ -230,9 +231,9 @@ def score_ict(args, model, ict, lm7, heads) -> dict:
 
     options = pipeline_options(args.flame, landmarks=args.backend, fallback=False)
     mask = face_region(model)
-    methods = ("mean_face", "floor", "fit_1photo", "fit_3photo", "fit_1photo_60")
+    methods = ("mean_face", "floor", "fit_1photo", "fit_3photo", "fit_1photo_p30", "fit_1photo_m30", "fit_1photo_60")
     dists = {m: [] for m in methods}
-    per_head, failed, fit_s = [], {"1photo": 0, "3photo": 0, "60": 0}, []
+    per_head, failed, fit_s = [], {"1photo": 0, "3photo": 0, "30": 0, "60": 0}, []
 
     def score(scan, shape):
         return now_distances(scan, flame.flame_forward(model, shape).vertices[0], model.faces, lm7(shape))
@@ -265,6 +266,11 @@ def score_ict(args, model, ict, lm7, heads) -> dict:
                 dists["fit_1photo"].append(d1)
                 dists["fit_3photo"].append(d3)
                 row.update(fit_1photo=float(np.median(d1) * 1e3), fit_3photo=float(np.median(d3) * 1e3))
+            for y, key in ((30, "fit_1photo_p30"), (-30, "fit_1photo_m30")):
+                r30 = try_fit(rec, [p[y]], "30")
+                if r30 is not None and r1 is not None and r3 is not None:
+                    dists[key].append(score(scan, r30.shape))
+                    row[key] = float(np.median(dists[key][-1]) * 1e3)
             for y in (60, -60):
                 r60 = try_fit(rec, [p[y]], "60")
                 if r60 is not None:
@@ -322,7 +328,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=20, help="heads (at least 20 for the figures of record)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--backend", default="mediapipe", help="landmark backend for the fits scored")
+    parser.add_argument("--backend", default="auto", help="landmark backend for the fits scored (auto: dense)")
     parser.add_argument("--pairs", type=int, default=1000, help="London pairs to fit (all by default)")
     parser.add_argument("--samples", type=int, default=24)
     parser.add_argument("--size", type=int, default=512)
@@ -375,9 +381,11 @@ def main() -> None:
         "ict_1photo_60_median_mm": fig("fit_1photo_60"),
         "ict_1photo_ratio": ratio("fit_1photo"), "ict_3photo_ratio": ratio("fit_3photo"),
         "ict_1photo_60_ratio": ratio("fit_1photo_60"),
+        "ict_1photo_p30_ratio": ratio("fit_1photo_p30"), "ict_1photo_m30_ratio": ratio("fit_1photo_m30"),
         "ict_1photo_frac": frac("fit_1photo"), "ict_3photo_frac": frac("fit_3photo"),
         "ict_1photo_60_frac": frac("fit_1photo_60"),
-        "mean_mm": {m: fig(m, "mean_mm") for m in ("mean_face", "floor", "fit_1photo", "fit_3photo", "fit_1photo_60")},
+        "mean_mm": {m: fig(m, "mean_mm") for m in ("mean_face", "floor", "fit_1photo", "fit_3photo", "fit_1photo_p30",
+                                                   "fit_1photo_m30", "fit_1photo_60")},
         "fit_s_per_photo_median": ict_scores["fit_s_per_photo_median"],
         **pairs,
         "render_or_load_s": round(t_render, 1), "ict_fit_score_s": round(t_ict, 1), "pairs_s": round(t_pairs, 1),
@@ -385,9 +393,20 @@ def main() -> None:
     }  # fmt: skip
     (args.cache / f"per_head_{args.backend}_{args.seed:02d}.json").write_text(json.dumps(ict_scores["per_head"]))
     r1, r3 = report["ict_1photo_ratio"], report["ict_3photo_ratio"]
+    singles = [r for r in (r1, report["ict_1photo_p30_ratio"], report["ict_1photo_m30_ratio"]) if r is not None]
+    best = min(singles) if singles else 0.0
     goals = [
-        Goal("ict_1photo_ratio", r1, "<=", 0.85, 1.0, "mean face"),
-        Goal("ict_3photo_ratio", r3, "<=", r1 if r1 is not None else 0.0, r1, "1 photo", goal="<= ict_1photo_ratio"),
+        Goal("ict_1photo_ratio", r1, "<=", 0.80, 1.0, "mean face"),
+        Goal("ict_3photo_ratio", r3, "<=", 0.70, 1.0, "mean face"),
+        Goal(
+            "ict_3photo_vs_best_single",
+            r3,
+            "<=",
+            best,
+            best,
+            "best single photo (0°, ±30°)",
+            goal="<= the best 1-photo ratio",
+        ),
         Goal("pairs_within_between", pairs.get("pairs_within_between"), "<=", 0.35),
         Goal("beta_population_max_abs", pairs.get("beta_population_max_abs"), "<=", 0.5),
     ]

@@ -16,7 +16,7 @@ from ..inference.flame.dev_model import build_dev_model
 from ..inference.flame.io import save_model_npz
 from ..inference.flame.model import FlameModel
 from ..inference.flame.paths import default_dev_model_path
-from ..inference.options import BACKENDS, CAMERA_KINDS, DEFAULTS, TEXTURE_SIZES, PipelineOptions
+from ..inference.options import BACKENDS, CAMERA_KINDS, DEFAULTS, DEVICES, TEXTURE_SIZES, PipelineOptions
 from ..inference.pipeline import (
     CancelledError,
     Reconstructor,
@@ -106,12 +106,28 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     _add_flame_flag(synth)
     synth.set_defaults(func=cmd_synth)
+
+    train = sub.add_parser(
+        "train", help="train the dense-landmark network on synth data (needs training/ and torch; torchrun for DDP)"
+    )
+    train.add_argument("--config", type=Path, required=True, help="TOML config (see training/configs/dense.toml)")
+    train.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run folder; an existing one resumes")
+    _add_flame_flag(train)
+    train.set_defaults(func=cmd_train)
+
+    export = sub.add_parser("export-onnx", help="a trained run as an ONNX dense-landmark network (parity-checked)")
+    export.add_argument("run", type=Path, metavar="RUN_DIR")
+    export.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.onnx")
+    export.set_defaults(func=cmd_export_onnx)
     return parser
 
 
 def _add_photo_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--landmarks", choices=("auto", *BACKENDS), default=DEFAULTS.landmarks, help="landmark backend (auto: best installed)"
+    )  # fmt: skip
+    parser.add_argument(
+        "--device", choices=DEVICES, default=DEFAULTS.device, help="where the dense network runs (auto: CUDA if offered)"
     )  # fmt: skip
     parser.add_argument("--no-fallback", action="store_true", help="do not try another backend when none finds a face")
     parser.add_argument("--face-index", type=int, default=DEFAULTS.face_index, help="which face, by size (0 = largest)")
@@ -134,6 +150,7 @@ def pipeline_options(args: argparse.Namespace) -> PipelineOptions:
         DEFAULTS,
         flame_path=args.flame or "",
         landmarks=args.landmarks,
+        device=args.device,
         fallback=not args.no_fallback,
         face_index=args.face_index,
         fit=dataclasses.replace(DEFAULTS.fit, camera=args.camera),
@@ -299,6 +316,56 @@ def cmd_synth(args: argparse.Namespace, console: Console, interrupt: Interrupt) 
         f"wrote {args.n} images in {len(manifest['shards'])} shard(s) to {args.out} "
         f"({manifest['images_per_second']:.2f} images/s); manifest.json, grid.png"
     )
+    return EXIT_OK
+
+
+def _training(console: Console, what: str):
+    """training.dense, or None (with one line saying why) where this install has no training/ or no torch."""
+    try:
+        from ..training.dense import export, train
+    except ImportError as exc:  # the Blender extension ships without training/ and torch
+        console.error(f"`{what}` needs the training/ package of a source checkout and torch ({exc})")
+        return None
+    return train, export
+
+
+def cmd_train(args: argparse.Namespace, console: Console, interrupt: Interrupt) -> int:
+    mods = _training(console, "train")
+    if mods is None:
+        return EXIT_FAILED
+    train, _ = mods
+    try:
+        cfg = train.load_config(args.config)
+    except (OSError, ValueError) as exc:
+        console.error(f"{args.config}: {exc}")
+        return EXIT_FAILED
+    model = load_pipeline_model(dataclasses.replace(DEFAULTS, flame_path=args.flame or ""))
+    try:
+        result = train.train(
+            cfg, args.out, model, args.config.read_text(), console.line, interrupt.cancel.is_set, console.err
+        )
+    except (OSError, ValueError) as exc:
+        console.error(str(exc))
+        return EXIT_FAILED
+    if interrupt.cancel.is_set():
+        return exit_code(interrupt.signum)
+    console.line(f"trained {args.out} to step {result['step']}; " + ", ".join(
+        f"{k} {v:.4g}" for k, v in result.items() if k.startswith("val_")))  # fmt: skip
+    return EXIT_OK
+
+
+def cmd_export_onnx(args: argparse.Namespace, console: Console, interrupt: Interrupt) -> int:
+    mods = _training(console, "export-onnx")
+    if mods is None:
+        return EXIT_FAILED
+    _, export = mods
+    try:
+        info = export.export(args.run, args.output)
+    except (OSError, RuntimeError) as exc:
+        console.error(str(exc))
+        return EXIT_FAILED
+    console.line(f"wrote {args.output} ({info['bytes'] / 1e6:.1f} MB, step {info['steps']}); onnxruntime vs torch "
+                 f"max abs difference {info['parity_max_abs']:.1e}")  # fmt: skip
     return EXIT_OK
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-BACKENDS = ("mediapipe", "dlib", "face_alignment")  # landmark backends; "auto" picks the best installed
+# Landmark backends; "auto" picks the best installed. "dense" is the learned network (landmarks.dense) on the
+# crop of the best installed detector.
+BACKENDS = ("dense", "mediapipe", "dlib", "face_alignment")
+DEVICES = ("auto", "cpu", "cuda")  # where learned networks run: auto = CUDA when onnxruntime offers it
 CAMERA_KINDS = ("orthographic", "weak_perspective", "perspective")
 TEXTURE_SIZES = (512, 1024, 2048)
 DEFAULT_WORKING_SIDE = 2048  # detection, fitting and texturing work on photos at most this large
@@ -15,13 +18,19 @@ DEFAULT_WORKING_SIDE = 2048  # detection, fitting and texturing work on photos a
 class FitOptions:
     n_shape: int = 100  # capped by the model
     n_expr: int = 50
-    camera: str = "orthographic"
+    camera: str = "perspective"
     focal_factor: float = 1.6  # perspective: focal length = factor × long image side (about a 50 mm lens)
+    fit_focal: bool = True  # perspective: fit the focal length too, starting from focal_factor
+    focal_prior: float = 0.25  # × log(focal / start)²: a weak pull (σ = 2 in log focal) towards the start
     # Defaults chosen on bench/synthetic_fit.py (see the closing note of issue B for the grid).
     landmark_sigma: float = 0.015  # expected landmark noise, fraction of face size (≈2 px on a 250 px face)
     robust_k: float = 1.5  # Huber threshold in sigmas: landmarks further off count linearly (outliers)
     mouth_nose_weight: float = 5.0  # Deng et al. 2019 use 20; 5 measured better with MediaPipe's dense lips/nose
     contour_weight: float = 1.0
+    # Dense landmarks: the network's σ is taken as each landmark's noise, times this, and at least the floor
+    # (fraction of the face size). Chosen on synthetic validation renders (issue H's note), not on a test set.
+    dense_noise_scale: float = 1.0
+    dense_noise_floor: float = 0.005
     shape_prior: float = 1.0  # × ||β||² (β is unit-variance in FLAME)
     expr_prior: float = 1.0  # × ||ψ||²
     jaw_prior: float = 10.0  # × ||jaw||² (radians)
@@ -36,7 +45,8 @@ class PipelineOptions:
     # --flame, $FACESMITH_FLAME, the preference, then the development model (flame.paths.resolve_flame_path).
     flame_path: str = ""
     flame_preference: str = ""
-    landmarks: str = "auto"  # "auto" (the best installed), "mediapipe", "dlib" or "face_alignment"
+    landmarks: str = "auto"  # "auto" (the best installed: dense when its network is there), or one of BACKENDS
+    device: str = "auto"  # one of DEVICES
     fallback: bool = True  # when the chosen backend finds no face, try another installed one
     face_index: int = 0  # faces sorted by size, largest first
     working_side: int = DEFAULT_WORKING_SIDE

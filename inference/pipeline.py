@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import FacesmithError
+from .errors import BackendError, FacesmithError
 from .fit import FitSolution, Observation, fit_person
 from .flame.forward import flame_forward, landmarks68
 from .flame.model import FLAME_MESH, FlameModel
 from .flame.paths import DENSE_EMBEDDING, ModelChoice, default_dev_model_path, load_model, resolve_flame_path
 from .images import Photo, load_photo
-from .landmarks.detect import Detection, LandmarkDetector, resolve_backends
+from .landmarks.detect import Detection, LandmarkDetector, available_backends, crop_detector, resolve_backends
 from .landmarks.embedding import Embedding, load_embedding
 from .options import DEFAULTS, PipelineOptions
 from .result import FitResult, PhotoFit
@@ -172,7 +172,7 @@ def assemble(model: FlameModel, solution: FitSolution, found: DetectedPhotos, co
 
 def _observed_point(obs: Observation, name: str) -> np.ndarray:
     scheme, index = name.split(":")
-    return obs.points[int(index)] if scheme == "mp" else obs.ibug68()[int(index)]
+    return obs.points[int(index)] if scheme in ("mp", "dense") else obs.ibug68()[int(index)]
 
 
 class Reconstructor:
@@ -184,10 +184,32 @@ class Reconstructor:
         self.options = options
         self.model = model if model is not None else load_pipeline_model(options)
         primary, fallback, note = resolve_backends(options.landmarks, options.fallback)
-        self.detector = LandmarkDetector(primary, fallback)
+        notes = [note] if note else []
+        self.detector = LandmarkDetector(primary, fallback, options.device)
+        if primary == "dense":
+            primary, why = self._check_dense(options.landmarks == "auto")
+            if why:
+                notes.append(why)
+                self.detector = LandmarkDetector(primary, fallback if fallback != primary else None, options.device)
         self.embedding = default_embedding(self.model)
-        self.notes: tuple[str, ...] = (note,) if note else ()
+        self.notes: tuple[str, ...] = tuple(notes)
         self._baker: TextureBaker | None = None
+
+    def _check_dense(self, auto: bool) -> tuple[str, str | None]:
+        """Load the dense network now and check it was trained for this FLAME basis. A mismatch (or a network
+        that will not load) is an error when dense was asked for by name; under "auto" the best detector
+        takes over, with a warning saying why."""
+        try:
+            backend = self.detector._get("dense")
+            backend.landmarker.check_model(self.model)
+        except BackendError as exc:
+            if not auto:
+                self.detector.close()
+                raise
+            self.detector.close()
+            detector = crop_detector(available_backends())
+            return detector, f"dense landmarks not used ({exc}); using {detector}"
+        return "dense", None
 
     @property
     def backend(self) -> str:

@@ -139,6 +139,16 @@ class LandmarkFunction:
         return pts, joints[0], dp_b, dp_e, dp_j, self.js[0], self.je[0]
 
 
+def dolly_jacobian(camera: Camera, world: np.ndarray) -> np.ndarray:
+    """d pixels / d log f when focal length and distance scale together (f·e^d, tz·e^d): the face keeps its
+    size and only its foreshortening changes (a "dolly zoom"), which is what tells the distance."""
+    tx, ty, tz = camera.params
+    x, y, z = world[:, 0] + tx, world[:, 1] + ty, world[:, 2]
+    zc = np.maximum(tz - z, 1e-3)
+    f = camera.focal
+    return np.stack([-z * f * x / zc**2, z * f * y / zc**2], axis=1)
+
+
 @dataclass(frozen=True)
 class FitSolution:
     shape: np.ndarray
@@ -163,7 +173,10 @@ class Problem:
         self.ns, self.ne = self.fn.ns, self.fn.ne
         self.targets = [make_targets(model, o, options, embedding) for o in observations]
         self.photo_w = np.ones(len(observations)) if photo_weights is None else np.asarray(photo_weights, float)
-        self.block = self.ne + 9  # ψ, rotation increment, jaw, camera
+        self.block = self.ne + 10  # ψ, rotation increment, jaw, camera (3), log focal (perspective only)
+        # A perspective camera's focal length is fitted too (when options.fit_focal): how strongly the face
+        # foreshortens says how far the camera was; fixing it turns a wrong guess into a wrong shape.
+        self.focal_free = options.fit_focal and options.camera == "perspective"
         self.static_ops = [self.fn.prepare(t.faces, t.bary) for t in self.targets]
         self.prior_jac = self.prior_jacobian(len(observations))
         self._ops: dict[tuple[int, int], SurfaceOperators] = {}
@@ -171,6 +184,8 @@ class Problem:
     def correspondences(self, p: int, state: PhotoState):
         """Operators, target pixels and weights of photo p's landmarks, the contour chosen by the head's yaw."""
         t = self.targets[p]
+        if not len(t.contour_points):  # dense landmarks: no contour
+            return self.static_ops[p], t.points, t.weights
         row = int(contour_rows(np.stack([state.rotation, np.eye(3)])[None])[0])
         if (p, row) not in self._ops:
             contour = self.fn.prepare(self.model.dynamic_lmk_faces[row], self.model.dynamic_lmk_bary[row])
@@ -192,11 +207,11 @@ class Problem:
         """Stacked weighted residuals (and Jacobian over [β | per-photo blocks])."""
         rows, jac_rows = [], []
         n_cols = self.ns + self.block * len(states)
-        sigma = self.opt.landmark_sigma
         errors = []
         for p, st in enumerate(states):
             ops, target, weight = self.correspondences(p, st)
             size = self.obs[p].face_size
+            sigma = self.noise(p, len(target))
             huber = 1.0 if robust is None else robust[p]
             scale = np.sqrt(weight * huber * self.photo_w[p]) / (size * sigma)  # per landmark
             if not jacobian:
@@ -226,6 +241,8 @@ class Problem:
             # d(R exp([δ]) rel)/dδ = -R [rel]×
             jac[:, :, base + self.ne : base + self.ne + 3] = to_px(-(st.rotation @ skew(rel)))
             jac[:, :, base + self.ne + 6 : base + self.ne + 9] = d_cam
+            if st.camera.is_perspective:
+                jac[:, :, base + self.ne + 9] = dolly_jacobian(st.camera, world)
             jac *= scale[:, None, None]
             jac_rows.append(jac.reshape(-1, n_cols))
         prior = self.prior_rows(beta, states)
@@ -234,12 +251,27 @@ class Problem:
             return r, errors
         return r, np.concatenate(jac_rows + [self.prior_jac]), errors
 
+    def noise(self, p: int, count: int) -> np.ndarray:
+        """Each landmark's expected error, fraction of the face size: the dense network's own σ, or the
+        fit's landmark_sigma (static and contour points alike)."""
+        t = self.targets[p]
+        if t.noise is not None:
+            return t.noise
+        return np.full(count, self.opt.landmark_sigma)
+
     def prior_rows(self, beta, states) -> np.ndarray:
         o = self.opt
         rows = [np.sqrt(o.shape_prior) * beta]
-        for st in states:
-            rows += [np.sqrt(o.expr_prior) * st.expression, np.sqrt(o.jaw_prior) * st.jaw]
+        for p, st in enumerate(states):
+            rows += [np.sqrt(o.expr_prior) * st.expression, np.sqrt(o.jaw_prior) * st.jaw,
+                     [np.sqrt(o.focal_prior) * self.log_focal_offset(p, st)]]  # fmt: skip
         return np.concatenate(rows)
+
+    def log_focal_offset(self, p: int, st: PhotoState) -> float:
+        """log(focal / the options' focal) of a perspective camera; 0 for orthographic ones."""
+        if not st.camera.is_perspective:
+            return 0.0
+        return float(np.log(st.camera.focal / (self.opt.focal_factor * max(self.obs[p].image_size))))
 
     def prior_jacobian(self, n_photos: int) -> np.ndarray:
         o = self.opt
@@ -251,7 +283,9 @@ class Problem:
             e[:, base : base + self.ne] = np.sqrt(o.expr_prior) * np.eye(self.ne)
             j = np.zeros((3, n_cols))
             j[:, base + self.ne + 3 : base + self.ne + 6] = np.sqrt(o.jaw_prior) * np.eye(3)
-            blocks += [e, j]
+            f = np.zeros((1, n_cols))
+            f[0, base + self.ne + 9] = np.sqrt(o.focal_prior)
+            blocks += [e, j, f]
         return np.concatenate(blocks)
 
     def apply(self, beta, states, delta, free_shape: bool):
@@ -263,12 +297,16 @@ class Problem:
             s.expression = st.expression + d[: self.ne]
             s.rotation = st.rotation @ rotation(d[self.ne : self.ne + 3])
             s.jaw = np.clip(st.jaw + d[self.ne + 3 : self.ne + 6], JAW_LIMITS[:, 0], JAW_LIMITS[:, 1])
-            cam = st.camera.params + d[self.ne + 6 :]
+            cam = st.camera.params + d[self.ne + 6 : self.ne + 9]
             if st.camera.is_perspective:
+                # A longer lens from farther away gives the same face size: move tz with the focal length.
+                ratio = float(np.exp(np.clip(d[self.ne + 9], -0.5, 0.5)))
                 cam[2] = max(cam[2], 0.1)
+                cam[2] *= ratio
+                s.camera = Camera("perspective", cam, st.camera.focal * ratio, st.camera.centre)
             else:
                 cam[0] = max(cam[0], 1e-3)
-            s.camera = st.camera.with_params(cam)
+                s.camera = st.camera.with_params(cam)
             new_states.append(s)
         return new_beta, new_states
 
@@ -281,7 +319,8 @@ class Problem:
                 free[base : base + self.ne] = True
                 free[base + self.ne + 3 : base + self.ne + 6] = True
             free[base + self.ne : base + self.ne + 3] = True
-            free[base + self.ne + 6 : base + self.block] = True
+            free[base + self.ne + 6 : base + self.ne + 9] = True
+            free[base + self.ne + 9] = self.focal_free and not rigid
         return free
 
     def landmark_residuals_px(self, beta, states) -> tuple[list[np.ndarray], list[tuple[str, ...]]]:

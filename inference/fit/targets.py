@@ -28,16 +28,24 @@ class Observation:
     """Landmarks of one face in original-photo pixels, and what they correspond to on FLAME."""
 
     points: np.ndarray  # (N, 2)
-    scheme: str  # "mediapipe478" or "ibug68"
+    scheme: str  # "mediapipe478", "ibug68" or "dense"
     image_size: tuple[int, int]  # (width, height)
     iris: np.ndarray | None = None  # (2, 2) subject's right, left iris centres
+    # Dense only (see FaceLandmarks): FLAME vertex per point, σ per point (pixels), rows of the 68 iBUG vertices.
+    vertex_ids: np.ndarray | None = None
+    sigma: np.ndarray | None = None
+    ibug_rows: np.ndarray | None = None
 
     @staticmethod
     def from_face(face: FaceLandmarks, to_original, image_size: tuple[int, int]) -> Observation:
         iris = face.iris_centres()
+        sigma = None
+        if face.sigma is not None:  # pixels scale like distances: the working -> original factor
+            sigma = face.sigma * float(to_original(np.array([1.0, 0.0]))[0] - to_original(np.zeros(2))[0])
         return Observation(
-            to_original(face.points), face.scheme, image_size, None if iris is None else to_original(iris)
-        )
+            to_original(face.points), face.scheme, image_size, None if iris is None else to_original(iris),
+            face.vertex_ids, sigma, face.ibug_rows,
+        )  # fmt: skip
 
     @property
     def face_size(self) -> float:
@@ -46,6 +54,8 @@ class Observation:
         return float(np.sqrt(max(span[0], 1.0) * max(span[1], 1.0)))
 
     def ibug68(self) -> np.ndarray:
+        if self.scheme == "dense":
+            return self.points[self.ibug_rows]
         return self.points if self.scheme == "ibug68" else self.points[MEDIAPIPE_TO_IBUG68]
 
 
@@ -58,8 +68,10 @@ class Targets:
     points: np.ndarray  # (Ls, 2)
     weights: np.ndarray  # (Ls,)
     contour_points: np.ndarray  # (17, 2)
-    contour_weights: np.ndarray  # (17,)
-    names: tuple[str, ...]  # one label per landmark: "mp:<index>" or "ibug:<index>", static first
+    contour_weights: np.ndarray  # (17,) (dense: none)
+    names: tuple[str, ...]  # one label per landmark: "mp:<index>", "ibug:<index>" or "dense:<row>", static first
+    noise: np.ndarray | None = None  # (Ls,) each static landmark's σ as a fraction of the face size (None: the
+    # fit's landmark_sigma for all)
 
 
 def mediapipe_embedding(model: FlameModel, learned: Embedding | None) -> Embedding | None:
@@ -80,9 +92,33 @@ def mediapipe_embedding(model: FlameModel, learned: Embedding | None) -> Embeddi
     )
 
 
+def vertex_surface_points(faces: np.ndarray, vertex_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A surface point exactly at each vertex: the first triangle using it, all weight on that corner."""
+    first = np.full(int(faces.max()) + 1, -1, np.int64)
+    flat = faces.ravel()
+    order = np.arange(len(flat))[::-1]  # written last-to-first so the first triangle wins
+    first[flat[order]] = order // 3
+    tri = first[vertex_ids]
+    if (tri < 0).any():
+        raise ValueError("a dense landmark vertex is in no triangle")
+    return tri, (faces[tri] == np.asarray(vertex_ids)[:, None]).astype(np.float64)
+
+
+def dense_targets(model: FlameModel, obs: Observation, options: FitOptions) -> Targets:
+    """Dense landmarks are FLAME vertices: fixed surface points, no sliding contour; each carries the network's
+    σ (times options.dense_noise_scale, floored), which the fit uses as that landmark's noise."""
+    faces, bary = vertex_surface_points(np.asarray(model.faces), obs.vertex_ids)
+    noise = np.maximum(options.dense_noise_scale * obs.sigma / obs.face_size, options.dense_noise_floor)
+    names = tuple(f"dense:{i}" for i in range(len(obs.points)))
+    empty = np.zeros((0, 2))
+    return Targets(faces, bary, obs.points, np.ones(len(obs.points)), empty, np.zeros(0), names, noise)
+
+
 def make_targets(
     model: FlameModel, obs: Observation, options: FitOptions, embedding: Embedding | None = None
 ) -> Targets:
+    if obs.scheme == "dense":
+        return dense_targets(model, obs, options)
     ibug = obs.ibug68()
     contour_w = np.full(17, options.contour_weight)
     emb = mediapipe_embedding(model, embedding)

@@ -37,9 +37,15 @@ MEDIAPIPE_IRIS_CENTRES = (468, 473)  # the subject's right, left iris centre
 @dataclass(frozen=True)
 class FaceLandmarks:
     points: np.ndarray  # (N, 2) working-image pixels
-    scheme: str  # "mediapipe478" or "ibug68"
+    scheme: str  # "mediapipe478", "ibug68" or "dense" (FLAME vertices, see landmarks.dense)
     box: tuple[float, float, float, float]  # x0, y0, x1, y1
     score: float = 1.0
+    # Dense only: the FLAME vertex of each point, each point's σ (pixels), the rows of the 68 iBUG vertices,
+    # and the detector's iris centres (the network does not place eyeballs).
+    vertex_ids: np.ndarray | None = None
+    sigma: np.ndarray | None = None
+    ibug_rows: np.ndarray | None = None
+    iris: np.ndarray | None = None
 
     @property
     def size(self) -> float:
@@ -49,10 +55,14 @@ class FaceLandmarks:
 
     def ibug68(self) -> np.ndarray:
         """The 68 iBUG points (68, 2)."""
+        if self.scheme == "dense":
+            return self.points[self.ibug_rows]
         return self.points if self.scheme == "ibug68" else self.points[MEDIAPIPE_TO_IBUG68]
 
     def iris_centres(self) -> np.ndarray | None:
         """(2, 2) iris centres (subject's right, left), or None when the backend gives none."""
+        if self.scheme == "dense":
+            return self.iris
         return self.points[list(MEDIAPIPE_IRIS_CENTRES)] if self.scheme == "mediapipe478" else None
 
 
@@ -244,6 +254,40 @@ class FaceAlignmentBackend:
         pass
 
 
+class DenseBackend:
+    """The dense-landmark network (landmarks.dense) on the faces a detector finds: the detector's 68 points
+    give the first crop, the network's own the second."""
+
+    name = "dense"
+
+    def __init__(self, detector: str, device: str = "auto") -> None:
+        from .dense import DenseLandmarker
+
+        self.landmarker = DenseLandmarker(device=device)
+        self.detector = make_backend(detector)
+
+    def detect(self, rgb: np.ndarray) -> list[FaceLandmarks]:
+        spec = self.landmarker.spec
+        out = []
+        for face in self.detector.detect(rgb):
+            pred = self.landmarker.predict(rgb, face.ibug68())
+            out.append(FaceLandmarks(
+                pred.points, "dense", _box(pred.points[list(spec.ibug_rows)]), face.score,
+                np.array(spec.vertex_ids), pred.sigma, np.array(spec.ibug_rows), face.iris_centres(),
+            ))  # fmt: skip
+        return out
+
+    def close(self) -> None:
+        self.detector.close()
+
+
+def dense_available() -> bool:
+    """The network file is there and onnxruntime is installed (a detector is checked by the caller)."""
+    from .dense import DENSE_MODEL
+
+    return DENSE_MODEL.is_file() and importlib.util.find_spec("onnxruntime") is not None
+
+
 def available_backends() -> list[str]:
     """Backends whose packages are installed here, best first (MediaPipe has no Python 3.13 wheel)."""
     found = []
@@ -254,7 +298,17 @@ def available_backends() -> list[str]:
     weights = face_alignment_weights_dir()
     if importlib.util.find_spec("face_alignment") is not None and list(weights.glob("2DFAN4*")):
         found.append("face_alignment")
+    if found and dense_available():
+        found.insert(0, "dense")  # the default: it needs a detector for the crop, and is better than any alone
     return found
+
+
+def crop_detector(available: list[str]) -> str:
+    """The detector whose 68 points give the dense network its first crop: the best installed one."""
+    detectors = [b for b in available if b != "dense"]
+    if not detectors:
+        raise BackendError("dense landmarks need a face detector (MediaPipe or dlib); none is installed")
+    return detectors[0]
 
 
 def choose_backend(preferred: str, available: list[str]) -> tuple[str, str | None]:
@@ -282,7 +336,9 @@ def resolve_backends(preferred: str, fallback: bool = True) -> tuple[str, str | 
     return primary, second, note
 
 
-def make_backend(name: str) -> LandmarkBackend:
+def make_backend(name: str, device: str = "auto") -> LandmarkBackend:
+    if name == "dense":
+        return DenseBackend(crop_detector(available_backends()), device)
     if name == "mediapipe":
         return MediaPipeBackend()
     if name == "dlib":
@@ -295,14 +351,15 @@ def make_backend(name: str) -> LandmarkBackend:
 class LandmarkDetector:
     """A primary backend with an optional fallback when it finds no face; created once, used for many photos."""
 
-    def __init__(self, backend: str, fallback: str | None = None) -> None:
+    def __init__(self, backend: str, fallback: str | None = None, device: str = "auto") -> None:
         self.primary_name = backend
         self.fallback_name = fallback if fallback != backend else None
+        self.device = device
         self._backends: dict[str, LandmarkBackend] = {}
 
     def _get(self, name: str) -> LandmarkBackend:
         if name not in self._backends:
-            self._backends[name] = make_backend(name)
+            self._backends[name] = make_backend(name, self.device)
         return self._backends[name]
 
     def detect(self, photo: Photo, face_index: int = 0) -> Detection:

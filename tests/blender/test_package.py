@@ -21,7 +21,8 @@ pytestmark = pytest.mark.slow
 FACES = SHARED / "data" / "faces"
 # Blender 4.2-5.0 bundle Python 3.11 (bpy 5.0.1 is that Python's newest); 5.1+ bundle 3.13 (newest cp313 bpy).
 BLENDERS = {"3.11": "5.0.1", "3.13": "5.3.0"}
-EXPECTED_BACKENDS = {"3.11": ["mediapipe"], "3.13": ["dlib"]}
+# The dense network (assets/dense_landmarks.onnx) rides on each zip's detector.
+EXPECTED_BACKENDS = {"3.11": ["dense", "mediapipe"], "3.13": ["dense", "dlib"]}
 
 # Runs inside the clean environment: install the zip the way Blender does, then reconstruct with the
 # default backend and with each installed backend forced, run the headless entry point, disable.
@@ -48,7 +49,7 @@ prefs = bpy.context.preferences.addons[module].preferences
 prefs.flame_path = model
 prefs.texture_size = "512"
 report["offered"] = []
-for name in ("mediapipe", "dlib", "face_alignment"):
+for name in ("dense", "mediapipe", "dlib", "face_alignment"):
     try:
         prefs.landmarks = name
         report["offered"].append(name)

@@ -106,7 +106,7 @@ def test_perspective_camera_fits_perspective_photo(flame_model, embedding):
     cam = sol.photos[0].camera
     assert cam.is_perspective and cam.params[2] == pytest.approx(0.35, abs=0.07)  # metres to the face
     assert np.sqrt(np.mean(sol.residuals_px[0] ** 2)) < 1.0
-    ortho = fit_flame(flame_model, [obs], FitOptions(landmark_sigma=0.005), embedding=embedding)
+    ortho = fit_flame(flame_model, [obs], FitOptions(camera="orthographic", landmark_sigma=0.005), embedding=embedding)
     assert np.mean(sol.residuals_px[0] ** 2) < np.mean(ortho.residuals_px[0] ** 2)
 
 

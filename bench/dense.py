@@ -1,0 +1,229 @@
+"""The dense-landmark network (issue H): speed, and accuracy on held-out synthetic renders.
+
+Speed (goals): one network pass on onnxruntime, batch 1, 2 CPU threads (median of 200); and network + fit for
+one photo (both crop passes and `fit_flame`, detector excluded; median over the images). With a CUDA provider:
+images/s at batch 64 (reported; "no CUDA provider here" otherwise).
+
+Accuracy on `facesmith synth` renders of another seed than the training data (default .cache/dense/val):
+IN-MODEL SYNTHETIC — the renders are made with FLAME and the engine the network learned from, so these figures
+are an upper bound on what real photos give; bench/identity.py is the independent test. Per image: MediaPipe
+finds the face (images where it finds none are counted), the network takes two crops; landmark error as a
+share of the face size (the box of the 68 iBUG vertices, geometric mean of its sides), on all points and on
+the ones the render shows; σ calibration (median |error| / σ: 1.18 for a calibrated 2D Gaussian); then
+identity error of the neutral head (median vertex distance over the face region after similarity alignment,
+mm) for the fit to dense landmarks, to MediaPipe's, and the mean face — same images, same run.
+
+Several views, in-model: `--views` identities rendered at 0°, ±30° by the same engine; the fit to the 0° view,
+the best of the three single-view fits, and the joint fit (reported; bench/identity.py holds the goal).
+
+Usage: python bench/dense.py [--model assets/dense_landmarks.onnx] [--data .cache/dense/val] [--n 100]
+       [--views 20] [--no-check]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from _common import IN_MODEL, Goal, add_check_argument, finish, load_bench_model
+
+from facesmith.inference.fit import Observation, fit_flame
+from facesmith.inference.flame import flame_forward
+from facesmith.inference.flame.regions import face_region
+from facesmith.inference.landmarks.dense import DENSE_MODEL, DenseLandmarker, crop_box, crop_image
+from facesmith.inference.landmarks.detect import FaceLandmarks, MediaPipeBackend
+from facesmith.inference.options import DEFAULTS
+from facesmith.inference.pipeline import default_embedding
+from facesmith.training.metrics import median_error_mm
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_images(folder: Path, n: int) -> dict:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    parts: dict[str, list] = {}
+    got = 0
+    for name in manifest["shards"]:
+        with np.load(folder / name) as z:
+            take = min(n - got, len(z["images"]))
+            for key in ("images", "vertices_px", "visible", "shape"):
+                parts.setdefault(key, []).append(z[key][:take])
+        got += take
+        if got >= n:
+            break
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def latency_ms(net: DenseLandmarker, crop: np.ndarray, runs: int = 200) -> float:
+    for _ in range(10):
+        net.run(crop[None])
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        net.run(crop[None])
+        times.append(time.perf_counter() - t)
+    return float(np.median(times) * 1000)
+
+
+def cuda_rate(model_path: Path, size: int) -> dict:
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        return {"cuda": "no CUDA provider here"}
+    net = DenseLandmarker(model_path, device="cuda")
+    batch = np.random.default_rng(0).random((64, 3, size, size), dtype=np.float32)
+    for _ in range(5):
+        net.run(batch)
+    t = time.perf_counter()
+    for _ in range(20):
+        net.run(batch)
+    return {"cuda_images_per_s_batch64": round(20 * 64 / (time.perf_counter() - t), 1)}
+
+
+def observe(img: np.ndarray, detector: MediaPipeBackend, net: DenseLandmarker):
+    """(dense Observation, MediaPipe Observation, the prediction) of the largest face, or None."""
+    faces = detector.detect(img)
+    if not faces:
+        return None
+    face, spec = faces[0], net.spec
+    pred = net.predict(img, face.ibug68())
+    dense_face = FaceLandmarks(pred.points, "dense", face.box, 1.0, np.array(spec.vertex_ids), pred.sigma,
+                               np.array(spec.ibug_rows), face.iris_centres())  # fmt: skip
+    same = lambda p: np.asarray(p, float)  # noqa: E731 (the renders are the working images)
+    size = img.shape[1::-1]
+    return Observation.from_face(dense_face, same, size), Observation.from_face(face, same, size), pred
+
+
+class ViewEngine:
+    """The synth engine with one identity and a chosen yaw (pitch, roll small): several views of one head."""
+
+    def __init__(self, model, size: int = 256) -> None:
+        from facesmith.training.synth.engine import euler_to_axis_angle
+        from facesmith.training.synth.shards import build_engine
+
+        self.engine, _ = build_engine(model, size, log=lambda s: None)
+        self.to_aa = euler_to_axis_angle
+        self.original = self.engine.sample
+
+    def render(self, beta: np.ndarray, yaw: float, seed: int, index: int) -> np.ndarray:
+        def sample(rng):
+            p = self.original(rng)
+            pitch, roll = np.clip(rng.normal(0, 5, 2), -10, 10)
+            p["shape"] = beta
+            p["pose"][0] = self.to_aa(*np.radians([yaw, pitch, roll]))
+            p["euler_deg"] = np.array([yaw, pitch, roll])
+            return p
+
+        self.engine.sample = sample
+        try:
+            return self.engine.make(seed, index)[0]
+        finally:
+            self.engine.sample = self.original
+
+
+def multiview(model, net, detector, n_heads: int, mask) -> dict:
+    """In-model: n identities (β ~ N(0, 1)) rendered at 0°, +30°, −30° (albedo, expression, light, camera
+    drawn per view); identity error of the fit to the 0° view alone, and of the joint fit to all three."""
+    from facesmith.inference.fit import fit_person
+
+    views = ViewEngine(model)
+    rng = np.random.default_rng(7)
+    one, three, mean, singles = [], [], [], []
+    for h in range(n_heads):
+        beta = rng.normal(size=model.n_shape)
+        obs = [observe(views.render(beta, yaw, 7, 3 * h + k), detector, net) for k, yaw in enumerate((0, 30, -30))]
+        if any(o is None for o in obs):
+            continue
+        truth = flame_forward(model, beta).vertices[0]
+
+        def err(shape: np.ndarray, truth: np.ndarray = truth) -> float:
+            return median_error_mm(flame_forward(model, shape).vertices[0], truth, mask)
+
+        fits = [fit_person(model, [o[0]], DEFAULTS.fit)[0] for o in obs]
+        joint, _ = fit_person(model, [o[0] for o in obs], DEFAULTS.fit)
+        one.append(err(fits[0].shape))
+        singles.append(min(err(f.shape) for f in fits))
+        three.append(err(joint.shape))
+        mean.append(err(np.zeros(model.n_shape)))
+    med = lambda v: round(float(np.median(v)), 3) if v else None  # noqa: E731
+    return {"heads": len(one), "mean_face": med(mean), "dense_1photo": med(one), "dense_best_single": med(singles),
+            "dense_3photo": med(three),
+            "dense_3photo_worse_than_best_single": int(sum(t > s for t, s in zip(three, singles, strict=True)))}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=DENSE_MODEL)
+    parser.add_argument("--data", type=Path, default=REPO / ".cache" / "dense" / "val")
+    parser.add_argument("--n", type=int, default=100)
+    parser.add_argument("--views", type=int, default=20, help="identities rendered at 0°, ±30° (0: skip)")
+    parser.add_argument("--flame")
+    add_check_argument(parser)
+    args = parser.parse_args()
+
+    model = load_bench_model(args.flame)
+    net = DenseLandmarker(args.model, device="cpu", threads=2)
+    net.check_model(model)
+    spec = net.spec
+    ids, rows = np.array(spec.vertex_ids), np.array(spec.ibug_rows)
+    data = load_images(args.data, args.n)
+    mask = face_region(model)
+    options = DEFAULTS.fit
+    embedding = default_embedding(model)
+    detector = MediaPipeBackend()
+
+    first = data["vertices_px"][0][ids]
+    ms_net = latency_ms(net, crop_image(data["images"][0], crop_box(first[rows], spec.crop_scale), spec.input_size))
+    err_all, err_vis, calib, fit_ms, id_dense, id_mp, id_mean, missed = [], [], [], [], [], [], [], 0
+    for img, vpx, vis, beta in zip(data["images"], data["vertices_px"], data["visible"], data["shape"], strict=True):
+        found = observe(img, detector, net)
+        if found is None:
+            missed += 1
+            continue
+        obs, obs_mp, pred = found
+        t = time.perf_counter()  # network (both crops) + fit, the detector excluded
+        net.predict(img, obs_mp.ibug68())
+        sol = fit_flame(model, [obs], options)
+        fit_ms.append((time.perf_counter() - t) * 1000)
+        truth = vpx[ids]
+        lo, hi = truth[rows].min(0), truth[rows].max(0)
+        size = float(np.sqrt(max(hi[0] - lo[0], 1) * max(hi[1] - lo[1], 1)))
+        d = np.linalg.norm(pred.points - truth, axis=1)
+        err_all.append(d.mean() / size)
+        err_vis.append(d[vis[ids]].mean() / size)
+        calib.append(np.median(d / pred.sigma))
+        true_neutral = flame_forward(model, beta[: model.n_shape]).vertices[0]
+        id_dense.append(median_error_mm(flame_forward(model, sol.shape).vertices[0], true_neutral, mask))
+        sol_mp = fit_flame(model, [obs_mp], options, embedding=embedding)
+        id_mp.append(median_error_mm(flame_forward(model, sol_mp.shape).vertices[0], true_neutral, mask))
+        id_mean.append(median_error_mm(flame_forward(model).vertices[0], true_neutral, mask))
+    views = multiview(model, net, detector, args.views, mask) if args.views else {}
+    detector.close()
+    report = {
+        "model": str(args.model), "trained_on": spec.trained_on, "landmarks": len(ids), "input_size": spec.input_size,
+        "images": len(data["images"]), "no_face_found": missed,
+        "network_ms_batch1_2threads": round(ms_net, 3), "crop_passes": 2,
+        "network_and_fit_ms_median": round(float(np.median(fit_ms)), 1),
+        "nme_all_pct_face": round(100 * float(np.mean(err_all)), 3),
+        "nme_visible_pct_face": round(100 * float(np.mean(err_vis)), 3),
+        "sigma_calibration_median": round(float(np.median(calib)), 3),
+        "in_model_identity_mm": {"dense": round(float(np.median(id_dense)), 3), "mediapipe": round(float(np.median(id_mp)), 3),
+                                 "mean_face": round(float(np.median(id_mean)), 3)},
+        "in_model_views": views,
+        **cuda_rate(args.model, spec.input_size),
+    }  # fmt: skip
+    goals = [
+        Goal("network_ms", report["network_ms_batch1_2threads"], "<=", 15.0),
+        Goal("network_and_fit_ms", report["network_and_fit_ms_median"], "<=", 60.0),
+        Goal("in_model_identity_dense_mm", report["in_model_identity_mm"]["dense"], "<=",
+             report["in_model_identity_mm"]["mediapipe"], report["in_model_identity_mm"]["mediapipe"],
+             "MediaPipe fit", IN_MODEL, goal="<= the MediaPipe fit's"),
+    ]  # fmt: skip
+    finish(report, goals, not args.no_check)
+
+
+if __name__ == "__main__":
+    main()

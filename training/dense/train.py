@@ -1,0 +1,356 @@
+"""Headless training of the dense-landmark network: `facesmith train --config CONFIG --out RUN_DIR`.
+
+One process, or several under `torchrun --nproc_per_node N` (DistributedDataParallel; gloo on CPU, nccl on
+GPU; each rank reads its own share of the shards). RUN_DIR receives `spec.json` (what the network predicts),
+`config.toml` (a copy), `metrics.jsonl` (one line per log step and per validation), `loss.png`, and
+`checkpoint.pt` (written atomically every `checkpoint_every` steps, at the end and on Ctrl-C/SIGTERM). Run it
+again with the same RUN_DIR and it resumes from the checkpoint; a different config there is refused.
+
+Config (TOML; paths relative to the current directory):
+
+    [data]   train = "DIR", val = "DIR" (facesmith synth folders), val_images = 500, workers = 1
+    [model]  input_size = 128, crop_scale = 1.6, widths = [16, 32, 64, 128, 192], hidden = 512, n_shape = 50
+    [train]  steps, batch = 64 (per process), lr = 2e-3, weight_decay = 1e-4, warmup = 500,
+             beta_weight = 0.05, log_every = 25, val_every = 1000, checkpoint_every = 500, seed = 0, threads = 0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ...inference.flame.model import FlameModel
+from ...inference.landmarks.dense import DenseSpec, basis_hash, select_vertices
+from .data import CropRule, ShardStream, shard_files
+from .net import DenseNet, gaussian_nll
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    train: str = ""
+    val: str = ""
+    val_images: int = 500
+    workers: int = 1
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    input_size: int = 128
+    crop_scale: float = 1.6
+    widths: tuple[int, ...] = (16, 32, 64, 128, 192)
+    hidden: int = 512
+    n_shape: int = 50
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 20000
+    batch: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup: int = 500
+    beta_weight: float = 0.05
+    log_every: int = 25
+    val_every: int = 1000
+    checkpoint_every: int = 500
+    seed: int = 0
+    threads: int = 0  # torch CPU threads per process (0: torch's default)
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _section(cls, values: dict, name: str):
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f"[{name}]: unknown key(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def load_config(path: str | Path) -> Config:
+    raw = tomllib.loads(Path(path).read_text())
+    unknown = sorted(set(raw) - {"data", "model", "train"})
+    if unknown:
+        raise ValueError(f"{path}: unknown section(s) {', '.join(unknown)}; known: data, model, train")
+    cfg = Config(
+        _section(DataConfig, raw.get("data", {}), "data"),
+        _section(ModelConfig, raw.get("model", {}), "model"),
+        _section(TrainConfig, raw.get("train", {}), "train"),
+    )
+    if not cfg.data.train:
+        raise ValueError(f'{path}: [data] train = "FOLDER" is required (a `facesmith synth` output)')
+    if cfg.model.input_size % 2 ** len(cfg.model.widths):
+        raise ValueError(f"{path}: input_size must be a multiple of 2^{len(cfg.model.widths)}")
+    return cfg
+
+
+def make_spec(model: FlameModel, cfg: Config, trained_on: str = "") -> DenseSpec:
+    ids, rows = select_vertices(model)
+    n_shape = min(cfg.model.n_shape, model.n_shape)
+    return DenseSpec(
+        tuple(int(i) for i in ids), tuple(int(r) for r in rows), cfg.model.input_size, cfg.model.crop_scale,
+        n_shape, basis_hash(model, n_shape), model.n_vertices, trained_on,
+    )  # fmt: skip
+
+
+def build_net(spec: DenseSpec, cfg: Config) -> DenseNet:
+    return DenseNet(len(spec.vertex_ids), spec.n_shape, cfg.model.widths, cfg.model.input_size, cfg.model.hidden)
+
+
+def crop_rule(spec: DenseSpec) -> CropRule:
+    return CropRule(np.array(spec.vertex_ids), np.array(spec.ibug_rows), spec.input_size, spec.crop_scale,
+                    spec.n_shape)  # fmt: skip
+
+
+def learning_rate(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to 2 % of the peak."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    t = (step - cfg.warmup) / max(cfg.steps - cfg.warmup, 1)
+    return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed() -> tuple[Dist, torch.device]:
+    """From torchrun's environment: gloo on CPU, nccl on CUDA. A plain run is world 1, no process group."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = torch.cuda.is_available()
+    device = torch.device(f"cuda:{local}") if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    if world > 1:
+        torch.distributed.init_process_group("nccl" if cuda else "gloo")
+    return Dist(int(os.environ.get("RANK", "0")), world, local), device
+
+
+def save_checkpoint(path: Path, net: torch.nn.Module, opt: torch.optim.Optimizer, step: int, cfg: Config,
+                    spec: DenseSpec, best: dict) -> None:  # fmt: skip
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"model": net.state_dict(), "optimizer": opt.state_dict(), "step": step, "config": cfg.to_dict(),
+                "spec": spec.to_json(), "last_val": best}, tmp)  # fmt: skip
+    os.replace(tmp, path)
+
+
+def same_run(saved: dict, now: dict) -> bool:
+    """A checkpoint resumes under the same config; only the step count may grow (or shrink) to extend a run."""
+    strip = lambda c: {**c, "train": {k: v for k, v in c["train"].items() if k != "steps"}}  # noqa: E731
+    return json.loads(json.dumps(strip(saved))) == json.loads(json.dumps(strip(now)))
+
+
+def load_checkpoint(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+@torch.no_grad()
+def validate(net: torch.nn.Module, loader, device: torch.device, ibug_rows: np.ndarray, input_size: int) -> dict:
+    """Mean landmark error as a share of the crop side (all landmarks; the 68 iBUG rows), median predicted σ
+    (same unit), and β RMSE, on exact (unjittered) crops."""
+    net.eval()
+    err_all, err_68, sig, beta_sq, n = 0.0, 0.0, [], 0.0, 0
+    for image, target, beta in loader:
+        points, log_sigma, shape = net(image.to(device))
+        d = torch.linalg.norm(points.cpu() - target, dim=-1) / 2  # crop units span 2
+        err_all += float(d.mean(1).sum())
+        err_68 += float(d[:, ibug_rows].mean(1).sum())
+        sig.append(torch.exp(log_sigma).cpu().flatten() / 2)
+        if shape.shape[1]:
+            beta_sq += float(((shape.cpu() - beta) ** 2).mean(1).sum())
+        n += len(image)
+    net.train()
+    n = max(n, 1)
+    return {"val_nme_all": err_all / n, "val_nme_68": err_68 / n, "val_sigma_median": float(torch.cat(sig).median()),
+            "val_beta_rmse": math.sqrt(beta_sq / n), "val_images": n}  # fmt: skip
+
+
+def plot_losses(metrics_path: Path, out: Path) -> None:
+    """loss.png: training loss and validation errors against steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    train = [r for r in rows if "loss" in r]
+    val = [r for r in rows if "val_nme_all" in r]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    if train:
+        a.plot([r["step"] for r in train], [r["loss"] for r in train], lw=0.8)
+    a.set(xlabel="step", ylabel="loss (Gaussian NLL + β)", title="training")
+    if val:
+        for key in ("val_nme_all", "val_nme_68"):
+            b.plot([r["step"] for r in val], [100 * r[key] for r in val], marker="o", label=key)
+        b.legend()
+    b.set(xlabel="step", ylabel="% of crop side", title="validation landmark error")
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+class ProgressBar:
+    """One line on a terminal (\\r), a line per update otherwise; step, loss, rate, ETA."""
+
+    def __init__(self, total: int, start: int, stream=sys.stderr) -> None:
+        self.total, self.start, self.stream = total, start, stream
+        self.t0 = time.perf_counter()
+        self.tty = stream.isatty()
+
+    def update(self, step: int, text: str) -> None:
+        done = step - self.start
+        elapsed = time.perf_counter() - self.t0
+        eta = elapsed / max(done, 1) * (self.total - step)
+        width = 24
+        fill = int(width * step / max(self.total, 1))
+        line = (f"[{'#' * fill}{'.' * (width - fill)}] {step}/{self.total} {text} "
+                f"ETA {int(eta // 3600):d}:{int(eta % 3600 // 60):02d}:{int(eta % 60):02d}")  # fmt: skip
+        self.stream.write(("\r" + line) if self.tty else line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+
+
+def train(cfg: Config, out: Path, model: FlameModel, config_text: str = "", log: Callable[[str], None] = print,
+          stop: Callable[[], bool] = lambda: False, bar_stream=None) -> dict:  # fmt: skip
+    """Train (or resume) into `out`; returns the last validation figures. `stop()` true ends the run early with
+    a checkpoint (the CLI's Ctrl-C/SIGTERM). The progress bar goes to `bar_stream` (default stderr)."""
+    dist, device = init_distributed()
+    try:
+        return _train(cfg, out, model, config_text, log, stop, dist, device, bar_stream or sys.stderr)
+    finally:
+        if dist.world > 1:
+            torch.distributed.destroy_process_group()
+
+
+def _train(cfg, out, model, config_text, log, stop, dist: Dist, device, bar_stream) -> dict:
+    tc = cfg.train
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    torch.manual_seed(tc.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / CHECKPOINT
+    manifest = json.loads((Path(cfg.data.train) / "manifest.json").read_text()) if cfg.data.train else {}
+    trained_on = (f"{manifest.get('count', '?')} facesmith synth images (seed {manifest.get('seed', '?')}, "
+                  f"{manifest.get('image_size', '?')} px) from {cfg.data.train}")  # fmt: skip
+    spec = make_spec(model, cfg, trained_on)
+    net = build_net(spec, cfg).to(device)
+    opt = torch.optim.AdamW(net.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    step, last_val = 0, {}
+    if ckpt_path.is_file():
+        ck = load_checkpoint(ckpt_path)
+        if not same_run(ck["config"], cfg.to_dict()):
+            raise ValueError(
+                f"{out} holds a run with another config (only [train] steps may change on resume); "
+                "give another --out or the same config"
+            )
+        if DenseSpec.from_json(ck["spec"]).basis_hash != spec.basis_hash:
+            raise ValueError(f"{out} was trained for another FLAME basis")
+        net.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        step, last_val = int(ck["step"]), ck.get("last_val", {})
+        if dist.main:
+            log(f"resuming {out} at step {step}/{tc.steps}")
+    if dist.main:
+        (out / "spec.json").write_text(spec.to_json())
+        if config_text:
+            (out / "config.toml").write_text(config_text)
+    if manifest.get("model", {}).get("n_vertices", model.n_vertices) != model.n_vertices:
+        raise ValueError(f"{cfg.data.train} was made with another FLAME mesh")
+    model_ddp = net
+    if dist.world > 1:
+        model_ddp = torch.nn.parallel.DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    rule = crop_rule(spec)
+    files = shard_files(cfg.data.train)
+    # A resumed run draws a fresh order (seed offset by the step), so it does not replay the same samples.
+    stream = ShardStream(files, rule, tc.seed + step, dist.rank, dist.world, train=True)
+    loader = torch.utils.data.DataLoader(stream, batch_size=tc.batch, num_workers=cfg.data.workers,
+                                         pin_memory=device.type == "cuda", persistent_workers=cfg.data.workers > 0)  # fmt: skip
+    val_loader = None
+    if dist.main and cfg.data.val:
+        val_stream = ShardStream(shard_files(cfg.data.val), rule, 0, train=False, limit=cfg.data.val_images)
+        val_loader = torch.utils.data.DataLoader(val_stream, batch_size=64)
+    metrics = (out / "metrics.jsonl").open("a") if dist.main else None
+    bar = ProgressBar(tc.steps, step, bar_stream) if dist.main else None
+    ibug = np.array(spec.ibug_rows)
+    t_log, seen = time.perf_counter(), 0
+    net.train()
+    try:
+        batches = iter(loader)
+        while step < tc.steps:
+            if stop():
+                if dist.main:
+                    log(f"stopping at step {step}; run again with the same --out to resume")
+                break
+            image, target, beta = (t.to(device, non_blocking=True) for t in next(batches))
+            for group in opt.param_groups:
+                group["lr"] = learning_rate(step, tc)
+            points, log_sigma, shape = model_ddp(image)
+            nll = gaussian_nll(points, log_sigma, target)
+            beta_loss = ((shape - beta) ** 2).mean() if spec.n_shape else torch.zeros((), device=device)
+            loss = nll + tc.beta_weight * beta_loss
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+            opt.step()
+            step += 1
+            seen += len(image) * dist.world
+            if dist.main and (step % tc.log_every == 0 or step == tc.steps):
+                now = time.perf_counter()
+                with torch.no_grad():
+                    nme = float(torch.linalg.norm(points - target, dim=-1).mean()) / 2
+                row = {"step": step, "loss": float(loss), "nll": float(nll), "beta_mse": float(beta_loss),
+                       "train_nme_all": nme, "lr": opt.param_groups[0]["lr"],
+                       "images_per_s": seen / max(now - t_log, 1e-9), "time": time.time()}  # fmt: skip
+                metrics.write(json.dumps(row) + "\n")
+                metrics.flush()
+                bar.update(step, f"loss {row['loss']:.3f} err {100 * nme:.2f}% {row['images_per_s']:.0f} img/s")
+                t_log, seen = now, 0
+            if dist.main and val_loader is not None and (step % tc.val_every == 0 or step == tc.steps):
+                last_val = {"step": step, **validate(net, val_loader, device, ibug, spec.input_size)}
+                metrics.write(json.dumps(last_val) + "\n")
+                metrics.flush()
+                log(f"step {step}: validation error {100 * last_val['val_nme_all']:.2f}% of the crop side "
+                    f"(68 points {100 * last_val['val_nme_68']:.2f}%), β RMSE {last_val['val_beta_rmse']:.3f}")  # fmt: skip
+            if dist.main and (step % tc.checkpoint_every == 0 or step == tc.steps):
+                save_checkpoint(ckpt_path, net, opt, step, cfg, spec, last_val)
+    finally:
+        if dist.main:
+            save_checkpoint(ckpt_path, net, opt, step, cfg, spec, last_val)
+            bar.close()
+            metrics.close()
+            plot_losses(out / "metrics.jsonl", out / "loss.png")
+    return {"step": step, **last_val}
