@@ -29,7 +29,7 @@ class FitOptions:
     contour_weight: float = 1.0
     # Dense landmarks: the network's σ is taken as each landmark's noise, times this, and at least the floor
     # (fraction of the face size). Chosen on synthetic validation renders (issue H's note), not on a test set.
-    dense_noise_scale: float = 1.0
+    dense_noise_scale: float = 3.0
     dense_noise_floor: float = 0.005
     shape_prior: float = 1.0  # × ||β||² (β is unit-variance in FLAME)
     expr_prior: float = 1.0  # × ||ψ||²

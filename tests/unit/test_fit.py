@@ -157,3 +157,35 @@ def test_head_yaw_sign():
 def test_fit_options_are_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         FitOptions().iterations = 3
+
+
+def test_dolly_jacobian_matches_finite_differences():
+    from facesmith.inference.fit.problem import dolly_jacobian
+
+    rng = np.random.default_rng(0)
+    world = rng.normal(0, 0.05, (20, 3))
+    cam = Camera("perspective", np.array([0.01, -0.02, 0.6]), 900.0, (256.0, 240.0))
+
+    def dolly(d: float) -> np.ndarray:
+        p = cam.params.copy()
+        p[2] *= np.exp(d)
+        return Camera("perspective", p, cam.focal * np.exp(d), cam.centre).project(world)
+
+    numeric = (dolly(1e-6) - dolly(-1e-6)) / 2e-6
+    np.testing.assert_allclose(dolly_jacobian(cam, world), numeric, rtol=1e-4, atol=1e-6)
+
+
+def test_fitted_focal_length_recovers_a_close_camera(flame_model, embedding):
+    """A photo from 0.3 m with a wide lens, fitted from the default 50 mm-like start: the fitted focal length
+    moves towards the true one (the face's foreshortening shows it)."""
+    (head,), rng = _heads(flame_model, 5, 1)
+    true_focal = 0.7 * 512
+    scale, cx, cy = head["camera"].params
+    head["camera"] = Camera("perspective", np.array([(cx - 256) / scale, -(cy - 256) / scale, 0.3]), true_focal,
+                            (256, 256))  # fmt: skip
+    obs = observe(flame_model, head, rng, noise_px=0.3, outliers=0, embedding=embedding)
+    fixed = fit_flame(flame_model, [obs], FitOptions(fit_focal=False, landmark_sigma=0.005), embedding=embedding)
+    free = fit_flame(flame_model, [obs], FitOptions(landmark_sigma=0.005), embedding=embedding)
+    start = 1.6 * 512
+    assert abs(np.log(free.photos[0].camera.focal / true_focal)) < 0.5 * abs(np.log(start / true_focal))
+    assert np.mean(free.residuals_px[0] ** 2) < np.mean(fixed.residuals_px[0] ** 2)

@@ -35,8 +35,9 @@ def model_file(dev_model, tmp_path_factory):
 
 
 @needs_faces
-def test_fit_one_portrait(reconstructor):
-    result = reconstructor.fit([FACES / "001_03.jpg"])
+def test_fit_one_portrait(dev_model):
+    with Reconstructor(dataclasses.replace(DEFAULTS, landmarks="mediapipe"), dev_model) as rec:
+        result = rec.fit([FACES / "001_03.jpg"])
     photo = result.photos[0]
     assert photo.backend == "mediapipe" and photo.n_faces == 1
     assert photo.landmark_rms_px < 0.02 * photo.face_size_px  # within 2 % of the face size

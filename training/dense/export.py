@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ...inference.landmarks.dense import METADATA_KEY, DenseSpec
-from .train import CHECKPOINT, Config, DataConfig, ModelConfig, TrainConfig, build_net, load_checkpoint
+from .train import CHECKPOINT, build_net, config_from_dict, load_checkpoint
 
 OPSET = 17
 OUTPUTS = ("points", "log_sigma", "shape")
@@ -21,9 +21,7 @@ def load_run(run_dir: Path) -> tuple[torch.nn.Module, DenseSpec, dict]:
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir}: no {CHECKPOINT} (train first: facesmith train --out {run_dir})")
     ck = load_checkpoint(path)
-    c = ck["config"]
-    cfg = Config(DataConfig(**c["data"]), ModelConfig(**{**c["model"], "widths": tuple(c["model"]["widths"])}),
-                 TrainConfig(**c["train"]))  # fmt: skip
+    cfg = config_from_dict(ck["config"], str(path))
     spec = DenseSpec.from_json(ck["spec"])
     net = build_net(spec, cfg)
     net.load_state_dict(ck["model"])

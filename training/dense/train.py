@@ -88,16 +88,20 @@ def _section(cls, values: dict, name: str):
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
-def load_config(path: str | Path) -> Config:
-    raw = tomllib.loads(Path(path).read_text())
+def config_from_dict(raw: dict, where: str = "config") -> Config:
+    """A Config from TOML's (or a checkpoint's) nested dict; unknown sections or keys are errors."""
     unknown = sorted(set(raw) - {"data", "model", "train"})
     if unknown:
-        raise ValueError(f"{path}: unknown section(s) {', '.join(unknown)}; known: data, model, train")
-    cfg = Config(
+        raise ValueError(f"{where}: unknown section(s) {', '.join(unknown)}; known: data, model, train")
+    return Config(
         _section(DataConfig, raw.get("data", {}), "data"),
         _section(ModelConfig, raw.get("model", {}), "model"),
         _section(TrainConfig, raw.get("train", {}), "train"),
     )
+
+
+def load_config(path: str | Path) -> Config:
+    cfg = config_from_dict(tomllib.loads(Path(path).read_text()), str(path))
     if not cfg.data.train:
         raise ValueError(f'{path}: [data] train = "FOLDER" is required (a `facesmith synth` output)')
     if cfg.model.input_size % 2 ** len(cfg.model.widths):
@@ -174,7 +178,7 @@ def load_checkpoint(path: Path) -> dict:
 
 
 @torch.no_grad()
-def validate(net: torch.nn.Module, loader, device: torch.device, ibug_rows: np.ndarray, input_size: int) -> dict:
+def validate(net: torch.nn.Module, loader, device: torch.device, ibug_rows: np.ndarray) -> dict:
     """Mean landmark error as a share of the crop side (all landmarks; the 68 iBUG rows), median predicted σ
     (same unit), and β RMSE, on exact (unjittered) crops."""
     net.eval()
@@ -254,6 +258,47 @@ def train(cfg: Config, out: Path, model: FlameModel, config_text: str = "", log:
             torch.distributed.destroy_process_group()
 
 
+def describe_data(folder: str) -> tuple[str, dict]:
+    """One line on a `facesmith synth` folder (for the spec's `trained_on`), and its manifest."""
+    manifest = json.loads((Path(folder) / "manifest.json").read_text())
+    line = (f"{manifest.get('count', '?')} facesmith synth images (seed {manifest.get('seed', '?')}, "
+            f"{manifest.get('image_size', '?')} px) from {folder}")  # fmt: skip
+    return line, manifest
+
+
+def resume(
+    path: Path, net: torch.nn.Module, opt: torch.optim.Optimizer, cfg: Config, spec: DenseSpec
+) -> tuple[int, dict]:
+    """Load a run's checkpoint into `net` and `opt`: (step, last validation figures); (0, {}) without one."""
+    if not path.is_file():
+        return 0, {}
+    ck = load_checkpoint(path)
+    if not same_run(ck["config"], cfg.to_dict()):
+        raise ValueError(
+            f"{path.parent} holds a run with another config (only [train] steps may change on resume); "
+            "give another --out or the same config"
+        )
+    if DenseSpec.from_json(ck["spec"]).basis_hash != spec.basis_hash:
+        raise ValueError(f"{path.parent} was trained for another FLAME basis")
+    net.load_state_dict(ck["model"])
+    opt.load_state_dict(ck["optimizer"])
+    return int(ck["step"]), ck.get("last_val", {})
+
+
+def loaders(cfg: Config, rule: CropRule, step: int, dist: Dist, device: torch.device):
+    """The endless training loader of this rank, and (rank 0 only) the validation loader or None."""
+    # A resumed run draws a fresh order (seed offset by the step), so it does not replay the same samples.
+    stream = ShardStream(shard_files(cfg.data.train), rule, cfg.train.seed + step, dist.rank, dist.world, train=True)
+    train_loader = torch.utils.data.DataLoader(
+        stream, batch_size=cfg.train.batch, num_workers=cfg.data.workers, pin_memory=device.type == "cuda",
+        persistent_workers=cfg.data.workers > 0,
+    )  # fmt: skip
+    if not (dist.main and cfg.data.val):
+        return train_loader, None
+    val = ShardStream(shard_files(cfg.data.val), rule, 0, train=False, limit=cfg.data.val_images)
+    return train_loader, torch.utils.data.DataLoader(val, batch_size=64)
+
+
 def _train(cfg, out, model, config_text, log, stop, dist: Dist, device, bar_stream) -> dict:
     tc = cfg.train
     if tc.threads:
@@ -261,48 +306,25 @@ def _train(cfg, out, model, config_text, log, stop, dist: Dist, device, bar_stre
     torch.manual_seed(tc.seed)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / CHECKPOINT
-    manifest = json.loads((Path(cfg.data.train) / "manifest.json").read_text()) if cfg.data.train else {}
-    trained_on = (f"{manifest.get('count', '?')} facesmith synth images (seed {manifest.get('seed', '?')}, "
-                  f"{manifest.get('image_size', '?')} px) from {cfg.data.train}")  # fmt: skip
+    trained_on, manifest = describe_data(cfg.data.train)
+    if manifest.get("model", {}).get("n_vertices", model.n_vertices) != model.n_vertices:
+        raise ValueError(f"{cfg.data.train} was made with another FLAME mesh")
     spec = make_spec(model, cfg, trained_on)
     net = build_net(spec, cfg).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    step, last_val = 0, {}
-    if ckpt_path.is_file():
-        ck = load_checkpoint(ckpt_path)
-        if not same_run(ck["config"], cfg.to_dict()):
-            raise ValueError(
-                f"{out} holds a run with another config (only [train] steps may change on resume); "
-                "give another --out or the same config"
-            )
-        if DenseSpec.from_json(ck["spec"]).basis_hash != spec.basis_hash:
-            raise ValueError(f"{out} was trained for another FLAME basis")
-        net.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        step, last_val = int(ck["step"]), ck.get("last_val", {})
-        if dist.main:
-            log(f"resuming {out} at step {step}/{tc.steps}")
+    step, last_val = resume(ckpt_path, net, opt, cfg, spec)
     if dist.main:
+        if step:
+            log(f"resuming {out} at step {step}/{tc.steps}")
         (out / "spec.json").write_text(spec.to_json())
         if config_text:
             (out / "config.toml").write_text(config_text)
-    if manifest.get("model", {}).get("n_vertices", model.n_vertices) != model.n_vertices:
-        raise ValueError(f"{cfg.data.train} was made with another FLAME mesh")
     model_ddp = net
     if dist.world > 1:
         model_ddp = torch.nn.parallel.DistributedDataParallel(
             net, device_ids=[device.index] if device.type == "cuda" else None
         )
-    rule = crop_rule(spec)
-    files = shard_files(cfg.data.train)
-    # A resumed run draws a fresh order (seed offset by the step), so it does not replay the same samples.
-    stream = ShardStream(files, rule, tc.seed + step, dist.rank, dist.world, train=True)
-    loader = torch.utils.data.DataLoader(stream, batch_size=tc.batch, num_workers=cfg.data.workers,
-                                         pin_memory=device.type == "cuda", persistent_workers=cfg.data.workers > 0)  # fmt: skip
-    val_loader = None
-    if dist.main and cfg.data.val:
-        val_stream = ShardStream(shard_files(cfg.data.val), rule, 0, train=False, limit=cfg.data.val_images)
-        val_loader = torch.utils.data.DataLoader(val_stream, batch_size=64)
+    loader, val_loader = loaders(cfg, crop_rule(spec), step, dist, device)
     metrics = (out / "metrics.jsonl").open("a") if dist.main else None
     bar = ProgressBar(tc.steps, step, bar_stream) if dist.main else None
     ibug = np.array(spec.ibug_rows)
@@ -340,7 +362,7 @@ def _train(cfg, out, model, config_text, log, stop, dist: Dist, device, bar_stre
                 bar.update(step, f"loss {row['loss']:.3f} err {100 * nme:.2f}% {row['images_per_s']:.0f} img/s")
                 t_log, seen = now, 0
             if dist.main and val_loader is not None and (step % tc.val_every == 0 or step == tc.steps):
-                last_val = {"step": step, **validate(net, val_loader, device, ibug, spec.input_size)}
+                last_val = {"step": step, **validate(net, val_loader, device, ibug)}
                 metrics.write(json.dumps(last_val) + "\n")
                 metrics.flush()
                 log(f"step {step}: validation error {100 * last_val['val_nme_all']:.2f}% of the crop side "
