@@ -11,7 +11,8 @@ finds the face (images where it finds none are counted), the network takes two c
 share of the face size (the box of the 68 iBUG vertices, geometric mean of its sides), on all points and on
 the ones the render shows; σ calibration (median |error| / σ: 1.18 for a calibrated 2D Gaussian); then
 identity error of the neutral head (median vertex distance over the face region after similarity alignment,
-mm) for the fit to dense landmarks, to MediaPipe's, and the mean face — same images, same run.
+mm) for the fit to dense landmarks, to MediaPipe's, to the exact projections of the same 554 vertices (what a
+perfect network would give), and the mean face — same images, same run.
 
 Several views, in-model: `--views` identities rendered at 0°, ±30° by the same engine; the fit to the 0° view,
 the best of the three single-view fits, and the joint fit (reported; bench/identity.py holds the goal).
@@ -23,6 +24,7 @@ Usage: python bench/dense.py [--model assets/dense_landmarks.onnx] [--data .cach
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -177,7 +179,7 @@ def main() -> None:
 
     first = data["vertices_px"][0][ids]
     ms_net = latency_ms(net, crop_image(data["images"][0], crop_box(first[rows], spec.crop_scale), spec.input_size))
-    err_all, err_vis, calib, fit_ms, id_dense, id_mp, id_mean, missed = [], [], [], [], [], [], [], 0
+    err_all, err_vis, calib, fit_ms, id_dense, id_mp, id_mean, id_exact, missed = [], [], [], [], [], [], [], [], 0
     for img, vpx, vis, beta in zip(data["images"], data["vertices_px"], data["visible"], data["shape"], strict=True):
         found = observe(img, detector, net)
         if found is None:
@@ -200,6 +202,11 @@ def main() -> None:
         sol_mp = fit_flame(model, [obs_mp], options, embedding=embedding)
         id_mp.append(median_error_mm(flame_forward(model, sol_mp.shape).vertices[0], true_neutral, mask))
         id_mean.append(median_error_mm(flame_forward(model).vertices[0], true_neutral, mask))
+        # The same fit to the exact projections of the same vertices (σ 1 % of the face): what a perfect
+        # network would give, so the gap to it is the network's.
+        exact = dataclasses.replace(obs, points=truth.astype(np.float64), sigma=np.full(len(ids), 0.01 * size))
+        sol_exact = fit_flame(model, [exact], options)
+        id_exact.append(median_error_mm(flame_forward(model, sol_exact.shape).vertices[0], true_neutral, mask))
     views = multiview(model, net, detector, args.views, mask) if args.views else {}
     detector.close()
     report = {
@@ -211,7 +218,8 @@ def main() -> None:
         "nme_visible_pct_face": round(100 * float(np.mean(err_vis)), 3),
         "sigma_calibration_median": round(float(np.median(calib)), 3),
         "in_model_identity_mm": {"dense": round(float(np.median(id_dense)), 3), "mediapipe": round(float(np.median(id_mp)), 3),
-                                 "mean_face": round(float(np.median(id_mean)), 3)},
+                                 "mean_face": round(float(np.median(id_mean)), 3),
+                                 "exact_dense_landmarks": round(float(np.median(id_exact)), 3)},
         "in_model_views": views,
         **cuda_rate(args.model, spec.input_size),
     }  # fmt: skip

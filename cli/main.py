@@ -336,8 +336,8 @@ def cmd_train(args: argparse.Namespace, console: Console, interrupt: Interrupt) 
     train, _ = mods
     try:
         cfg = train.load_config(args.config)
-    except (OSError, ValueError) as exc:
-        console.error(f"{args.config}: {exc}")
+    except (OSError, ValueError) as exc:  # both name the file
+        console.error(str(exc))
         return EXIT_FAILED
     model = load_pipeline_model(dataclasses.replace(DEFAULTS, flame_path=args.flame or ""))
     try:

@@ -80,11 +80,11 @@ class Config:
         return dataclasses.asdict(self)
 
 
-def _section(cls, values: dict, name: str):
+def _section(cls, values: dict, name: str, where: str):
     known = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(known))
     if unknown:
-        raise ValueError(f"[{name}]: unknown key(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        raise ValueError(f"{where}: [{name}]: unknown key(s) {', '.join(unknown)}; known: {', '.join(known)}")
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
@@ -94,9 +94,9 @@ def config_from_dict(raw: dict, where: str = "config") -> Config:
     if unknown:
         raise ValueError(f"{where}: unknown section(s) {', '.join(unknown)}; known: data, model, train")
     return Config(
-        _section(DataConfig, raw.get("data", {}), "data"),
-        _section(ModelConfig, raw.get("model", {}), "model"),
-        _section(TrainConfig, raw.get("train", {}), "train"),
+        _section(DataConfig, raw.get("data", {}), "data", where),
+        _section(ModelConfig, raw.get("model", {}), "model", where),
+        _section(TrainConfig, raw.get("train", {}), "train", where),
     )
 
 
