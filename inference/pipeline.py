@@ -197,13 +197,12 @@ class Reconstructor:
 
     def _check_dense(self, auto: bool) -> tuple[str, str | None]:
         """Load the dense network now and check it was trained for this FLAME basis. A mismatch (or a network
-        that will not load) is an error when dense was asked for by name; under "auto" the best detector
-        takes over, with a warning saying why."""
+        that will not load) is an error when dense was asked for by name, or CUDA was; under "auto" the best
+        detector takes over, with a warning saying why."""
         try:
-            backend = self.detector._get("dense")
-            backend.landmarker.check_model(self.model)
+            self.detector.backend_named("dense").landmarker.check_model(self.model)
         except BackendError as exc:
-            if not auto:
+            if not auto or self.options.device == "cuda":
                 self.detector.close()
                 raise
             self.detector.close()

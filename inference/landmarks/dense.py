@@ -166,7 +166,8 @@ def choose_providers(device: str, available: list[str]) -> list[str]:
         raise BackendError(
             "CUDA was asked for, but this onnxruntime offers only "
             f"{', '.join(p.replace('ExecutionProvider', '') for p in available) or 'nothing'}; install the GPU "
-            "build (`pip install -e .[gpu]` in the CLI venv) and a CUDA 12 runtime, or choose device cpu/auto"
+            "build (`./setup.sh --gpu` for the command line) with an NVIDIA driver and the CUDA 12 / cuDNN 9 "
+            "runtimes, or choose device cpu or auto"
         )
     if device == "cuda" or (device == "auto" and has_cuda):
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]

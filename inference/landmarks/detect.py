@@ -357,18 +357,19 @@ class LandmarkDetector:
         self.device = device
         self._backends: dict[str, LandmarkBackend] = {}
 
-    def _get(self, name: str) -> LandmarkBackend:
+    def backend_named(self, name: str) -> LandmarkBackend:
+        """The backend of that name, created on first use."""
         if name not in self._backends:
             self._backends[name] = make_backend(name, self.device)
         return self._backends[name]
 
     def detect(self, photo: Photo, face_index: int = 0) -> Detection:
         warnings: list[str] = []
-        faces = self._get(self.primary_name).detect(photo.rgb)
+        faces = self.backend_named(self.primary_name).detect(photo.rgb)
         used = self.primary_name
         if not faces and self.fallback_name:
             try:
-                faces = self._get(self.fallback_name).detect(photo.rgb)
+                faces = self.backend_named(self.fallback_name).detect(photo.rgb)
                 used = self.fallback_name
                 if faces:
                     warnings.append(f"{self.primary_name} found no face; used {self.fallback_name} landmarks")

@@ -204,3 +204,40 @@ def test_dense_asked_for_with_another_basis_is_refused_auto_falls_back(procedura
     with Reconstructor(DEFAULTS, procedural_model) as rec:
         assert rec.backend != "dense"
         assert any("dense landmarks not used" in n for n in rec.notes)
+
+
+def test_ctrl_c_stops_training_with_a_checkpoint_and_it_resumes(synth_data, tmp_path) -> None:
+    import signal
+    import time
+
+    import torch
+
+    data, flame = synth_data
+    run = tmp_path / "stopped"
+    config = _config(tmp_path / "s.toml", data, 100000)
+    proc = subprocess.Popen([str(FACESMITH), "train", "--config", str(config), "--out", str(run), "--flame", str(flame)],
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 120
+    for line in proc.stderr:  # the progress bar: training is under way
+        if "ETA" in line or time.monotonic() > deadline:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    step = torch.load(run / "checkpoint.pt", weights_only=False)["step"]
+    assert 0 < step < 100000
+    again = _run([FACESMITH, "train", "--config", _config(tmp_path / "s.toml", data, step + 5), "--out", run,
+                  "--flame", flame])  # fmt: skip
+    assert again.returncode == 0 and f"resuming {run} at step {step}" in again.stdout + again.stderr
+
+
+@pytest.mark.skipif(not DENSE_MODEL.is_file(), reason="no shipped dense network (assets/dense_landmarks.onnx)")
+def test_cuda_asked_for_without_cuda_fails_in_one_line(face_photo, dev_model) -> None:
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this machine has CUDA")
+    res = _run([FACESMITH, "fit", face_photo("002_03.jpg"), "--device", "cuda"])
+    assert res.returncode == 1
+    errors = [line for line in res.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "CUDA was asked for" in errors[0] and "setup.sh --gpu" in errors[0]
