@@ -1,24 +1,44 @@
 #!/usr/bin/env bash
-# One prepared GPU training burst: data (if missing), training (resumes), export, benchmark; everything the
-# session needs back lands in $OUT (default out/gpu). Run from the repository root on the GPU machine:
-#   tools/train_gpu.sh [CONFIG] [RUN_DIR]
-# Uses every GPU through torchrun (DDP, nccl). Needs a CUDA build of torch and ./setup.sh --gpu's onnxruntime.
+# One prepared GPU training burst for the dense-landmark network, made for the lent device machine (its
+# python3 holds torch, numpy, OpenCV, onnx and onnxruntime; no .venv, no ../shared, no network):
+#   data (facesmith synth on every core) -> torchrun on every GPU (DDP, nccl) -> export-onnx -> bench numbers.
+# Everything to bring back lands in $OUT (default out/gpu): the .onnx (< 16 MB), metrics.jsonl, loss.png,
+# spec.json and the logs; the checkpoint (~32 MB with the optimizer) stays there.
+#
+# From this machine (device tool), with the development model and the albedo bank carried (21 MB):
+#   run(command="tools/train_gpu.sh", carry=[".cache/models", ".cache/synth"], timeout_s=600)
+# SMOKE=1 makes it a 1-minute dry run (200 images, 20 steps) that also works on a CPU-only machine.
 set -euo pipefail
-CONFIG="${1:-training/configs/dense_gpu.toml}"
-RUN="${2:-.cache/dense/run_gpu}"
+cd "$(dirname "$0")/.."
+CONFIG="${CONFIG:-training/configs/dense_gpu.toml}"
+RUN="${RUN:-.cache/dense/run_gpu}"
 OUT="${OUT:-out/gpu}"
-PY=.venv/bin/python
-FS=.venv/bin/facesmith
+N_TRAIN="${N_TRAIN:-50000}"
+PY="${PY:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}"
 mkdir -p "$OUT"
-nvidia-smi -L | tee "$OUT/gpus.txt"
-GPUS=$(nvidia-smi -L | wc -l)
-[ -f .cache/dense/train/manifest.json ] || "$FS" synth --n 30000 --seed 1 --out .cache/dense/train --workers "$(nproc)"
-[ -f .cache/dense/val/manifest.json ] || "$FS" synth --n 1000 --seed 2 --out .cache/dense/val --workers "$(nproc)"
+# The repository root is the package `facesmith`: without an install, import it through a link.
+if ! "$PY" -c "import facesmith.cli" 2>/dev/null; then
+    mkdir -p /tmp/fs-pkg && ln -sfn "$PWD" /tmp/fs-pkg/facesmith
+    export PYTHONPATH="/tmp/fs-pkg${PYTHONPATH:+:$PYTHONPATH}"
+fi
+FS=("$PY" -m facesmith.cli.main)
+GPUS=$(nvidia-smi -L 2>/dev/null | tee "$OUT/gpus.txt" | wc -l || true)
+NPROC=$(( GPUS > 0 ? GPUS : 1 ))
+STEPS_ARGS=()
+if [ "${SMOKE:-0}" = 1 ]; then
+    N_TRAIN=200
+    sed -e 's/^steps = .*/steps = 20/' -e 's/^val_every = .*/val_every = 10/' -e 's/^workers = .*/workers = 1/' \
+        -e 's/^batch = .*/batch = 8/' -e 's/^val_images = .*/val_images = 32/' "$CONFIG" > "$OUT/smoke.toml"
+    CONFIG="$OUT/smoke.toml"
+fi
 start=$(date +%s)
-.venv/bin/torchrun --standalone --nproc_per_node "$GPUS" "$FS" train --config "$CONFIG" --out "$RUN" 2>&1 | tail -n 40 | tee "$OUT/train_tail.txt"
-echo "train_s $(( $(date +%s) - start ))" | tee -a "$OUT/train_tail.txt"
-"$FS" export-onnx "$RUN" -o "$OUT/dense_landmarks.onnx"
+[ -f .cache/dense/train/manifest.json ] || "${FS[@]}" synth --n "$N_TRAIN" --seed 1 --out .cache/dense/train --workers "$(nproc)" > "$OUT/synth.log" 2>&1
+[ -f .cache/dense/val/manifest.json ] || "${FS[@]}" synth --n 1000 --seed 2 --out .cache/dense/val --workers "$(nproc)" >> "$OUT/synth.log" 2>&1
+echo "data_s $(( $(date +%s) - start ))" | tee "$OUT/times.txt"
+start=$(date +%s)
+"$PY" -m torch.distributed.run --standalone --nproc_per_node "$NPROC" -m facesmith.cli.main train \
+    --config "$CONFIG" --out "$RUN" > "$OUT/train.log" 2>&1 || { tail -n 30 "$OUT/train.log"; exit 1; }
+echo "train_s $(( $(date +%s) - start ))" | tee -a "$OUT/times.txt"
+"${FS[@]}" export-onnx "$RUN" -o "$OUT/dense_landmarks.onnx" | tee -a "$OUT/times.txt"
 cp "$RUN/metrics.jsonl" "$RUN/loss.png" "$RUN/spec.json" "$OUT/"
-cp "$RUN/checkpoint.pt" "$OUT/" 2>/dev/null || true
-(cd bench && ../"$PY" dense.py --model "../$OUT/dense_landmarks.onnx" --no-check > "../$OUT/bench_dense.json" 2> "../$OUT/bench_dense.txt") || true
-ls -la "$OUT"
+grep val_ "$OUT/metrics.jsonl" | tail -n 3
