@@ -25,38 +25,23 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 from _common import IN_MODEL, Goal, add_check_argument, finish, load_bench_model
 
-from facesmith.inference.fit import Observation, fit_flame
+from facesmith.inference.fit import fit_flame
 from facesmith.inference.flame import flame_forward
 from facesmith.inference.flame.regions import face_region
 from facesmith.inference.landmarks.dense import DENSE_MODEL, DenseLandmarker, crop_box, crop_image
-from facesmith.inference.landmarks.detect import FaceLandmarks, MediaPipeBackend
+from facesmith.inference.landmarks.detect import MediaPipeBackend
 from facesmith.inference.options import DEFAULTS
 from facesmith.inference.pipeline import default_embedding
+from facesmith.training.dense.views import load_images, observe, score_views, view_sets
 from facesmith.training.metrics import median_error_mm
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def load_images(folder: Path, n: int) -> dict:
-    manifest = json.loads((folder / "manifest.json").read_text())
-    parts: dict[str, list] = {}
-    got = 0
-    for name in manifest["shards"]:
-        with np.load(folder / name) as z:
-            take = min(n - got, len(z["images"]))
-            for key in ("images", "vertices_px", "visible", "shape"):
-                parts.setdefault(key, []).append(z[key][:take])
-        got += take
-        if got >= n:
-            break
-    return {k: np.concatenate(v) for k, v in parts.items()}
 
 
 def latency_ms(net: DenseLandmarker, crop: np.ndarray, runs: int = 200) -> float:
@@ -83,77 +68,6 @@ def cuda_rate(model_path: Path, size: int) -> dict:
     for _ in range(20):
         net.run(batch)
     return {"cuda_images_per_s_batch64": round(20 * 64 / (time.perf_counter() - t), 1)}
-
-
-def observe(img: np.ndarray, detector: MediaPipeBackend, net: DenseLandmarker):
-    """(dense Observation, MediaPipe Observation, the prediction) of the largest face, or None."""
-    faces = detector.detect(img)
-    if not faces:
-        return None
-    face, spec = faces[0], net.spec
-    pred = net.predict(img, face.ibug68())
-    dense_face = FaceLandmarks(pred.points, "dense", face.box, 1.0, np.array(spec.vertex_ids), pred.sigma,
-                               np.array(spec.ibug_rows), face.iris_centres())  # fmt: skip
-    same = lambda p: np.asarray(p, float)  # noqa: E731 (the renders are the working images)
-    size = img.shape[1::-1]
-    return Observation.from_face(dense_face, same, size), Observation.from_face(face, same, size), pred
-
-
-class ViewEngine:
-    """The synth engine with one identity and a chosen yaw (pitch, roll small): several views of one head."""
-
-    def __init__(self, model, size: int = 256) -> None:
-        from facesmith.training.synth.engine import euler_to_axis_angle
-        from facesmith.training.synth.shards import build_engine
-
-        self.engine, _ = build_engine(model, size, log=lambda s: None)
-        self.to_aa = euler_to_axis_angle
-        self.original = self.engine.sample
-
-    def render(self, beta: np.ndarray, yaw: float, seed: int, index: int) -> np.ndarray:
-        def sample(rng):
-            p = self.original(rng)
-            pitch, roll = np.clip(rng.normal(0, 5, 2), -10, 10)
-            p["shape"] = beta
-            p["pose"][0] = self.to_aa(*np.radians([yaw, pitch, roll]))
-            p["euler_deg"] = np.array([yaw, pitch, roll])
-            return p
-
-        self.engine.sample = sample
-        try:
-            return self.engine.make(seed, index)[0]
-        finally:
-            self.engine.sample = self.original
-
-
-def multiview(model, net, detector, n_heads: int, mask) -> dict:
-    """In-model: n identities (β ~ N(0, 1)) rendered at 0°, +30°, −30° (albedo, expression, light, camera
-    drawn per view); identity error of the fit to the 0° view alone, and of the joint fit to all three."""
-    from facesmith.inference.fit import fit_person
-
-    views = ViewEngine(model)
-    rng = np.random.default_rng(7)
-    one, three, mean, singles = [], [], [], []
-    for h in range(n_heads):
-        beta = rng.normal(size=model.n_shape)
-        obs = [observe(views.render(beta, yaw, 7, 3 * h + k), detector, net) for k, yaw in enumerate((0, 30, -30))]
-        if any(o is None for o in obs):
-            continue
-        truth = flame_forward(model, beta).vertices[0]
-
-        def err(shape: np.ndarray, truth: np.ndarray = truth) -> float:
-            return median_error_mm(flame_forward(model, shape).vertices[0], truth, mask)
-
-        fits = [fit_person(model, [o[0]], DEFAULTS.fit)[0] for o in obs]
-        joint, _ = fit_person(model, [o[0] for o in obs], DEFAULTS.fit)
-        one.append(err(fits[0].shape))
-        singles.append(min(err(f.shape) for f in fits))
-        three.append(err(joint.shape))
-        mean.append(err(np.zeros(model.n_shape)))
-    med = lambda v: round(float(np.median(v)), 3) if v else None  # noqa: E731
-    return {"heads": len(one), "mean_face": med(mean), "dense_1photo": med(one), "dense_best_single": med(singles),
-            "dense_3photo": med(three),
-            "dense_3photo_worse_than_best_single": int(sum(t > s for t, s in zip(three, singles, strict=True)))}  # fmt: skip
 
 
 def main() -> None:
@@ -185,7 +99,7 @@ def main() -> None:
         if found is None:
             missed += 1
             continue
-        obs, obs_mp, pred = found
+        obs, obs_mp, pred = found  # pred: the dense FaceLandmarks (points and σ in the render's pixels)
         t = time.perf_counter()  # network (both crops) + fit, the detector excluded
         net.predict(img, obs_mp.ibug68())
         sol = fit_flame(model, [obs], options)
@@ -207,7 +121,7 @@ def main() -> None:
         exact = dataclasses.replace(obs, points=truth.astype(np.float64), sigma=np.full(len(ids), 0.01 * size))
         sol_exact = fit_flame(model, [exact], options)
         id_exact.append(median_error_mm(flame_forward(model, sol_exact.shape).vertices[0], true_neutral, mask))
-    views = multiview(model, net, detector, args.views, mask) if args.views else {}
+    views = score_views(model, view_sets(model, net, detector, args.views), options, mask) if args.views else {}
     detector.close()
     report = {
         "model": str(args.model), "trained_on": spec.trained_on, "landmarks": len(ids), "input_size": spec.input_size,

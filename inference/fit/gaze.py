@@ -7,7 +7,7 @@ import numpy as np
 from ..flame.model import FlameModel
 from .problem import PhotoState, Problem
 from .rotations import rotation
-from .targets import Observation
+from .targets import Observation, vertex_surface_points
 
 GAZE_LIMIT = 0.6  # radians, each axis
 
@@ -27,9 +27,7 @@ def fit_gaze(problem: Problem, beta: np.ndarray, state: PhotoState, obs: Observa
     tips = pupil_vertices(model)
     if obs.iris is None or (tips < 0).any():
         return np.zeros(2)
-    # A surface point exactly at each pupil vertex: any triangle using it, all weight on that corner.
-    tri = np.array([np.flatnonzero((model.faces == t).any(axis=1))[0] for t in tips])
-    bary = (model.faces[tri] == tips[:, None]).astype(np.float64)
+    tri, bary = vertex_surface_points(np.asarray(model.faces), tips)
     pupils, root = fn.points(fn.prepare(tri, bary), beta, state.expression, state.jaw, jacobian=False)
     eyes = fn.joints(beta, state.expression)[[4, 3]]  # neck at rest: the eye joints do not move
     rot = state.rotation  # the eyes' parent (neck) turns with the global rotation only

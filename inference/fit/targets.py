@@ -94,12 +94,11 @@ def mediapipe_embedding(model: FlameModel, learned: Embedding | None) -> Embeddi
 
 def vertex_surface_points(faces: np.ndarray, vertex_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A surface point exactly at each vertex: the first triangle using it, all weight on that corner."""
-    first = np.full(int(faces.max()) + 1, -1, np.int64)
     flat = faces.ravel()
-    order = np.arange(len(flat))[::-1]  # written last-to-first so the first triangle wins
-    first[flat[order]] = order // 3
+    first = np.full(int(flat.max()) + 1, len(faces), np.int64)
+    np.minimum.at(first, flat, np.arange(len(flat)) // 3)  # the lowest triangle index using each vertex
     tri = first[vertex_ids]
-    if (tri < 0).any():
+    if (tri >= len(faces)).any():
         raise ValueError("a dense landmark vertex is in no triangle")
     return tri, (faces[tri] == np.asarray(vertex_ids)[:, None]).astype(np.float64)
 

@@ -174,11 +174,6 @@ def choose_providers(device: str, available: list[str]) -> list[str]:
     return ["CPUExecutionProvider"]
 
 
-def read_spec(path: str | Path) -> DenseSpec:
-    """The spec stored in a network file (CPU session; onnxruntime only, as in Blender)."""
-    return DenseLandmarker(path, device="cpu").spec
-
-
 class DenseLandmarker:
     """A trained dense-landmark network on onnxruntime; one per run, used for many photos."""
 

@@ -267,18 +267,19 @@ class DenseBackend:
         self.detector = make_backend(detector)
 
     def detect(self, rgb: np.ndarray) -> list[FaceLandmarks]:
-        spec = self.landmarker.spec
-        out = []
-        for face in self.detector.detect(rgb):
-            pred = self.landmarker.predict(rgb, face.ibug68())
-            out.append(FaceLandmarks(
-                pred.points, "dense", _box(pred.points[list(spec.ibug_rows)]), face.score,
-                np.array(spec.vertex_ids), pred.sigma, np.array(spec.ibug_rows), face.iris_centres(),
-            ))  # fmt: skip
-        return out
+        return [dense_face(self.landmarker, rgb, face) for face in self.detector.detect(rgb)]
 
     def close(self) -> None:
         self.detector.close()
+
+
+def dense_face(landmarker, rgb: np.ndarray, face: FaceLandmarks) -> FaceLandmarks:
+    """The network's landmarks (a `dense.DenseLandmarker`) for a face a detector found; its irises stay."""
+    spec = landmarker.spec
+    pred = landmarker.predict(rgb, face.ibug68())
+    rows = np.array(spec.ibug_rows)
+    return FaceLandmarks(pred.points, "dense", _box(pred.points[rows]), face.score, np.array(spec.vertex_ids),
+                         pred.sigma, rows, face.iris_centres())  # fmt: skip
 
 
 def dense_available() -> bool:

@@ -25,7 +25,6 @@ from facesmith.inference.landmarks.dense import (
     crop_box,
     crop_image,
     from_crop_units,
-    read_spec,
     select_vertices,
     to_crop_units,
 )
@@ -130,7 +129,7 @@ def test_train_resume_export_parity_and_basis_check(synth_data, tmp_path, dev_or
     assert exported.returncode == 0, exported.stderr
     diff = float(exported.stdout.split("max abs difference")[1].split()[0])
     assert diff < 1e-4
-    spec = read_spec(onnx_path)
+    spec = DenseLandmarker(onnx_path, device="cpu").spec
     assert "25 steps" in spec.trained_on and spec.input_size == 64
 
     from facesmith.inference.flame.io import load_flame

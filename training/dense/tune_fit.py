@@ -13,20 +13,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from ...inference.fit import fit_flame, fit_person
-from ...inference.flame import flame_forward
+from ...inference.fit import fit_flame
 from ...inference.flame.regions import face_region
 from ...inference.landmarks.dense import DENSE_MODEL, DenseLandmarker
 from ...inference.landmarks.detect import MediaPipeBackend
 from ...inference.options import DEFAULTS
 from ...inference.pipeline import load_pipeline_model
-from ..metrics import median_error_mm
+from .views import identity_error, load_images, observe, score_views, view_sets
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,8 +37,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--views", type=int, default=12, help="identities seen at 0°, ±30°")
     parser.add_argument("--scales", default="1,2,3,4,6")
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(REPO / "bench"))
-    from dense import ViewEngine, load_images, observe  # bench/dense.py: the same observation path
 
     model = load_pipeline_model(DEFAULTS)
     net = DenseLandmarker(args.model, device="cpu", threads=2)
@@ -52,36 +48,22 @@ def main(argv: list[str] | None = None) -> None:
         found = observe(img, detector, net)
         if found:
             singles.append((found[0], beta[: model.n_shape]))
-    views, rng, multi = ViewEngine(model), np.random.default_rng(7), []
-    for h in range(args.views):
-        beta = rng.normal(size=model.n_shape)
-        found = [observe(views.render(beta, yaw, 7, 3 * h + k), detector, net) for k, yaw in enumerate((0, 30, -30))]
-        if all(f is not None for f in found):
-            multi.append(([f[0] for f in found], beta))
+    sets = view_sets(model, net, detector, args.views)
     detector.close()
 
-    def err(shape: np.ndarray, beta: np.ndarray) -> float:
-        truth = flame_forward(model, beta).vertices[0]
-        return median_error_mm(flame_forward(model, shape).vertices[0], truth, mask)
-
     zero = np.zeros(model.n_shape)
-    print(f"{len(singles)} single images, {len(multi)} identities x 3 views; mean face "
-          f"{np.median([err(zero, b) for _, b in singles]):.3f} / {np.median([err(zero, b) for _, b in multi]):.3f} mm")  # fmt: skip
+    print(f"{len(singles)} single images, {len(sets)} identities x 3 views; mean face "
+          f"{np.median([identity_error(model, zero, b, mask) for _, b in singles]):.3f} mm")  # fmt: skip
     for scale in (float(s) for s in args.scales.split(",")):
         options = dataclasses.replace(DEFAULTS.fit, dense_noise_scale=scale)
         t = time.perf_counter()
-        single = [err(fit_flame(model, [o], options).shape, b) for o, b in singles]
+        single = [identity_error(model, fit_flame(model, [o], options).shape, b, mask) for o, b in singles]
         ms = (time.perf_counter() - t) / max(len(singles), 1) * 1000
-        front, best, joint = [], [], []
-        for obs, b in multi:
-            each = [err(fit_person(model, [o], options)[0].shape, b) for o in obs]
-            front.append(each[0])
-            best.append(min(each))
-            joint.append(err(fit_person(model, obs, options)[0].shape, b))
-        worse = sum(j > s for j, s in zip(joint, best, strict=True))
-        print(f"scale {scale:g}: single {np.median(single):.3f} mm ({ms:.0f} ms/fit) | 0° {np.median(front):.3f}, "
-              f"best single {np.median(best):.3f}, joint {np.median(joint):.3f}; joint worse than best single "
-              f"{worse}/{len(joint)}", flush=True)  # fmt: skip
+        v = score_views(model, sets, options, mask)
+        print(f"scale {scale:g}: single {np.median(single):.3f} mm ({ms:.0f} ms/fit) | views (mean face "
+              f"{v['mean_face']}): 0° {v['dense_1photo']}, best single {v['dense_best_single']}, joint "
+              f"{v['dense_3photo']}; joint worse than best single {v['dense_3photo_worse_than_best_single']}/"
+              f"{v['heads']}", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

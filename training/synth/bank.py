@@ -63,11 +63,16 @@ def build_bank(
     return out
 
 
-def load_bank(path: Path = BANK_PATH) -> dict | None:
+def load_arrays(path: Path) -> dict | None:
+    """Every array of a cached .npz, or None when it is not there (yet)."""
     if not path.is_file():
         return None
     with np.load(path) as z:
         return {k: z[k] for k in z.files}
+
+
+def load_bank(path: Path = BANK_PATH) -> dict | None:
+    return load_arrays(path)
 
 
 PEOPLE_PATH = CACHE / "people_cutouts.npz"
@@ -140,7 +145,4 @@ def build_people(
 
 
 def load_people(path: Path = PEOPLE_PATH) -> dict | None:
-    if not path.is_file():
-        return None
-    with np.load(path) as z:
-        return {k: z[k] for k in z.files}
+    return load_arrays(path)

@@ -139,14 +139,17 @@ def generate(
     return manifest
 
 
-def read_first(out: Path, manifest: dict, count: int = 50) -> dict:
-    """The first `count` images and their labels, read back from the shards."""
+GRID_KEYS = ("images", "vertices_px", "visible", "occluded", "segment")
+
+
+def read_first(out: Path, manifest: dict, count: int = 50, keys: tuple[str, ...] = GRID_KEYS) -> dict:
+    """The first `count` images and the labels named in `keys`, read back from the shards."""
     parts: dict[str, list] = {}
     got = 0
     for name in manifest["shards"]:
         with np.load(out / name) as z:
             take = min(count - got, len(z["images"]))
-            for key in ("images", "vertices_px", "visible", "occluded", "segment"):
+            for key in keys:
                 parts.setdefault(key, []).append(z[key][:take])
         got += take
         if got >= count:
