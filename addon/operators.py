@@ -38,7 +38,10 @@ def photo_paths(context) -> list[Path]:
 def pipeline_options(context) -> PipelineOptions:
     """The panel's settings and the preferences; what neither sets keeps the pipeline's default."""
     settings, prefs = context.scene.facesmith, preferences(context)
-    options = dataclasses.replace(DEFAULTS, textures=settings.textures, expression_keys=settings.expression_keys)
+    options = dataclasses.replace(
+        DEFAULTS, textures=settings.textures, expression_keys=settings.expression_keys,
+        fit=dataclasses.replace(DEFAULTS.fit, refine=DEFAULTS.fit.refine if settings.refine else "off"),
+    )  # fmt: skip
     if prefs is None:
         return options
     return dataclasses.replace(
@@ -144,6 +147,9 @@ class FACESMITH_OT_reconstruct(bpy.types.Operator):
         photo = output.fit.photos[0]
         settings.summary = (f"{head.mesh.name}: {len(output.fit.photos)} photo(s), landmark RMS "
                             f"{photo.landmark_rms_px:.1f} px, {photo.backend}")  # fmt: skip
+        settings.agreement = "\n".join(
+            f"{Path(p.path).name}: agreement {p.agreement:.2f}" for p in output.fit.photos if p.agreement is not None
+        )
         for warning in output.warnings:
             self.report({"WARNING"}, warning)
         self.report({"INFO"}, f"Facesmith: built {head.mesh.name}")

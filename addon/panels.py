@@ -30,6 +30,7 @@ class FACESMITH_PT_main(bpy.types.Panel):
         col.prop(settings, "textures")
         col.prop(settings, "displacement")
         col.prop(settings, "eyeballs")
+        col.prop(settings, "refine")
         from ..inference.landmarks.detect import resolve_backends
         from ..inference.options import DEFAULTS
         from .preferences import preferences
@@ -44,6 +45,8 @@ class FACESMITH_PT_main(bpy.types.Panel):
         if settings.head is not None:
             box = layout.box()
             box.label(text=settings.summary or settings.head.name, icon="CHECKMARK")
+            for line in filter(None, settings.agreement.split("\n")):  # after a photo-consistency refinement
+                box.label(text=line, icon="IMAGE_DATA")
             row = box.row(align=True)
             row.operator("facesmith.set_expression", text="Neutral").mode = "NEUTRAL"
             row.operator("facesmith.set_expression", text="Fitted").mode = "FITTED"

@@ -19,5 +19,12 @@ class FACESMITH_SceneSettings(bpy.types.PropertyGroup):
     textures: BoolProperty(name="Photo textures", default=DEFAULTS.textures)
     displacement: BoolProperty(name="Displacement", default=True)
     eyeballs: BoolProperty(name="Eyeballs", default=True)
+    refine: BoolProperty(
+        name="Refine by photo-consistency", default=True,
+        description="With several photos: after the landmark fit, refine the shape until the photos agree on the "
+        "colour of the skin (a second or so more)",
+    )  # fmt: skip
     head: PointerProperty(name="Head", type=bpy.types.Object)
     summary: StringProperty(name="Last result", default="")
+    # One line per photo of the last head: its name and how well its skin agreed with the other photos'.
+    agreement: StringProperty(name="Photo agreement", default="")

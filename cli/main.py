@@ -16,7 +16,7 @@ from ..inference.flame.dev_model import build_dev_model
 from ..inference.flame.io import save_model_npz
 from ..inference.flame.model import FlameModel
 from ..inference.flame.paths import default_dev_model_path
-from ..inference.options import BACKENDS, CAMERA_KINDS, DEFAULTS, DEVICES, TEXTURE_SIZES, PipelineOptions
+from ..inference.options import BACKENDS, CAMERA_KINDS, DEFAULTS, DEVICES, REFINE_MODES, TEXTURE_SIZES, PipelineOptions
 from ..inference.pipeline import (
     CancelledError,
     Reconstructor,
@@ -132,6 +132,10 @@ def _add_photo_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-fallback", action="store_true", help="do not try another backend when none finds a face")
     parser.add_argument("--face-index", type=int, default=DEFAULTS.face_index, help="which face, by size (0 = largest)")
     parser.add_argument("--camera", choices=CAMERA_KINDS, default=DEFAULTS.fit.camera)
+    parser.add_argument(
+        "--refine", choices=REFINE_MODES, default=DEFAULTS.fit.refine,
+        help="several photos: refine the shape until the photos agree on the skin's colours (auto: with 2 or more)",
+    )  # fmt: skip
     _add_flame_flag(parser)
 
 
@@ -153,7 +157,7 @@ def pipeline_options(args: argparse.Namespace) -> PipelineOptions:
         device=args.device,
         fallback=not args.no_fallback,
         face_index=args.face_index,
-        fit=dataclasses.replace(DEFAULTS.fit, camera=args.camera),
+        fit=dataclasses.replace(DEFAULTS.fit, camera=args.camera, refine=args.refine),
     )
     if hasattr(args, "flat_texture"):
         options = dataclasses.replace(options, textures=not args.flat_texture, texture_size=args.texture_size)

@@ -9,6 +9,10 @@ class FacesmithError(Exception):
     """Base for every failure a user can act on; the message names the file and the reason."""
 
 
+class CancelledError(FacesmithError):
+    """The user cancelled the run (Esc in Blender, Ctrl-C or SIGTERM on the command line)."""
+
+
 class ModelFileError(FacesmithError):
     """A FLAME model file is missing, of the wrong type, truncated or malformed."""
 

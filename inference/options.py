@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 BACKENDS = ("dense", "mediapipe", "dlib", "face_alignment")
 DEVICES = ("auto", "cpu", "cuda")  # where learned networks run: auto = CUDA when onnxruntime offers it
 CAMERA_KINDS = ("orthographic", "weak_perspective", "perspective")
+REFINE_MODES = ("auto", "on", "off")
 TEXTURE_SIZES = (512, 1024, 2048)
 DEFAULT_WORKING_SIDE = 2048  # detection, fitting and texturing work on photos at most this large
 
@@ -39,6 +40,15 @@ class FitOptions:
     rigid_iterations: int = 6
     iterations: int = 25
     fit_gaze: bool = True
+    # Several photos: refine by photo-consistency after the landmark fit (fit/photometric.py). "auto": with two
+    # photos or more; "on" is the same (one photo has nothing to agree with); "off": landmarks only.
+    refine: str = "auto"
+    refine_weight: float = 1.0  # the colour term's weight, in units of the landmark term (at the noise level)
+    refine_grid: int = 96  # skin points: the face's texels of a grid² UV raster (about 1,300 at 96)
+    refine_radius: float = 0.07  # metres around the nose tip that the skin points cover (not the hairline)
+    refine_opening: float = 0.005  # metres the skin points keep from the eyeballs and the inner lip line
+    refine_levels: tuple[float, ...] = (0.02, 0.01, 0.005)  # blur per level, share of the face size
+    refine_iterations: int = 5  # Levenberg–Marquardt steps per level
 
 
 @dataclass(frozen=True)

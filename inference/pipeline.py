@@ -17,8 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import BackendError, FacesmithError
+from .errors import BackendError, CancelledError, FacesmithError
 from .fit import FitSolution, Observation, fit_person
+from .fit.photometric import PhotoPixels, Refinement, refine_person, refines
+from .fit.problem import Problem
 from .flame.forward import flame_forward, landmarks68
 from .flame.model import FLAME_MESH, FlameModel
 from .flame.paths import DENSE_EMBEDDING, ModelChoice, default_dev_model_path, load_model, resolve_flame_path
@@ -29,13 +31,9 @@ from .options import DEFAULTS, PipelineOptions
 from .result import FitResult, PhotoFit
 from .rig import RigData, rig_data
 from .texture.albedo import TextureBaker
-from .texture.maps import TextureSet, flat_textures
+from .texture.maps import TextureSet, flat_textures, srgb_to_linear
 
 Progress = Callable[[float, str], None]
-
-
-class CancelledError(FacesmithError):
-    """The user cancelled the run (Esc in Blender, Ctrl-C or SIGTERM on the command line)."""
 
 
 @dataclass(frozen=True)
@@ -151,8 +149,12 @@ def detect_photos(
     return DetectedPhotos(photos, observations, detections, warnings, timings)
 
 
-def assemble(model: FlameModel, solution: FitSolution, found: DetectedPhotos, confidences: list[float]) -> FitResult:
-    """The fit as a result: per photo its expression, pose, camera, posed mesh and landmark residuals."""
+def assemble(
+    model: FlameModel, solution: FitSolution, found: DetectedPhotos, confidences: list[float],
+    agreement: Sequence[float] | None = None,
+) -> FitResult:  # fmt: skip
+    """The fit as a result: per photo its expression, pose, camera, posed mesh, landmark residuals and (after a
+    photo-consistency refinement) how well its colours agree with the other photos'."""
     photos = []
     for i, (state, obs, det) in enumerate(zip(solution.photos, found.observations, found.detections, strict=True)):
         pose = state.pose()
@@ -165,6 +167,7 @@ def assemble(model: FlameModel, solution: FitSolution, found: DetectedPhotos, co
             camera=state.camera, vertices=out.vertices[0], landmarks_px=used, landmark_names=names,
             residuals_px=solution.residuals_px[i], model_landmarks68_px=model68, face_size_px=obs.face_size,
             confidence=confidences[i], backend=det.backend, n_faces=det.n_faces, warnings=det.warnings,
+            agreement=None if agreement is None else float(agreement[i]),
         ))  # fmt: skip
     neutral = flame_forward(model, solution.shape).vertices[0]
     return FitResult(solution.shape, neutral, tuple(photos), model.description, model.source)
@@ -228,16 +231,34 @@ class Reconstructor:
     ) -> tuple[FitResult, list[Photo]]:
         found = detect_photos(paths, self.detector, self.options, progress, cancel)
         check_cancel(cancel)
-        progress(0.5, "fitting FLAME")
+        progress(0.5, "fitting FLAME to the landmarks")
         t0 = time.perf_counter()
         solution, confidences = fit_person(self.model, found.observations, self.options.fit, self.embedding)
         timings = {**found.timings_ms, "fit": 1000 * (time.perf_counter() - t0)}
+        agreement, refine_warnings = None, ()
+        if refines(self.options.fit, len(found.photos)):
+            t0 = time.perf_counter()
+            refined = self._refine(solution, confidences, found, progress, cancel)
+            solution, agreement, refine_warnings = refined.solution, refined.agreement, refined.warnings
+            timings["refine"] = 1000 * (time.perf_counter() - t0)
         result = dataclasses.replace(
-            assemble(self.model, solution, found, confidences),
+            assemble(self.model, solution, found, confidences, agreement),
             timings_ms={k: round(v, 2) for k, v in timings.items()},
-            warnings=tuple(dict.fromkeys([*self.notes, *found.warnings, *self.model.warnings])),
+            warnings=tuple(dict.fromkeys([*self.notes, *found.warnings, *self.model.warnings, *refine_warnings])),
         )
         return result, found.photos
+
+    def _refine(
+        self, solution: FitSolution, confidences: list[float], found: DetectedPhotos, progress: Progress,
+        cancel: threading.Event | None,
+    ) -> Refinement:  # fmt: skip
+        """The landmark fit refined by photo-consistency (fit/photometric.py), photos weighted by confidence."""
+        weights = np.asarray(confidences) / max(max(confidences), 1e-6)
+        problem = Problem(self.model, found.observations, self.options.fit, weights, self.embedding)
+        pixels = [PhotoPixels(srgb_to_linear(ph.rgb / 255.0).astype(np.float32), ph.scale) for ph in found.photos]
+        names = [ph.path.name for ph in found.photos]
+        return refine_person(problem, solution, pixels, names, self.options.fit,
+                             lambda f, m: progress(0.5 + 0.2 * f, m), cancel)  # fmt: skip
 
     def fit(
         self, paths: Sequence[str | Path], progress: Progress = _quiet, cancel: threading.Event | None = None

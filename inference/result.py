@@ -31,6 +31,9 @@ class PhotoFit:
     backend: str
     n_faces: int
     warnings: tuple[str, ...] = ()
+    # After a photo-consistency refinement (several photos): the share of this photo's skin points whose colour
+    # agrees with the other photos', 0..1; None when there was none.
+    agreement: float | None = None
 
     @property
     def landmark_rms_px(self) -> float:
@@ -48,6 +51,7 @@ class PhotoFit:
             "model_landmarks68_px": self.model_landmarks68_px.tolist(),
             "face_size_px": self.face_size_px,
             "confidence": self.confidence,
+            "agreement": self.agreement,
             "backend": self.backend,
             "n_faces": self.n_faces,
             "warnings": list(self.warnings),
@@ -110,7 +114,7 @@ class FitResult:
                 landmarks_px=a[f"p{i}_landmarks_px"], landmark_names=tuple(s["landmark_names"]),
                 residuals_px=a[f"p{i}_residuals_px"], model_landmarks68_px=a[f"p{i}_model_landmarks68_px"],
                 face_size_px=s["face_size_px"], confidence=s["confidence"], backend=s["backend"], n_faces=s["n_faces"],
-                warnings=tuple(s["warnings"]),
+                warnings=tuple(s["warnings"]), agreement=s.get("agreement"),
             )
             for i, s in enumerate(meta["photos"])
         )  # fmt: skip

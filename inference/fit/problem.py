@@ -214,42 +214,46 @@ class Problem:
             sigma = self.noise(p, len(target))
             huber = 1.0 if robust is None else robust[p]
             scale = np.sqrt(weight * huber * self.photo_w[p]) / (size * sigma)  # per landmark
-            if not jacobian:
+            if jacobian:
+                uv, jac = self.point_jacobian(p, beta, st, ops, free_shape, rigid)
+                jac_rows.append((jac * scale[:, None, None]).reshape(-1, n_cols))
+            else:
                 uv = self.project_photo(beta, st, ops)
-                rows.append(((uv - target) * scale[:, None]).ravel())
-                errors.append(np.linalg.norm(uv - target, axis=1) / (size * sigma))
-                continue
-            pts, root, dp_b, dp_e, dp_j, droot_b, droot_e = self.fn.points(
-                ops, beta, st.expression, st.jaw, True, linear=not rigid
-            )
-            rel = pts - root
-            world = rel @ st.rotation.T + root
-            uv, d_point, d_cam = project(st.camera, world)
             rows.append(((uv - target) * scale[:, None]).ravel())
             errors.append(np.linalg.norm(uv - target, axis=1) / (size * sigma))
-            r_minus = np.eye(3) - st.rotation
-            jac = np.zeros((len(target), 2, n_cols))
-            to_px = partial(np.matmul, d_point)  # d world (L,3,k) -> d pixels (L,2,k)
-            if free_shape and not rigid:
-                dw_b = st.rotation @ dp_b + (r_minus @ droot_b)[None]
-                jac[:, :, : self.ns] = to_px(dw_b)
-            base = self.ns + p * self.block
-            if not rigid:
-                dw_e = st.rotation @ dp_e + (r_minus @ droot_e)[None]
-                jac[:, :, base : base + self.ne] = to_px(dw_e)
-                jac[:, :, base + self.ne + 3 : base + self.ne + 6] = to_px(st.rotation @ dp_j)
-            # d(R exp([δ]) rel)/dδ = -R [rel]×
-            jac[:, :, base + self.ne : base + self.ne + 3] = to_px(-(st.rotation @ skew(rel)))
-            jac[:, :, base + self.ne + 6 : base + self.ne + 9] = d_cam
-            if st.camera.is_perspective:
-                jac[:, :, base + self.ne + 9] = dolly_jacobian(st.camera, world)
-            jac *= scale[:, None, None]
-            jac_rows.append(jac.reshape(-1, n_cols))
         prior = self.prior_rows(beta, states)
         r = np.concatenate(rows + [prior])
         if not jacobian:
             return r, errors
         return r, np.concatenate(jac_rows + [self.prior_jac]), errors
+
+    def point_jacobian(self, p: int, beta, st: PhotoState, ops: SurfaceOperators, free_shape: bool, rigid: bool):
+        """Pixels (L, 2) of photo p's surface points `ops` and their Jacobian (L, 2, columns) over [β | per-photo
+        blocks]; the landmark term and the photo-consistency term (photometric.py) share it."""
+        n_cols = self.ns + self.block * len(self.obs)
+        pts, root, dp_b, dp_e, dp_j, droot_b, droot_e = self.fn.points(
+            ops, beta, st.expression, st.jaw, True, linear=not rigid
+        )
+        rel = pts - root
+        world = rel @ st.rotation.T + root
+        uv, d_point, d_cam = project(st.camera, world)
+        r_minus = np.eye(3) - st.rotation
+        jac = np.zeros((len(pts), 2, n_cols))
+        to_px = partial(np.matmul, d_point)  # d world (L,3,k) -> d pixels (L,2,k)
+        if free_shape and not rigid:
+            dw_b = st.rotation @ dp_b + (r_minus @ droot_b)[None]
+            jac[:, :, : self.ns] = to_px(dw_b)
+        base = self.ns + p * self.block
+        if not rigid:
+            dw_e = st.rotation @ dp_e + (r_minus @ droot_e)[None]
+            jac[:, :, base : base + self.ne] = to_px(dw_e)
+            jac[:, :, base + self.ne + 3 : base + self.ne + 6] = to_px(st.rotation @ dp_j)
+        # d(R exp([δ]) rel)/dδ = -R [rel]×
+        jac[:, :, base + self.ne : base + self.ne + 3] = to_px(-(st.rotation @ skew(rel)))
+        jac[:, :, base + self.ne + 6 : base + self.ne + 9] = d_cam
+        if st.camera.is_perspective:
+            jac[:, :, base + self.ne + 9] = dolly_jacobian(st.camera, world)
+        return uv, jac
 
     def noise(self, p: int, count: int) -> np.ndarray:
         """Each landmark's expected error, fraction of the face size: the dense network's own σ, or the

@@ -18,14 +18,21 @@ def huber_weights(errors: np.ndarray, k: float) -> np.ndarray:
     return np.where(errors <= k, 1.0, k / np.maximum(errors, 1e-12))
 
 
-def solve(problem: Problem, beta, states, iterations: int, free_shape: bool, rigid: bool, tolerance: float = 1e-5):
-    """Levenberg–Marquardt; Huber weights are refreshed from each accepted step's residuals (IRLS)."""
+def solve(
+    problem: Problem, beta, states, iterations: int, free_shape: bool, rigid: bool, tolerance: float = 1e-5, extra=None
+):
+    """Levenberg–Marquardt; Huber weights are refreshed from each accepted step's residuals (IRLS). `extra`, when
+    given, adds its rows: `extra.residuals(beta, states, jacobian)` -> rows (and their Jacobian over the same
+    columns), its own robust weights refreshed when the Jacobian is asked for (photometric.PhotoTerm)."""
     mu = 1e-3
     free = problem.free_columns(len(states), free_shape, rigid)
     _, errors = problem.residuals(beta, states, None, False, free_shape, rigid)
     for _ in range(iterations):
         robust = [huber_weights(e, problem.opt.robust_k) for e in errors]
         r, jac, _ = problem.residuals(beta, states, robust, True, free_shape, rigid)
+        if extra is not None:
+            r_extra, jac_extra = extra.residuals(beta, states, True)
+            r, jac = np.concatenate([r, r_extra]), np.concatenate([jac, jac_extra])
         cost = r @ r
         jf = jac[:, free]
         jtj, jtr = jf.T @ jf, jf.T @ r
@@ -35,6 +42,8 @@ def solve(problem: Problem, beta, states, iterations: int, free_shape: bool, rig
             delta[free] = -np.linalg.solve(jtj + mu * (np.diag(np.diag(jtj)) + np.eye(len(jtj))), jtr)
             nb, ns = problem.apply(beta, states, delta, free_shape)
             r_new, new_errors = problem.residuals(nb, ns, robust, False, free_shape, rigid)
+            if extra is not None:
+                r_new = np.concatenate([r_new, extra.residuals(nb, ns, False)])
             if r_new @ r_new < cost:
                 beta, states, errors, new_cost, mu = nb, ns, new_errors, r_new @ r_new, max(mu / 3, 1e-7)
                 break

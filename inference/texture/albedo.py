@@ -29,6 +29,7 @@ from . import displacement as detail
 from . import occlusion
 from .maps import TextureSet, srgb_to_linear
 from .raster import UVRaster, rasterize_uv, uv_to_texel
+from .visibility import depth_visible, view_dirs
 
 # DECA's SH normalisation constants (Ramamoorthi & Hanrahan irradiance), for basis terms
 # 1, x, y, z, xy, xz, yz, x²−y², 3z²−1.
@@ -43,7 +44,6 @@ SH_CONSTANTS = np.array([
     np.pi / 4 * 3 / 2 * np.sqrt(5 / (12 * np.pi)),
     np.pi / 4 * 1 / 2 * np.sqrt(5 / (4 * np.pi)),
 ])  # fmt: skip
-DEPTH_TOLERANCE_M = 0.002  # a texel this far behind the front surface is hidden
 MIN_FACING = 0.15  # cos(view angle) below which a texel is not used
 REFIT_SHARE = 0.02  # the light is fitted again when this share of the skin it used was masked
 EDGE_TAPER_1024 = 24.0  # texels at 1024² (≈ 8 mm on the cheek) over which photo weights fade at the face edge
@@ -137,10 +137,11 @@ class TextureBaker:
         normals = surface_points(normals_v[None], m.faces, tri, bary)[0]
         normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
         px = to_working(fit.camera.project(points), scale)
-        view = self._view_dirs(fit, points)
+        view = view_dirs(fit.camera, points)
         facing = (normals * view).sum(axis=1)
         depth = points @ np.array([0.0, 0.0, 1.0])
-        visible = self._depth_test(fit, verts, scale, photo_rgb.shape[:2], px, depth) & (facing > MIN_FACING)
+        seen = depth_visible(fit.camera, verts, m.faces, scale, photo_rgb.shape[:2], px, depth)
+        visible = seen & (facing > MIN_FACING)
         visible &= ~self._masked_by_features(fit, scale, photo_rgb.shape[:2], px)
         linear = srgb_to_linear(photo_rgb / 255.0).astype(np.float32)
         sampled = sample_bilinear(linear, px)
@@ -176,49 +177,6 @@ class TextureBaker:
             image(skin[:, None].astype(np.float32))[..., 0] > 0, image(px), warnings,
             image(occluded[:, None].astype(np.float32))[..., 0] > 0, fraction,
         )  # fmt: skip
-
-    def _view_dirs(self, fit: PhotoFit, points: np.ndarray) -> np.ndarray:
-        if not fit.camera.is_perspective:
-            return np.broadcast_to([0.0, 0.0, 1.0], points.shape)
-        tx, ty, tz = fit.camera.params
-        eye = np.array([-tx, -ty, tz])
-        d = eye - points
-        return d / np.linalg.norm(d, axis=1, keepdims=True)
-
-    def _depth_test(self, fit, verts, scale, shape, px, depth) -> np.ndarray:
-        """Which texels the photo sees: a triangle-index buffer of the posed mesh (painter's algorithm, far
-        to near), then each texel's depth against the front triangle's plane at its own pixel.
-
-        (A buffer of one depth per triangle rejected the far parts of oblique triangles on the cheeks
-        and jaw: a speckle of unseen texels there showed as dark streaks on the side view.)"""
-        import cv2
-
-        h, w = shape
-        uv = to_working(fit.camera.project(verts), scale)
-        faces = self.model.faces
-        tri_uv = uv[faces]
-        e1, e2 = tri_uv[:, 1] - tri_uv[:, 0], tri_uv[:, 2] - tri_uv[:, 0]
-        cross = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
-        front = cross < 0  # counter-clockwise in y-up = facing us
-        tri_depth = verts[faces, 2].max(axis=1)
-        buffer = np.full((h, w), -1.0, np.float32)  # triangle index (exact in float32 below 2^24)
-        order = np.flatnonzero(front)[np.argsort(tri_depth[front])]  # far to near: near ones paint last
-        fixed = np.round(tri_uv * 16).astype(np.int32)
-        for f in order:
-            cv2.fillConvexPoly(buffer, fixed[f], float(f), lineType=cv2.LINE_8, shift=4)
-        x = np.clip(np.round(px[:, 0]).astype(int), 0, w - 1)
-        y = np.clip(np.round(px[:, 1]).astype(int), 0, h - 1)
-        inside = (px[:, 0] >= 0) & (px[:, 0] <= w - 1) & (px[:, 1] >= 0) & (px[:, 1] <= h - 1)
-        hit = buffer[y, x].astype(int)
-        covered = inside & (hit >= 0)
-        f = np.maximum(hit, 0)
-        d = px - tri_uv[f, 0]  # barycentrics of the texel's pixel in the front triangle
-        area = np.where(cross[f] == 0, -1e-12, cross[f])  # only front (cross < 0) triangles are painted
-        b1 = (d[:, 0] * e2[f, 1] - d[:, 1] * e2[f, 0]) / area
-        b2 = (e1[f, 0] * d[:, 1] - e1[f, 1] * d[:, 0]) / area
-        z = verts[faces[f]][..., 2]
-        front_depth = z[:, 0] + b1 * (z[:, 1] - z[:, 0]) + b2 * (z[:, 2] - z[:, 0])
-        return covered & (depth >= front_depth - DEPTH_TOLERANCE_M)
 
     def _masked_by_features(self, fit: PhotoFit, scale, shape, px) -> np.ndarray:
         """Texels that land in the eye openings or the open mouth (they would see eyeballs or teeth)."""

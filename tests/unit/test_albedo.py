@@ -11,6 +11,7 @@ from facesmith.inference.options import DEFAULTS
 from facesmith.inference.pipeline import Reconstructor
 from facesmith.inference.texture.albedo import SH_CONSTANTS, TextureBaker, fill_unseen, push_pull, sh_basis
 from facesmith.inference.texture.raster import rasterize_uv
+from facesmith.inference.texture.visibility import depth_visible
 from facesmith.training.synthetic import sample_head
 
 from ..conftest import SHARED
@@ -131,7 +132,7 @@ def _frontal_texels_seen(model, fit, image_hw: tuple[int, int], scale: float) ->
     normals = surface_points(vertex_normals(turned.vertices, model.faces)[None], model.faces, tri, bary)[0]
     facing = normals[:, 2] / np.linalg.norm(normals, axis=1)
     px = (turned.camera.project(points) + 0.5) / scale - 0.5
-    visible = baker._depth_test(turned, turned.vertices, scale, image_hw, px, points[:, 2])
+    visible = depth_visible(turned.camera, turned.vertices, model.faces, scale, image_hw, px, points[:, 2])
     inside = (px > 0).all(axis=1) & (px[:, 0] < image_hw[1] - 1) & (px[:, 1] < image_hw[0] - 1)
     frontal = (facing > 0.5) & inside
     return int(frontal.sum()), float(visible[frontal].mean())

@@ -51,3 +51,15 @@ def test_build_dev_then_info_as_subprocess(tmp_path):
     )
     assert json.loads(res.stdout)["vertices"] == 5023
     assert "development model" in res.stderr  # the warning reaches the user
+
+
+def test_refine_option_reaches_the_fit_options():
+    from facesmith.cli.main import build_parser, pipeline_options
+
+    for argv, mode in (
+        (["fit", "a.jpg", "b.jpg"], "auto"),
+        (["reconstruct", "a.jpg", "-o", "x", "--refine", "off"], "off"),
+    ):
+        assert pipeline_options(build_parser().parse_args(argv)).fit.refine == mode
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["fit", "a.jpg", "--refine", "sometimes"])

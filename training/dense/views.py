@@ -52,6 +52,9 @@ class ViewEngine:
         self.original = self.engine.sample
 
     def render(self, beta: np.ndarray, yaw: float, seed: int, index: int) -> np.ndarray:
+        """One view. The same (seed, index) at another yaw draws the same skin, expression, camera and (mostly)
+        light and background: one session's photos of a head that turns (what photo-consistency assumes)."""
+
         def sample(rng):
             p = self.original(rng)
             pitch, roll = np.clip(rng.normal(0, 5, 2), -10, 10)
