@@ -105,3 +105,43 @@ def score_views(model: FlameModel, sets, options: FitOptions, mask: np.ndarray) 
     return {"heads": len(sets), "mean_face": med(mean), "dense_1photo": med(front), "dense_best_single": med(best),
             "dense_3photo": med(joint),
             "dense_3photo_worse_than_best_single": int(sum(j > b for j, b in zip(joint, best, strict=True)))}  # fmt: skip
+
+
+def session_view(
+    model: FlameModel, beta: np.ndarray, yaw_deg: float, texture: np.ndarray, light: np.ndarray, size: int = 512
+) -> np.ndarray:  # fmt: skip
+    """One photo of a session with the fit's own image model: the neutral head turned by yaw_deg in front of a fixed
+    perspective camera (0.6 m, focal 1.6 × the side), albedo from a UV texture (sRGB uint8, FLAME's layout) ×
+    the SH irradiance of a light (9, 3) fixed in the world (the head turns under it), over flat grey. IN-MODEL:
+    the upper bound for photo-consistency, used to tune it and to score baked albedo against the true one."""
+    from ...inference.flame.forward import surface_points, vertex_normals
+    from ...inference.texture.albedo import sample_bilinear, sh_basis
+    from ...inference.texture.maps import linear_to_srgb, srgb_to_linear
+    from ..synth.engine import euler_to_axis_angle
+    from ..synth.raster import rasterize
+
+    pose = np.zeros((5, 3))
+    pose[0] = euler_to_axis_angle(np.radians(yaw_deg), 0.0, 0.0)
+    v = flame_forward(model, beta, None, pose).vertices[0]
+    focal, distance = 1.6 * size, 0.6
+    depth = distance - v[:, 2]
+    xy = np.stack([size / 2 + focal * v[:, 0] / depth, size / 2 - focal * v[:, 1] / depth], axis=1)
+    ras = rasterize(xy, v[:, 2], model.faces.astype(np.int64), size, size)
+    tri, bary = ras.pixel_triangle.astype(np.int64), ras.pixel_bary.astype(np.float64)
+    normals = surface_points(vertex_normals(v, model.faces)[None], model.faces, tri, bary)[0]
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    uv = np.einsum("nk,nkc->nc", bary, model.uv_coords[model.uv_faces[tri]])
+    side = texture.shape[0]
+    px = np.stack([uv[:, 0] * side - 0.5, (1 - uv[:, 1]) * side - 0.5], axis=1)
+    albedo = srgb_to_linear(sample_bilinear(texture.astype(np.float32), px) / 255.0)
+    image = np.full((size * size, 3), 0.3)
+    image[ras.pixels] = linear_to_srgb(np.clip(albedo * np.maximum(sh_basis(normals) @ light, 0), 0, 1))
+    return np.round(image.reshape(size, size, 3) * 255).astype(np.uint8)
+
+
+def session_light(rng: np.random.Generator) -> np.ndarray:
+    """A soft light (9, 3): ambient plus a key from a random direction in front, white."""
+    light = np.zeros((9, 3))
+    light[0] = 3.0
+    light[1:4] = (rng.normal(0, 1, 3) + np.array([0.0, 0.5, 1.0]))[:, None] * 0.8
+    return light
