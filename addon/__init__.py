@@ -19,6 +19,7 @@ CLASSES = (
     operators.FACESMITH_OT_set_expression,
     operators.FACESMITH_OT_rebuild_material,
     operators.FACESMITH_OT_export,
+    operators.FACESMITH_OT_import_arkit,
     panels.FACESMITH_PT_main,
 )
 

@@ -49,9 +49,28 @@ def build_head_mesh(rig: RigData) -> bpy.types.Object:
         add_shape_key(obj, c.name, rig.basis + c.delta, -POSE_FEATURE_SLIDER, POSE_FEATURE_SLIDER)
     for name, delta in rig.arkit_keys.items():  # ARKit blendshapes (FLAME's mesh only): 0..1, off
         add_shape_key(obj, name, rig.basis + delta, *ARKIT_SLIDER)
+    # The photo's expression as ARKit weights, kept on the object (the panel's Fitted button sets them again).
+    obj["facesmith_fitted_as"] = rig.fitted_as
+    obj["facesmith_arkit_fitted"] = {k: float(v) for k, v in rig.arkit_fitted.items()}
+    if rig.fitted_as == "arkit":
+        show_fitted(obj, True)
     obj.data.shape_keys.name = f"{rig.name}_keys"
     add_skin_groups(obj, rig.weights)
     return obj
+
+
+def show_fitted(obj: bpy.types.Object, fitted: bool) -> None:
+    """The photo's expression on (as the head was built: the fitted_expression key, or the ARKit weights) or
+    off (neutral); the exp_XXX keys go to 0 either way."""
+    keys = obj.data.shape_keys.key_blocks
+    for key in keys:
+        if key.name.startswith("exp_"):
+            key.value = 0.0
+    as_arkit = obj.get("facesmith_fitted_as", "flame") == "arkit"
+    keys["fitted_expression"].value = 1.0 if fitted and not as_arkit else 0.0
+    for name, weight in obj.get("facesmith_arkit_fitted", {}).items():
+        if name in keys:
+            keys[name].value = weight if fitted and as_arkit else 0.0
 
 
 def add_skin_groups(obj: bpy.types.Object, weights: np.ndarray) -> None:

@@ -14,6 +14,7 @@ from bpy.props import CollectionProperty, EnumProperty, StringProperty
 from ..inference.errors import FacesmithError
 from ..inference.options import DEFAULTS, PipelineOptions
 from .build_material import skin_material
+from .build_mesh import show_fitted
 from .head import build_head, export_fbx, export_glb
 from .preferences import preferences
 
@@ -41,6 +42,7 @@ def pipeline_options(context) -> PipelineOptions:
     options = dataclasses.replace(
         DEFAULTS, textures=settings.textures, expression_keys=settings.expression_keys,
         fit=dataclasses.replace(DEFAULTS.fit, refine=DEFAULTS.fit.refine if settings.refine else "off"),
+        fitted_expression="arkit" if settings.fitted_as_arkit else "flame",
     )  # fmt: skip
     if prefs is None:
         return options
@@ -200,11 +202,7 @@ class FACESMITH_OT_set_expression(HeadOperatorMixin, bpy.types.Operator):
     mode: EnumProperty(items=[("NEUTRAL", "Neutral", ""), ("FITTED", "Fitted", "")])
 
     def execute(self, context):
-        keys = active_head(context).data.shape_keys.key_blocks
-        for key in keys:
-            if key.name.startswith("exp_"):
-                key.value = 0.0
-        keys["fitted_expression"].value = 1.0 if self.mode == "FITTED" else 0.0
+        show_fitted(active_head(context), self.mode == "FITTED")
         return {"FINISHED"}
 
 
@@ -253,4 +251,34 @@ class FACESMITH_OT_export(HeadOperatorMixin, bpy.types.Operator):
         path = Path(bpy.path.abspath(self.filepath))
         (export_glb if self.format == "GLB" else export_fbx)(path, use_selection=True)
         self.report({"INFO"}, f"Facesmith: wrote {path}")
+        return {"FINISHED"}
+
+
+class FACESMITH_OT_import_arkit(HeadOperatorMixin, bpy.types.Operator):
+    bl_idname = "facesmith.import_arkit"
+    bl_label = "Import ARKit Take"
+    bl_description = "Key a Live Link Face CSV (ARKit blendshape weights per frame) onto the head's ARKit shape keys"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filepath: StringProperty(subtype="FILE_PATH")
+    filter_glob: StringProperty(default="*.csv", options={"HIDDEN"})
+
+    def invoke(self, context, event):
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context):
+        from ..inference.arkit_csv import read_live_link_csv
+        from .animate import key_take
+
+        head = active_head(context)
+        try:
+            take = read_live_link_csv(bpy.path.abspath(self.filepath))
+            frames, missing = key_take(head, take, context.scene, context.scene.frame_start)
+        except FacesmithError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        if missing:
+            self.report({"WARNING"}, f"{head.name} has no shape key for {', '.join(missing)} (not keyed)")
+        self.report({"INFO"}, f"Facesmith: keyed {frames} frames of {Path(self.filepath).name} on {head.name}")
         return {"FINISHED"}

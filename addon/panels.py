@@ -31,6 +31,7 @@ class FACESMITH_PT_main(bpy.types.Panel):
         col.prop(settings, "displacement")
         col.prop(settings, "eyeballs")
         col.prop(settings, "refine")
+        col.prop(settings, "fitted_as_arkit")
         from ..inference.landmarks.detect import resolve_backends
         from ..inference.options import DEFAULTS
         from .preferences import preferences
@@ -54,3 +55,4 @@ class FACESMITH_PT_main(bpy.types.Panel):
             row = box.row(align=True)
             row.operator("facesmith.export", text="Export .glb").format = "GLB"
             row.operator("facesmith.export", text="Export .fbx").format = "FBX"
+            box.operator("facesmith.import_arkit", icon="ANIM")

@@ -25,6 +25,11 @@ class FACESMITH_SceneSettings(bpy.types.PropertyGroup):
         "colour of the skin (a second or so more)",
     )  # fmt: skip
     head: PointerProperty(name="Head", type=bpy.types.Object)
+    fitted_as_arkit: BoolProperty(
+        name="Fitted expression as ARKit", default=DEFAULTS.fitted_expression == "arkit",
+        description="Show the photo's expression through the ARKit keys (jaw bone at rest) instead of FLAME's "
+        "fitted_expression key and the jaw bone",
+    )  # fmt: skip
     summary: StringProperty(name="Last result", default="")
     # One line per photo of the last head: its name and how well its skin agreed with the other photos'.
     agreement: StringProperty(name="Photo agreement", default="")

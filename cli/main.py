@@ -16,7 +16,16 @@ from ..inference.flame.dev_model import build_dev_model
 from ..inference.flame.io import save_model_npz
 from ..inference.flame.model import FlameModel
 from ..inference.flame.paths import default_dev_model_path
-from ..inference.options import BACKENDS, CAMERA_KINDS, DEFAULTS, DEVICES, REFINE_MODES, TEXTURE_SIZES, PipelineOptions
+from ..inference.options import (
+    BACKENDS,
+    CAMERA_KINDS,
+    DEFAULTS,
+    DEVICES,
+    FITTED_EXPRESSION_MODES,
+    REFINE_MODES,
+    TEXTURE_SIZES,
+    PipelineOptions,
+)
 from ..inference.pipeline import (
     CancelledError,
     Reconstructor,
@@ -115,6 +124,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_flame_flag(train)
     train.set_defaults(func=cmd_train)
 
+    animate = sub.add_parser(
+        "animate-arkit", help="key a Live Link Face CSV (ARKit weights per frame) onto a head's ARKit shape keys"
+    )
+    animate.add_argument("csv", type=Path, metavar="CSV")
+    animate.add_argument("--rig", type=Path, required=True, metavar="HEAD.blend", help="a head Facesmith wrote")
+    animate.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.blend")
+    animate.add_argument("--capture-fps", type=float, help="the take's capture rate (default: from its timecodes)")
+    animate.add_argument("--start", type=int, default=1, help="scene frame of the take's first row")
+    animate.add_argument("--overwrite", action="store_true", help="replace OUT.blend if it exists")
+    animate.set_defaults(func=cmd_animate_arkit)
+
     export = sub.add_parser("export-onnx", help="a trained run as an ONNX dense-landmark network (parity-checked)")
     export.add_argument("run", type=Path, metavar="RUN_DIR")
     export.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.onnx")
@@ -147,6 +167,10 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
         "--texture-size", type=int, default=DEFAULTS.texture_size, choices=TEXTURE_SIZES, help="UV texture size"
     )
     parser.add_argument("--flat-texture", action="store_true", help="a flat skin colour instead of the photo texture")
+    parser.add_argument(
+        "--fitted-expression", choices=FITTED_EXPRESSION_MODES, default=DEFAULTS.fitted_expression,
+        help="the head shows the photo's expression with FLAME's key and jaw bone, or as ARKit weights",
+    )  # fmt: skip
 
 
 def pipeline_options(args: argparse.Namespace) -> PipelineOptions:
@@ -160,7 +184,8 @@ def pipeline_options(args: argparse.Namespace) -> PipelineOptions:
         fit=dataclasses.replace(DEFAULTS.fit, camera=args.camera, refine=args.refine),
     )
     if hasattr(args, "flat_texture"):
-        options = dataclasses.replace(options, textures=not args.flat_texture, texture_size=args.texture_size)
+        options = dataclasses.replace(options, textures=not args.flat_texture, texture_size=args.texture_size,
+                                      fitted_expression=args.fitted_expression)  # fmt: skip
     return options
 
 
@@ -355,6 +380,36 @@ def cmd_train(args: argparse.Namespace, console: Console, interrupt: Interrupt) 
         return exit_code(interrupt.signum)
     console.line(f"trained {args.out} to step {result['step']}; " + ", ".join(
         f"{k} {v:.4g}" for k, v in result.items() if k.startswith("val_")))  # fmt: skip
+    return EXIT_OK
+
+
+def cmd_animate_arkit(args: argparse.Namespace, console: Console, interrupt: Interrupt) -> int:
+    """Open HEAD.blend, key the take on its head, save OUT.blend (atomically); inputs checked before bpy starts."""
+    from ..inference.arkit_csv import read_live_link_csv
+    from ..inference.files import atomic_path_write
+    from .outputs import OutputError
+
+    take = read_live_link_csv(args.csv, args.capture_fps)
+    if not args.rig.is_file() or args.rig.suffix.lower() != ".blend":
+        raise OutputError(f"{args.rig}: --rig takes an existing .blend file (a head Facesmith wrote)")
+    if args.output.suffix.lower() != ".blend":
+        raise OutputError(f"{args.output}: -o takes a .blend file path")
+    if args.output.exists() and not args.overwrite:
+        raise OutputError(f"{args.output}: exists (--overwrite replaces it)")
+    check_folder(args.output.parent)
+    import bpy
+
+    from ..addon.animate import find_arkit_head, key_take
+
+    bpy.ops.wm.open_mainfile(filepath=str(args.rig), load_ui=False)
+    head = find_arkit_head(bpy.data.objects)
+    frames, missing = key_take(head, take, bpy.context.scene, args.start)
+    if missing:
+        console.warn(f"{args.csv.name}: {head.name} has no shape key for {', '.join(missing)} (not keyed)")
+    atomic_path_write(args.output, lambda p: bpy.ops.wm.save_as_mainfile(filepath=str(p), copy=True, compress=True))
+    scene = bpy.context.scene
+    console.line(f"{args.output}: {frames} frames of {args.csv.name} (captured at {take.capture_fps:g} fps) on "
+                 f"{head.name}, scene frames {scene.frame_start}-{scene.frame_end} at {scene.render.fps} fps")  # fmt: skip
     return EXIT_OK
 
 

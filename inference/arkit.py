@@ -78,3 +78,67 @@ def key_scales(template_landmarks: np.ndarray, head_landmarks: np.ndarray) -> di
 def scaled_to_head(keys: dict[str, np.ndarray], scales: dict[str, float]) -> dict[str, np.ndarray]:
     """The keys with each delta times its region's scale (see key_scales)."""
     return {n: d * scales["eyes" if n.startswith(("eye", "brow")) else "mouth"] for n, d in keys.items()}
+
+
+def bounded_least_squares(gram: np.ndarray, rhs: np.ndarray, lo: float = 0.0, hi: float = 1.0, sweeps: int = 500):
+    """argmin_w ½ wᵀ G w − rhsᵀ w with lo ≤ w ≤ hi (G = AᵀA, rhs = Aᵀb), by projected coordinate descent: exact
+    per coordinate, monotone, and enough for the ~50 keys here. rhs may be (K,) or (K, N) for N problems."""
+    w = np.zeros(rhs.shape)
+    diag = np.maximum(np.diag(gram), 1e-18)
+    for _ in range(sweeps):
+        change = 0.0
+        for j in range(len(diag)):
+            new = np.clip(w[j] + (rhs[j] - gram[j] @ w) / diag[j], lo, hi)
+            change = max(change, float(np.max(np.abs(new - w[j]))))
+            w[j] = new
+        if change < 1e-7:
+            break
+    return w
+
+
+def key_matrix(keys: dict[str, np.ndarray], mask: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """The keys' names and their deltas over the masked vertices as columns, (3 × masked vertices, K)."""
+    names = list(keys)
+    return names, np.stack([keys[n][mask].ravel() for n in names], axis=1)
+
+
+def arkit_weights(keys: dict[str, np.ndarray], delta: np.ndarray, mask: np.ndarray) -> tuple[dict[str, float], float]:
+    """The ARKit weights (0..1) whose keys best reproduce a deformation `delta` (V, 3) over `mask` (bounded least
+    squares), and the RMS of what they leave (mm)."""
+    names, a = key_matrix(keys, mask)
+    b = delta[mask].ravel()
+    w = bounded_least_squares(a.T @ a, a.T @ b)
+    rms = float(np.sqrt(np.mean((a @ w - b).reshape(-1, 3) ** 2 * 3)) * 1000)  # per-vertex distance RMS
+    return {n: float(x) for n, x in zip(names, w, strict=True)}, rms
+
+
+def psi_to_arkit(
+    keys: dict[str, np.ndarray], exprdirs: np.ndarray, mask: np.ndarray, samples: int = 2000, spread: float = 0.8,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:  # fmt: skip
+    """A linear map from FLAME expression ψ (E,) to ARKit weights: W ≈ M ψ + c, fitted by least squares to the
+    bounded ARKit fits of `samples` expressions ψ ~ N(0, spread²) (exprdirs (V, 3, E), on the same head as the
+    keys). Returns M (K, E), c (K,) and its errors on fresh samples: the weights' mean absolute error against
+    their bounded fit, and the vertex RMS (mm) of the mapped keys against the expressions themselves, beside the
+    bounded fit's own."""
+    names, a = key_matrix(keys, mask)
+    e = exprdirs[mask].reshape(-1, exprdirs.shape[-1])  # (3 × masked vertices, E)
+    gram, cross = a.T @ a, a.T @ e  # everything below lives in the K- and E-dimensional spaces
+    rng = np.random.default_rng(seed)
+
+    def fitted(psi: np.ndarray) -> np.ndarray:
+        return bounded_least_squares(gram, cross @ psi.T)  # (K, N)
+
+    train = rng.normal(0.0, spread, (samples, e.shape[1]))
+    design = np.hstack([train, np.ones((samples, 1))])
+    sol, *_ = np.linalg.lstsq(design, fitted(train).T, rcond=None)
+    m, c = sol[:-1].T, sol[-1]
+    test = rng.normal(0.0, spread, (samples // 4, e.shape[1]))
+    w_fit, w_map = fitted(test), np.clip(m @ test.T + c[:, None], 0.0, 1.0)
+
+    def rms_mm(w: np.ndarray) -> float:
+        return float(np.sqrt(np.mean((a @ w - e @ test.T) ** 2) * 3) * 1000)
+
+    errors = {"weight_mae": float(np.mean(np.abs(w_map - w_fit))), "map_rms_mm": rms_mm(w_map),
+              "bounded_fit_rms_mm": rms_mm(w_fit), "expression_rms_mm": rms_mm(np.zeros_like(w_fit))}  # fmt: skip
+    return m, c, errors

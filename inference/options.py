@@ -11,6 +11,9 @@ BACKENDS = ("dense", "mediapipe", "dlib", "face_alignment")
 DEVICES = ("auto", "cpu", "cuda")  # where learned networks run: auto = CUDA when onnxruntime offers it
 CAMERA_KINDS = ("orthographic", "weak_perspective", "perspective")
 REFINE_MODES = ("auto", "on", "off")
+# What the head shows as the photo's expression: FLAME's (the fitted_expression key and the jaw bone), or the same
+# expressed as ARKit weights on the ARKit keys (jaw bone at rest: jawOpen holds the jaw), for ARKit pipelines.
+FITTED_EXPRESSION_MODES = ("flame", "arkit")
 TEXTURE_SIZES = (512, 1024, 2048)
 DEFAULT_WORKING_SIDE = 2048  # detection, fitting and texturing work on photos at most this large
 
@@ -69,6 +72,7 @@ class PipelineOptions:
     textures: bool = True  # False: a flat skin colour from the photo instead of the photo texture
     texture_size: int = 1024
     expression_keys: int = 50  # exp_XXX shape keys on the head (capped by the model)
+    fitted_expression: str = "flame"  # one of FITTED_EXPRESSION_MODES
 
 
 DEFAULTS = PipelineOptions()

@@ -62,6 +62,9 @@ class HeadResult:
             "rig": {"vertices": len(self.rig.basis), "expression_keys": len(self.rig.expression_keys),
                     "corrective_keys": len(self.rig.correctives), "texture": list(self.textures.notes),
                     "texture_size": int(self.textures.albedo.shape[0]),
+                    "fitted_expression_as": self.rig.fitted_as,
+                    "arkit_weights": {k: round(v, 4) for k, v in self.rig.arkit_fitted.items()},
+                    "arkit_rms_mm": None if self.rig.arkit_fitted_rms_mm is None else round(self.rig.arkit_fitted_rms_mm, 3),
                     "displacement_range_m": self.textures.displacement_range},
             "sh_lighting": [light.tolist() for light in self.lights],
         }  # fmt: skip
@@ -291,7 +294,9 @@ class Reconstructor:
         t1 = time.perf_counter()
         check_cancel(cancel)
         progress(0.9, "preparing the rig")
-        rig = rig_data(self.model, result, 0, name, self.options.expression_keys or None)
+        rig = rig_data(
+            self.model, result, 0, name, self.options.expression_keys or None, self.options.fitted_expression
+        )
         timings = {**result.timings_ms, "textures": 1000 * (t1 - t0), "rig": 1000 * (time.perf_counter() - t1)}
         texture_warnings = textures.notes if self.options.textures else ()  # flat: a note, not a warning
         warnings = result.warnings + tuple(w for w in texture_warnings if w not in result.warnings)

@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .arkit import key_scales, load_arkit_keys, scaled_to_head
+from .arkit import arkit_weights, key_scales, load_arkit_keys, scaled_to_head
 from .camera import Camera
-from .flame.forward import flame_forward, landmarks68
+from .flame.forward import JAW, flame_forward, landmarks68
 from .flame.model import FLAME_MESH, FlameModel
+from .flame.regions import face_region
+from .options import FITTED_EXPRESSION_MODES
 from .result import FitResult, PhotoFit
 
 BONES = ("root", "neck", "head", "jaw", "eye_L", "eye_R")
@@ -93,6 +95,11 @@ class RigData:
     photo_path: str
     metadata: dict = field(default_factory=dict)
     arkit_keys: dict[str, np.ndarray] = field(default_factory=dict)  # ARKit name -> (V, 3) delta (inference/arkit.py)
+    # The photo's expression (ψ and the jaw's rotation) as ARKit weights, and the RMS (mm) they leave; and which of
+    # the two the head shows as its fitted expression: "flame" (fitted_expression key + jaw bone) or "arkit".
+    arkit_fitted: dict[str, float] = field(default_factory=dict)
+    arkit_fitted_rms_mm: float | None = None
+    fitted_as: str = "flame"
 
 
 def bone_heads(joints: np.ndarray) -> dict[str, np.ndarray]:
@@ -162,11 +169,29 @@ def arkit_keys(model: FlameModel, shape: np.ndarray) -> dict[str, np.ndarray]:
     return scaled_to_head(keys, key_scales(*lmk))
 
 
+def fitted_as_arkit(
+    model: FlameModel, keys: dict[str, np.ndarray], shape: np.ndarray, photo: PhotoFit
+) -> tuple[dict[str, float], float | None]:  # fmt: skip
+    """The photo's expression — ψ and the jaw's rotation, as ARKit's jawOpen holds the jaw — as ARKit weights
+    (bounded least squares over the face region), and the RMS (mm) of what they leave; ({}, None) without keys."""
+    if not keys:
+        return {}, None
+    jaw_only = np.zeros_like(photo.pose)
+    jaw_only[JAW] = photo.pose[JAW]
+    posed = flame_forward(model, shape, photo.expression, jaw_only).vertices[0]
+    return arkit_weights(keys, posed - flame_forward(model, shape).vertices[0], face_region(model))
+
+
 def rig_data(
-    model: FlameModel, result: FitResult, photo_index: int = 0, name: str = "head", n_expression_keys: int | None = None
-) -> RigData:
+    model: FlameModel, result: FitResult, photo_index: int = 0, name: str = "head", n_expression_keys: int | None = None,
+    fitted_as: str = "flame",
+) -> RigData:  # fmt: skip
     """Arrays for the Blender head of `result`, posed as in photo `photo_index`; `n_expression_keys` limits
-    the exp_XXX keys (default: every component the model has). The fitted expression always uses all."""
+    the exp_XXX keys (default: every component the model has). The fitted expression always uses all.
+    `fitted_as` "arkit" shows the photo's expression through the ARKit keys (jaw bone at rest) instead of the
+    fitted_expression key and the jaw bone (FLAME meshes only: others have no ARKit keys and stay "flame")."""
+    if fitted_as not in FITTED_EXPRESSION_MODES:
+        raise ValueError(f"unknown fitted expression {fitted_as!r}; choose one of {', '.join(FITTED_EXPRESSION_MODES)}")
     photo: PhotoFit = result.photos[photo_index]
     n_expr = len(photo.expression)
     basis = flame_forward(model, result.shape).vertices[0]
@@ -189,6 +214,11 @@ def rig_data(
     quats = {"root": quaternion(pose[0])}
     quats.update({bone: quaternion(pose[j]) for j, bone in enumerate(FLAME_JOINT_BONES) if j > 0})
     quats["neck"] = quaternion(np.zeros(3))  # FLAME's global rotation sits on root
+    keys = arkit_keys(model, result.shape)
+    weights, rms = fitted_as_arkit(model, keys, result.shape, photo)
+    fitted_as = fitted_as if weights else "flame"
+    if fitted_as == "arkit":
+        quats["jaw"] = quaternion(np.zeros(3))  # jawOpen holds the jaw's rotation
     heads = bone_heads(joints)
     return RigData(
         name=name,
@@ -211,5 +241,8 @@ def rig_data(
         photo_path=photo.path,
         metadata={"model": result.model_description, "shape_components": int(len(result.shape)),
                   "expression_components": int(model.n_expr)},
-        arkit_keys=arkit_keys(model, result.shape),
+        arkit_keys=keys,
+        arkit_fitted=weights,
+        arkit_fitted_rms_mm=rms,
+        fitted_as=fitted_as,
     )  # fmt: skip

@@ -55,3 +55,80 @@ def _up(bpy, obj) -> np.ndarray:
     m = np.array(obj.matrix_world.to_3x3())
     up = np.linalg.inv(m) @ np.array([0.0, 0.0, 1.0])
     return up / np.linalg.norm(up)
+
+
+def test_a_live_link_face_csv_animates_the_head(bpy, blend, tmp_path):
+    """`facesmith animate-arkit`: a take at 60 fps (Live Link Face's layout) keyed onto the head in a 30 fps
+    scene: the weights at each frame, the jaw opening with JawOpen, the photo's expression off."""
+    from facesmith.cli import main
+
+    names = ["EyeBlinkLeft", "JawOpen", "MouthSmileRight", "TongueOut"]
+    rows = ["Timecode,BlendShapeCount," + ",".join(names) + ",HeadYaw,HeadPitch,HeadRoll"]
+    for i in range(61):  # one second: 00:00:10:00 .. 00:00:11:00
+        s, ff = divmod(600 + i, 60)
+        rows.append(f"00:00:{s:02d}:{ff:02d}.000,61,{i / 60:.4f},{(i / 60) ** 2:.4f},0.5,0.0,0.1,0.0,0.0")
+    take = tmp_path / "take.csv"
+    take.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "animated.blend"
+    assert main(["animate-arkit", str(take), "--rig", str(blend), "-o", str(out)]) == 0
+    assert main(["animate-arkit", str(take), "--rig", str(blend), "-o", str(out)]) == 1  # exists: refused
+    bpy.ops.wm.open_mainfile(filepath=str(out))
+    scene = bpy.context.scene
+    (head,) = [o for o in bpy.data.objects if o.type == "MESH" and o.data.shape_keys and "jawOpen" in
+               o.data.shape_keys.key_blocks]  # fmt: skip
+    keys = head.data.shape_keys.key_blocks
+    fps = scene.render.fps / scene.render.fps_base
+    assert (scene.frame_start, scene.frame_end) == (1, int(np.ceil(1 + fps)))
+    scene.frame_set(1)
+    closed = evaluated_vertices(bpy, head)
+    assert keys["fitted_expression"].value == 0.0 and keys["jawOpen"].value == pytest.approx(0.0, abs=1e-4)
+    half = 1 + 0.5 * fps
+    scene.frame_set(int(half), subframe=half - int(half))
+    assert keys["eyeBlinkLeft"].value == pytest.approx(0.5, abs=0.02)
+    assert keys["jawOpen"].value == pytest.approx(0.25, abs=0.02)
+    assert keys["mouthSmileRight"].value == pytest.approx(0.5, abs=1e-3)
+    scene.frame_set(int(1 + fps))
+    opened = evaluated_vertices(bpy, head)
+    assert np.linalg.norm(opened - closed, axis=1).max() > 0.02  # jawOpen at 1: centimetres
+
+
+def test_a_csv_that_is_not_a_take_fails_in_one_line(bpy, blend, tmp_path, capsys):
+    from facesmith.cli import main
+
+    bad = tmp_path / "notes.csv"
+    bad.write_text("time,value\n1,2\n")
+    assert main(["animate-arkit", str(bad), "--rig", str(blend), "-o", str(tmp_path / "x.blend")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(bad) in err[0] and "Timecode" in err[0]
+    assert not (tmp_path / "x.blend").exists()
+
+
+def test_the_photo_expression_shown_as_arkit_weights(bpy, dev_model, tmp_path):
+    """`--fitted-expression arkit`: the head shows the photo's expression through the ARKit keys (the weights the
+    JSON lists), fitted_expression off, the jaw bone at rest; Neutral / Fitted switch them off and on."""
+    import json
+
+    from facesmith.addon.build_mesh import show_fitted
+    from facesmith.cli import main
+
+    model_file = save_model_npz(dev_model, tmp_path / "dev_flame.npz")
+    photo = PHOTO.with_name("002_08.jpg")  # smiling
+    args = ["reconstruct", str(photo), "-o", str(tmp_path), "--no-preview", "--no-fbx", "--texture-size", "512"]
+    assert main([*args, "--fitted-expression", "arkit", "--flame", str(model_file)]) == 0
+    rig = json.loads((tmp_path / "002_08.json").read_text())["rig"]
+    assert rig["fitted_expression_as"] == "arkit" and 0 < rig["arkit_rms_mm"] < 3
+    weights = rig["arkit_weights"]
+    assert weights["mouthSmileLeft"] > 0.2 and weights["mouthSmileRight"] > 0.2
+    bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "002_08.blend"))
+    (head,) = [o for o in bpy.data.objects if o.type == "MESH" and o.data.shape_keys and "jawOpen" in
+               o.data.shape_keys.key_blocks]  # fmt: skip
+    keys = head.data.shape_keys.key_blocks
+    assert keys["fitted_expression"].value == 0.0
+    for name, w in weights.items():
+        assert keys[name].value == pytest.approx(w, abs=1e-4), name
+    jaw = head.parent.pose.bones["jaw"]
+    assert np.allclose(tuple(jaw.rotation_quaternion), (1, 0, 0, 0))
+    show_fitted(head, False)
+    assert all(keys[n].value == 0.0 for n in weights) and keys["fitted_expression"].value == 0.0
+    show_fitted(head, True)
+    assert keys["mouthSmileLeft"].value == pytest.approx(weights["mouthSmileLeft"], abs=1e-4)

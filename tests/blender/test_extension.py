@@ -80,10 +80,12 @@ def test_preferences_offer_only_installed_backends(bpy, installed):
 
 
 @pytest.mark.skipif(not FACES.is_dir(), reason=f"needs {FACES}")
-def test_reconstruct_operator_builds_the_head(bpy, installed):
+def test_reconstruct_operator_builds_the_head(bpy, installed, tmp_path):
     scene = bpy.context.scene
     scene.facesmith.photos.clear()
     scene.facesmith.photos.add().path = str(FACES / "003_08.jpg")
+    scene.facesmith.photos.add().path = str(FACES / "003_03.jpg")  # two photos: refined by photo-consistency
+    assert scene.facesmith.refine
     scene.facesmith.expression_keys = 20
     assert bpy.ops.facesmith.reconstruct() == {"FINISHED"}
     head = scene.facesmith.head
@@ -92,7 +94,14 @@ def test_reconstruct_operator_builds_the_head(bpy, installed):
     assert len([k for k in keys if k.name.startswith("exp_")]) == 20 and keys["fitted_expression"].value == 1.0
     assert head.parent.type == "ARMATURE" and "jaw" in head.parent.data.bones
     assert "landmark RMS" in scene.facesmith.summary
+    lines = scene.facesmith.agreement.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["003_08.jpg", "003_03.jpg"] and "agreement" in lines[0]
     assert bpy.ops.facesmith.set_expression(mode="NEUTRAL") == {"FINISHED"} and keys["fitted_expression"].value == 0.0
+    take = tmp_path / "take.csv"
+    take.write_text("Timecode,BlendShapeCount,JawOpen\n00:00:00:00.000,61,0.0\n00:00:00:30.000,61,1.0\n")
+    assert bpy.ops.facesmith.import_arkit(filepath=str(take)) == {"FINISHED"}
+    scene.frame_set(scene.frame_end)
+    assert keys["jawOpen"].value == pytest.approx(1.0, abs=0.05)
     assert bpy.ops.facesmith.rebuild_material() == {"FINISHED"}
     assert head.data.materials[0].node_tree.nodes["Albedo"].image.name == f"{head.name}_albedo"
 

@@ -97,3 +97,62 @@ def test_keys_scale_with_the_fitted_heads_eyes_and_mouth(keys, dev_model):
     np.testing.assert_allclose(rig.arkit_keys["jawOpen"], keys["jawOpen"] * scales["mouth"])
     np.testing.assert_allclose(rig.arkit_keys["eyeBlinkLeft"], keys["eyeBlinkLeft"] * scales["eyes"])
     np.testing.assert_allclose(rig.arkit_keys["browInnerUp"], keys["browInnerUp"] * scales["eyes"])
+
+
+def test_bounded_least_squares_matches_a_reference_solver():
+    from scipy.optimize import lsq_linear
+
+    from facesmith.inference.arkit import bounded_least_squares
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(200, 12)) @ np.diag(np.linspace(0.2, 3, 12))
+    for b in (a @ rng.uniform(-0.5, 1.5, 12), rng.normal(size=200)):
+        ours = bounded_least_squares(a.T @ a, a.T @ b)
+        ref = lsq_linear(a, b, bounds=(0, 1)).x
+        assert ours.min() >= 0 and ours.max() <= 1
+        assert np.linalg.norm(a @ ours - b) <= np.linalg.norm(a @ ref - b) * (1 + 1e-6) + 1e-9
+
+
+def test_an_arkit_expression_comes_back_as_its_weights(dev_model, keys):
+    from facesmith.inference.arkit import arkit_weights
+    from facesmith.inference.flame.regions import face_region
+
+    truth = {"jawOpen": 0.4, "mouthSmileLeft": 0.7, "mouthSmileRight": 0.6, "browInnerUp": 0.5, "eyeBlinkRight": 1.0}
+    delta = sum(w * keys[n] for n, w in truth.items())
+    weights, rms = arkit_weights(keys, delta, face_region(dev_model))
+    assert rms < 0.05
+    for name, w in weights.items():
+        assert w == pytest.approx(truth.get(name, 0.0), abs=0.02), name
+
+
+def test_psi_to_arkit_map_explains_flame_expressions(dev_model, keys):
+    from facesmith.inference.arkit import psi_to_arkit
+    from facesmith.inference.flame.regions import face_region
+
+    m, c, errors = psi_to_arkit(keys, dev_model.exprdirs, face_region(dev_model), samples=400)
+    assert m.shape == (len(keys), dev_model.n_expr) and c.shape == (len(keys),)
+    # ARKit's keys explain about half of a random FLAME expression (2.3 -> 1.1 mm RMS); the linear map nearly as much.
+    assert errors["bounded_fit_rms_mm"] < 0.6 * errors["expression_rms_mm"]
+    assert errors["map_rms_mm"] < 1.25 * errors["bounded_fit_rms_mm"] and errors["weight_mae"] < 0.1
+
+
+def test_the_fitted_expression_as_arkit_weights(dev_model, keys):
+    import dataclasses
+
+    from facesmith.inference.flame.forward import JAW
+
+    head = sample_head(dev_model, np.random.default_rng(2))
+    result = exact_result(dev_model, head)
+    photo = result.photos[0]
+    pose = photo.pose.copy()
+    pose[JAW] = [0.25, 0.0, 0.0]  # an open jaw: ARKit's jawOpen carries it
+    result = dataclasses.replace(result, photos=(dataclasses.replace(photo, pose=pose),))
+    flame_rig = rig_data(dev_model, result)
+    arkit_rig = rig_data(dev_model, result, fitted_as="arkit")
+    assert flame_rig.fitted_as == "flame" and arkit_rig.fitted_as == "arkit"
+    assert flame_rig.arkit_fitted == arkit_rig.arkit_fitted and arkit_rig.arkit_fitted["jawOpen"] > 0.3
+    assert 0 < arkit_rig.arkit_fitted_rms_mm < 5
+    np.testing.assert_allclose(arkit_rig.pose_quaternions["jaw"], [1, 0, 0, 0])
+    assert not np.allclose(flame_rig.pose_quaternions["jaw"], [1, 0, 0, 0])
+    with pytest.raises(ValueError, match="fitted expression"):
+        rig_data(dev_model, result, fitted_as="metahuman")
