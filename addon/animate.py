@@ -18,8 +18,10 @@ def arkit_key_count(obj: bpy.types.Object) -> int:
 
 
 def find_arkit_head(objects) -> bpy.types.Object:
-    """The mesh with the most ARKit-named shape keys (a Facesmith head has 51); an error if none has any."""
-    best = max((o for o in objects if o.type == "MESH"), key=arkit_key_count, default=None)
+    """The Facesmith head (its mouth and lashes follow it by drivers), else the mesh with the most ARKit-named
+    shape keys; an error if none has any."""
+    best = max((o for o in objects if o.type == "MESH"), key=lambda o: ("facesmith_photo" in o, arkit_key_count(o)),
+               default=None)  # fmt: skip
     if best is None or arkit_key_count(best) == 0:
         raise FacesmithError("no mesh with ARKit shape keys (eyeBlinkLeft, jawOpen, ...): is this a Facesmith head?")
     return best

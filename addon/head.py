@@ -15,6 +15,7 @@ from ..inference.rig import RigData
 from ..inference.texture.maps import TextureSet, write_albedo_png, write_displacement_png
 from .build_material import build_eye_material, build_hidden_material, build_skin_material
 from .build_mesh import build_head_mesh
+from .build_mouth import build_mouth_parts
 from .build_rig import (
     add_corrective_drivers,
     apply_pose,
@@ -33,6 +34,8 @@ class Head:
     eyes: tuple[bpy.types.Object, ...]
     camera: bpy.types.Object
     drivers: int
+    parts: tuple[bpy.types.Object, ...] = ()  # the mouth and the lashes (addon/build_mouth.py)
+    part_drivers: int = 0  # their shape keys driven by the head's
 
 
 def build_head(
@@ -52,6 +55,7 @@ def build_head(
     collection.objects.link(mesh)
     attach_to_armature(mesh, armature)
     drivers = add_corrective_drivers(mesh, armature, rig)
+    parts, part_drivers = build_mouth_parts(rig, mesh, armature, collection)
     with tempfile.TemporaryDirectory(prefix="facesmith-tex-") as tmp:
         # The file names travel into the .fbx (embedded) and the .glb: name them after the head.
         albedo = write_albedo_png(textures, Path(tmp) / f"{rig.name}_albedo.png")
@@ -69,7 +73,7 @@ def build_head(
         mesh[f"facesmith_{key}"] = value
     mesh["facesmith_photo"] = rig.photo_path
     mesh["facesmith_displacement_range"] = textures.displacement_range
-    return Head(collection, armature, mesh, tuple(eyes), camera, drivers)
+    return Head(collection, armature, mesh, tuple(eyes), camera, drivers, tuple(parts), part_drivers)
 
 
 @contextmanager

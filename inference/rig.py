@@ -20,6 +20,7 @@ from .camera import Camera
 from .flame.forward import JAW, flame_forward, landmarks68
 from .flame.model import FLAME_MESH, FlameModel
 from .flame.regions import face_region
+from .mouth import MouthParts, fitted_parts, load_mouth
 from .options import FITTED_EXPRESSION_MODES
 from .result import FitResult, PhotoFit
 
@@ -100,6 +101,7 @@ class RigData:
     arkit_fitted: dict[str, float] = field(default_factory=dict)
     arkit_fitted_rms_mm: float | None = None
     fitted_as: str = "flame"
+    mouth: MouthParts | None = None  # teeth, gums, tongue, socket and lashes (inference/mouth.py)
 
 
 def bone_heads(joints: np.ndarray) -> dict[str, np.ndarray]:
@@ -160,13 +162,24 @@ def eyeballs(model: FlameModel, basis: np.ndarray) -> dict[str, tuple[np.ndarray
     return out
 
 
+def region_scales(model: FlameModel, shape: np.ndarray) -> dict[str, float]:
+    """The fitted head's eye distance and mouth width against the template's (arkit.key_scales); 1 without
+    FLAME's landmarks."""
+    if not model.has_landmarks68:
+        return {"eyes": 1.0, "mouth": 1.0}
+    return key_scales(*(landmarks68(model, flame_forward(model, s))[0] for s in (None, shape)))
+
+
 def arkit_keys(model: FlameModel, shape: np.ndarray) -> dict[str, np.ndarray]:
     """The shipped ARKit keys (FLAME's mesh only, else {}), scaled to the fitted head (arkit.key_scales)."""
     keys = load_arkit_keys(model.n_vertices) if (model.n_vertices, model.n_faces) == FLAME_MESH else None
-    if not keys or not model.has_landmarks68:
-        return keys or {}
-    lmk = [landmarks68(model, flame_forward(model, s))[0] for s in (None, shape)]
-    return scaled_to_head(keys, key_scales(*lmk))
+    return scaled_to_head(keys, region_scales(model, shape)) if keys else {}
+
+
+def mouth_parts(model: FlameModel, shape: np.ndarray, basis: np.ndarray) -> MouthParts | None:
+    """The shipped teeth, gums, tongue, mouth socket and lashes on the fitted head (FLAME's mesh only)."""
+    asset = load_mouth(model.n_vertices) if (model.n_vertices, model.n_faces) == FLAME_MESH else None
+    return None if asset is None else fitted_parts(asset, model.v_template, basis, region_scales(model, shape))
 
 
 def fitted_as_arkit(
@@ -245,4 +258,5 @@ def rig_data(
         arkit_fitted=weights,
         arkit_fitted_rms_mm=rms,
         fitted_as=fitted_as,
+        mouth=mouth_parts(model, result.shape, basis),
     )  # fmt: skip

@@ -32,3 +32,9 @@ def evaluated_vertices(bpy, obj) -> np.ndarray:
     mesh.vertices.foreach_get("co", co)
     obj.evaluated_get(depsgraph).to_mesh_clear()
     return co.reshape(-1, 3).astype(np.float64)
+
+
+def head_object(bpy):
+    """The one Facesmith head mesh of the open file (not its mouth, lashes or eyeballs)."""
+    (head,) = [o for o in bpy.data.objects if o.type == "MESH" and "facesmith_photo" in o]
+    return head

@@ -9,7 +9,7 @@ from facesmith.inference.arkit import ARKIT_NAMES
 from facesmith.inference.flame.io import save_model_npz
 
 from ..conftest import SHARED
-from .conftest import evaluated_vertices
+from .conftest import evaluated_vertices, head_object
 
 PHOTO = SHARED / "data" / "faces" / "002_03.jpg"
 pytestmark = pytest.mark.skipif(not PHOTO.is_file(), reason=f"needs {PHOTO}")
@@ -29,11 +29,7 @@ def blend(bpy, dev_model, tmp_path_factory):
 
 def test_arkit_shape_keys_and_jaw_open(bpy, blend):
     bpy.ops.wm.open_mainfile(filepath=str(blend))
-    (head,) = [
-        o
-        for o in bpy.data.objects
-        if o.type == "MESH" and o.data.shape_keys and "jawOpen" in o.data.shape_keys.key_blocks
-    ]
+    head = head_object(bpy)
     keys = head.data.shape_keys.key_blocks
     arkit = [k for k in keys if k.name in ARKIT_NAMES]
     assert [k.name for k in arkit] == [n for n in ARKIT_NAMES if n != "tongueOut"]
@@ -74,8 +70,7 @@ def test_a_live_link_face_csv_animates_the_head(bpy, blend, tmp_path):
     assert main(["animate-arkit", str(take), "--rig", str(blend), "-o", str(out)]) == 1  # exists: refused
     bpy.ops.wm.open_mainfile(filepath=str(out))
     scene = bpy.context.scene
-    (head,) = [o for o in bpy.data.objects if o.type == "MESH" and o.data.shape_keys and "jawOpen" in
-               o.data.shape_keys.key_blocks]  # fmt: skip
+    head = head_object(bpy)
     keys = head.data.shape_keys.key_blocks
     fps = scene.render.fps / scene.render.fps_base
     assert (scene.frame_start, scene.frame_end) == (1, int(np.ceil(1 + fps)))
@@ -120,8 +115,7 @@ def test_the_photo_expression_shown_as_arkit_weights(bpy, dev_model, tmp_path):
     weights = rig["arkit_weights"]
     assert weights["mouthSmileLeft"] > 0.2 and weights["mouthSmileRight"] > 0.2
     bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "002_08.blend"))
-    (head,) = [o for o in bpy.data.objects if o.type == "MESH" and o.data.shape_keys and "jawOpen" in
-               o.data.shape_keys.key_blocks]  # fmt: skip
+    head = head_object(bpy)
     keys = head.data.shape_keys.key_blocks
     assert keys["fitted_expression"].value == 0.0
     for name, w in weights.items():
@@ -132,3 +126,37 @@ def test_the_photo_expression_shown_as_arkit_weights(bpy, dev_model, tmp_path):
     assert all(keys[n].value == 0.0 for n in weights) and keys["fitted_expression"].value == 0.0
     show_fitted(head, True)
     assert keys["mouthSmileLeft"].value == pytest.approx(weights["mouthSmileLeft"], abs=1e-4)
+
+
+def test_teeth_tongue_and_lashes_follow_the_head(bpy, blend):
+    """The mouth and lash meshes: skinned to the rig, their keys driven by the head's: the head's jawOpen takes the
+    lower teeth down (the upper stay), the jaw bone carries them too, and the lashes close with eyeBlink."""
+    from mathutils import Quaternion
+
+    bpy.ops.wm.open_mainfile(filepath=str(blend))
+    head = head_object(bpy)
+    mouth, lashes = (bpy.data.objects[f"{head.name}_{part}"] for part in ("mouth", "lashes"))
+    assert mouth.parent == head.parent and lashes.parent == head.parent
+    materials = {m.name.removeprefix(f"{head.name}_") for m in mouth.data.materials}
+    assert materials == {"mouth_socket", "gums_and_tongue", "teeth"}
+    keys = head.data.shape_keys.key_blocks
+    keys["fitted_expression"].value = 0.0
+    jaw_bone = head.parent.pose.bones["jaw"]
+    jaw_bone.rotation_quaternion = (1, 0, 0, 0)
+    rest = evaluated_vertices(bpy, mouth)
+    up = _up(bpy, mouth)
+    jaw_group = mouth.vertex_groups["jaw"].index
+    on_jaw = np.array([any(g.group == jaw_group and g.weight > 0.99 for g in v.groups) for v in mouth.data.vertices])
+    keys["jawOpen"].value = 1.0
+    opened = evaluated_vertices(bpy, mouth) - rest
+    keys["jawOpen"].value = 0.0
+    assert -(opened[on_jaw] @ up).mean() > 0.015 and np.abs(opened[~on_jaw] @ up).min() < 1e-4
+    jaw_bone.rotation_quaternion = tuple(Quaternion((1, 0, 0), 0.3))
+    turned = evaluated_vertices(bpy, mouth) - rest
+    jaw_bone.rotation_quaternion = (1, 0, 0, 0)
+    assert np.linalg.norm(turned[on_jaw], axis=1).min() > 0.003
+    lash_rest = evaluated_vertices(bpy, lashes)
+    keys["eyeBlinkLeft"].value = 1.0
+    blinked = evaluated_vertices(bpy, lashes) - lash_rest
+    keys["eyeBlinkLeft"].value = 0.0
+    assert np.linalg.norm(blinked, axis=1).max() > 0.004  # the left lashes close with the lid

@@ -104,9 +104,15 @@ def test_exports_round_trip(bpy, converted, fmt):
         bpy.ops.import_scene.gltf(filepath=str(converted / "head.glb"))
     else:
         bpy.ops.import_scene.fbx(filepath=str(converted / "head.fbx"))
-    meshes = [o for o in bpy.data.objects if o.type == "MESH" and len(o.data.vertices) >= 5000]
+    meshes = [o for o in bpy.data.objects if o.type == "MESH" and o.name == "head"]
     armatures = [o for o in bpy.data.objects if o.type == "ARMATURE"]
     assert len(meshes) == 1 and len(armatures) == 1
+    # The mouth (teeth, gums, tongue, socket) and the lashes travel with the rig: skinned, with ARKit morph targets.
+    mouth = [o for o in bpy.data.objects if o.type == "MESH" and "mouth" in o.name]
+    lashes = [o for o in bpy.data.objects if o.type == "MESH" and "lashes" in o.name]
+    assert len(mouth) == 1 and len(lashes) == 1
+    assert "jawOpen" in mouth[0].data.shape_keys.key_blocks and "jaw" in mouth[0].vertex_groups
+    assert "eyeBlinkLeft" in lashes[0].data.shape_keys.key_blocks
     keys = meshes[0].data.shape_keys.key_blocks
     assert len([k for k in keys if k.name.startswith("exp_")]) >= 50
     assert len([k for k in keys if k.name.startswith("pose_")]) == 36
