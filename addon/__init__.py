@@ -20,6 +20,7 @@ CLASSES = (
     operators.FACESMITH_OT_rebuild_material,
     operators.FACESMITH_OT_export,
     operators.FACESMITH_OT_import_arkit,
+    operators.FACESMITH_OT_animate_video,
     panels.FACESMITH_PT_main,
 )
 

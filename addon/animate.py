@@ -1,5 +1,6 @@
-"""An ARKit take (inference/arkit_csv.py) as keyframes on a head's ARKit shape keys; the panel's import and
-`facesmith animate-arkit` both use it."""
+"""Animation on a head: an ARKit take (inference/arkit_csv.py) on its ARKit keys (`facesmith animate-arkit`, the
+panel's import), a tracked performance (inference/track.py) on its expression keys and bones (`facesmith
+animate`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import numpy as np
 from ..inference.arkit import ARKIT_NAMES
 from ..inference.arkit_csv import ArkitTake
 from ..inference.errors import FacesmithError
+from ..inference.rig import quaternion
+from ..inference.track import Tracked
 from .build_mesh import show_fitted
 
 
@@ -62,3 +65,48 @@ def key_take(obj: bpy.types.Object, take: ArkitTake, scene: bpy.types.Scene, sta
     scene.frame_start = start
     scene.frame_end = max(start, int(np.ceil(frames[-1])))
     return take.frames, missing
+
+
+# Tracked FLAME pose rows -> bones (as rig_data poses a photo: FLAME's global rotation on root, joint 1 on head).
+TRACKED_BONES = {"root": 0, "head": 1, "jaw": 2, "eye_L": 3, "eye_R": 4}
+
+
+def _key_curve(action: bpy.types.Action, owner: bpy.types.ID, path: str, index: int, frames, values) -> None:
+    if hasattr(action, "fcurve_ensure_for_datablock"):
+        curve = action.fcurve_ensure_for_datablock(owner, path, index=index)
+    else:
+        curve = action.fcurves.find(path, index=index) or action.fcurves.new(path, index=index)
+    points = curve.keyframe_points
+    points.clear()
+    points.add(len(frames))
+    points.foreach_set("co", np.column_stack([frames, values]).astype(np.float32).ravel())
+    curve.update()
+
+
+def key_tracked(head: bpy.types.Object, tracked: Tracked, scene: bpy.types.Scene, start: int = 1) -> int:
+    """A tracked performance (inference/track.py) as keyframes: the expression on the exp_XXX keys (the photo's
+    expression off), FLAME's global rotation, jaw and gaze on the bones, one key per tracked frame at the
+    footage's rate; the scene's frame rate and range set to it. Returns the frames keyed."""
+    keys = head.data.shape_keys
+    armature = head.parent
+    fps = tracked.fps
+    scene.render.fps = max(1, round(fps))
+    scene.render.fps_base = scene.render.fps / fps
+    frames = start + np.arange(len(tracked.frame_numbers), dtype=float)
+    show_fitted(head, False)
+    names = [f"exp_{k:03d}" for k in range(tracked.expression.shape[1]) if f"exp_{k:03d}" in keys.key_blocks]
+    for name in names:  # the first keyframe creates the action (and its slot, from Blender 4.4 on)
+        keys.key_blocks[name].keyframe_insert("value", frame=float(frames[0]))
+    for name in names:
+        _key_curve(keys.animation_data.action, keys, f'key_blocks["{name}"].value', 0, frames,
+                   tracked.expression[:, int(name[4:])])  # fmt: skip
+    bones = {b: j for b, j in TRACKED_BONES.items() if b in armature.pose.bones}
+    for bone in bones:
+        armature.pose.bones[bone].keyframe_insert("rotation_quaternion", frame=float(frames[0]))
+    for bone, j in bones.items():
+        quats = np.stack([quaternion(aa) for aa in tracked.pose[:, j]])
+        for i in range(4):
+            _key_curve(armature.animation_data.action, armature, f'pose.bones["{bone}"].rotation_quaternion', i,
+                       frames, quats[:, i])  # fmt: skip
+    scene.frame_start, scene.frame_end = start, int(frames[-1])
+    return len(frames)

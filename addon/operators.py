@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import bpy
+import numpy as np
 from bpy.props import CollectionProperty, EnumProperty, StringProperty
 
 from ..inference.errors import FacesmithError
@@ -68,34 +69,33 @@ class HeadOperatorMixin:
         return active_head(context) is not None
 
 
-class FACESMITH_OT_reconstruct(bpy.types.Operator):
-    bl_idname = "facesmith.reconstruct"
-    bl_label = "Reconstruct"
-    bl_description = "Fit FLAME to the photos and build a rigged, textured head"
-    bl_options = {"REGISTER", "UNDO"}
+class ChooseFile:
+    """For operators that ask for a file first (their `filepath` property gets it)."""
+
+    def invoke(self, context, event):
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+
+class BackgroundWork:
+    """For operators whose work runs in a thread (progress in the status bar, Esc cancels) and whose result is
+    turned into Blender data on the main thread by `finish`; headless (no event loop) the work runs in place.
+    Subclasses give `compute(progress, cancel)` (the thread's work: no Blender data) and `finish(context, result)`."""
 
     _thread: threading.Thread | None = None
     _timer = None
 
-    def execute(self, context):
-        try:
-            photos = photo_paths(context)
-        except FacesmithError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
-        options = pipeline_options(context)
-        if bpy.app.background:  # no event loop: run in place
-            from ..inference.pipeline import reconstruct
-
+    def run_work(self, context):
+        if bpy.app.background:
             try:
-                return self.finish(context, reconstruct(photos, options))
+                return self.finish(context, self.compute(lambda f, m: None, threading.Event()))
             except FacesmithError as exc:
                 self.report({"ERROR"}, str(exc))
                 return {"CANCELLED"}
         self._messages: queue.Queue = queue.Queue()
         self._cancel = threading.Event()
         self._outcome: list = []
-        self._thread = threading.Thread(target=self.work, args=(photos, options), daemon=True)
+        self._thread = threading.Thread(target=self.work, daemon=True)
         self._thread.start()
         wm = context.window_manager
         self._timer = wm.event_timer_add(0.1, window=context.window)
@@ -103,13 +103,10 @@ class FACESMITH_OT_reconstruct(bpy.types.Operator):
         wm.modal_handler_add(self)
         return {"RUNNING_MODAL"}
 
-    def work(self, photos: list[Path], options: PipelineOptions) -> None:
+    def work(self) -> None:
         """Worker thread: only computes and queues; Blender data is touched on the main thread alone."""
-        from ..inference.pipeline import reconstruct
-
         try:
-            progress = lambda f, m: self._messages.put((f, m))  # noqa: E731
-            self._outcome.append(reconstruct(photos, options, progress, self._cancel))
+            self._outcome.append(self.compute(lambda f, m: self._messages.put((f, m)), self._cancel))
         except FacesmithError as exc:
             self._outcome.append(exc)
 
@@ -125,7 +122,7 @@ class FACESMITH_OT_reconstruct(bpy.types.Operator):
         if self._thread.is_alive():
             return {"RUNNING_MODAL"}
         self.cleanup(context)
-        outcome = self._outcome[0] if self._outcome else FacesmithError("the reconstruction stopped unexpectedly")
+        outcome = self._outcome[0] if self._outcome else FacesmithError("the work stopped unexpectedly")
         if self._cancel.is_set():
             self.report({"INFO"}, "Facesmith: cancelled")
             return {"CANCELLED"}
@@ -139,6 +136,27 @@ class FACESMITH_OT_reconstruct(bpy.types.Operator):
         wm.event_timer_remove(self._timer)
         wm.progress_end()
         context.workspace.status_text_set(None)
+
+
+class FACESMITH_OT_reconstruct(BackgroundWork, bpy.types.Operator):
+    bl_idname = "facesmith.reconstruct"
+    bl_label = "Reconstruct"
+    bl_description = "Fit FLAME to the photos and build a rigged, textured head"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        try:
+            self._photos = photo_paths(context)
+        except FacesmithError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self._options = pipeline_options(context)
+        return self.run_work(context)
+
+    def compute(self, progress, cancel) -> HeadResult:
+        from ..inference.pipeline import reconstruct
+
+        return reconstruct(self._photos, self._options, progress, cancel)
 
     def finish(self, context, output: HeadResult):
         settings = context.scene.facesmith
@@ -254,7 +272,7 @@ class FACESMITH_OT_export(HeadOperatorMixin, bpy.types.Operator):
         return {"FINISHED"}
 
 
-class FACESMITH_OT_import_arkit(HeadOperatorMixin, bpy.types.Operator):
+class FACESMITH_OT_import_arkit(ChooseFile, HeadOperatorMixin, bpy.types.Operator):
     bl_idname = "facesmith.import_arkit"
     bl_label = "Import ARKit Take"
     bl_description = "Key a Live Link Face CSV (ARKit blendshape weights per frame) onto the head's ARKit shape keys"
@@ -262,10 +280,6 @@ class FACESMITH_OT_import_arkit(HeadOperatorMixin, bpy.types.Operator):
 
     filepath: StringProperty(subtype="FILE_PATH")
     filter_glob: StringProperty(default="*.csv", options={"HIDDEN"})
-
-    def invoke(self, context, event):
-        context.window_manager.fileselect_add(self)
-        return {"RUNNING_MODAL"}
 
     def execute(self, context):
         from ..inference.arkit_csv import read_live_link_csv
@@ -281,4 +295,46 @@ class FACESMITH_OT_import_arkit(HeadOperatorMixin, bpy.types.Operator):
         if missing:
             self.report({"WARNING"}, f"{head.name} has no shape key for {', '.join(missing)} (not keyed)")
         self.report({"INFO"}, f"Facesmith: keyed {frames} frames of {Path(self.filepath).name} on {head.name}")
+        return {"FINISHED"}
+
+
+class FACESMITH_OT_animate_video(BackgroundWork, ChooseFile, HeadOperatorMixin, bpy.types.Operator):
+    bl_idname = "facesmith.animate_video"
+    bl_label = "Animate from Video"
+    bl_description = "Track the face in a video (or a folder of frames) and key the performance onto the head"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filepath: StringProperty(subtype="FILE_PATH")
+    filter_glob: StringProperty(default="*.mp4;*.mov;*.avi;*.mkv;*.webm;*.m4v", options={"HIDDEN"})
+
+    def execute(self, context):
+        head = active_head(context)
+        if "facesmith_shape" not in head:
+            self.report({"ERROR"}, f"{head.name} does not record its identity: reconstruct it again")
+            return {"CANCELLED"}
+        self._shape = np.asarray(head["facesmith_shape"], float)
+        self._options = pipeline_options(context)
+        self._source = Path(bpy.path.abspath(self.filepath))
+        return self.run_work(context)
+
+    def compute(self, progress, cancel):
+        from ..inference.landmarks.detect import LandmarkDetector, resolve_backends
+        from ..inference.pipeline import load_pipeline_model
+        from ..inference.track import TrackOptions, footage_frames, track
+
+        options = TrackOptions()
+        fps, count, frames = footage_frames(self._source, options)
+        model = load_pipeline_model(self._options)
+        primary, _, _ = resolve_backends(self._options.landmarks, False)
+        with LandmarkDetector(primary, None, self._options.device) as detector:
+            return track(model, self._shape, frames, count, fps, detector, self._options.fit, options, progress, cancel)
+
+    def finish(self, context, tracked):
+        from .animate import key_tracked
+
+        head = active_head(context)
+        frames = key_tracked(head, tracked, context.scene, context.scene.frame_start)
+        if tracked.lost:
+            self.report({"WARNING"}, f"no face in {len(tracked.lost)} frame(s): bridged from their neighbours")
+        self.report({"INFO"}, f"Facesmith: keyed {frames} frames of {self._source.name} on {head.name}")
         return {"FINISHED"}

@@ -55,4 +55,6 @@ class FACESMITH_PT_main(bpy.types.Panel):
             row = box.row(align=True)
             row.operator("facesmith.export", text="Export .glb").format = "GLB"
             row.operator("facesmith.export", text="Export .fbx").format = "FBX"
-            box.operator("facesmith.import_arkit", icon="ANIM")
+            row = box.row(align=True)
+            row.operator("facesmith.import_arkit", icon="ANIM")
+            row.operator("facesmith.animate_video", icon="FILE_MOVIE")

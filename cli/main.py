@@ -10,6 +10,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from ..inference.errors import FacesmithError
 from ..inference.files import EXPORT_FORMATS
 from ..inference.flame.dev_model import build_dev_model
@@ -32,6 +34,7 @@ from ..inference.pipeline import (
     load_pipeline_model,
     model_choice,
 )
+from ..inference.track import TrackOptions
 from .console import Console, quiet_output
 from .heads import (
     EXIT_FAILED,
@@ -123,6 +126,27 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run folder; an existing one resumes")
     _add_flame_flag(train)
     train.set_defaults(func=cmd_train)
+
+    video = sub.add_parser("animate", help="track a face in footage and key the performance onto a head's rig")
+    video.add_argument(
+        "footage", type=Path, metavar="VIDEO", help="a video file, or a folder of frames (sorted by name)"
+    )
+    video.add_argument("--rig", type=Path, required=True, metavar="HEAD.blend", help="a head Facesmith wrote")
+    video.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.blend")
+    video.add_argument("--glb", action="store_true", help="also write OUT.glb with the animation")
+    video.add_argument("--start", type=int, default=TrackOptions.start, help="first frame")
+    video.add_argument("--end", type=int, help="one past the last frame (default: to the end)")
+    video.add_argument("--stride", type=int, default=TrackOptions.stride, help="track every N-th frame")
+    video.add_argument(
+        "--smooth", type=int, default=TrackOptions.smooth_frames, help="smoothing window, frames (1: off)"
+    )
+    video.add_argument("--fps", type=float, default=TrackOptions.fps, help="frame rate of a folder of frames")
+    video.add_argument("--overwrite", action="store_true", help="replace OUT.blend if it exists")
+    video.add_argument(
+        "--device", choices=DEVICES, default=DEFAULTS.device, help="where the dense network runs (auto: CUDA if offered)"
+    )  # fmt: skip
+    _add_flame_flag(video)
+    video.set_defaults(func=cmd_animate)
 
     animate = sub.add_parser(
         "animate-arkit", help="key a Live Link Face CSV (ARKit weights per frame) onto a head's ARKit shape keys"
@@ -383,20 +407,91 @@ def cmd_train(args: argparse.Namespace, console: Console, interrupt: Interrupt) 
     return EXIT_OK
 
 
+def _blend_output(rig: Path, output: Path, overwrite: bool) -> None:
+    """--rig is an existing .blend; -o a .blend path that may be written; checked before any work."""
+    from .outputs import OutputError
+
+    if not rig.is_file() or rig.suffix.lower() != ".blend":
+        raise OutputError(f"{rig}: --rig takes an existing .blend file (a head Facesmith wrote)")
+    if output.suffix.lower() != ".blend":
+        raise OutputError(f"{output}: -o takes a .blend file path")
+    if output.exists() and not overwrite:
+        raise OutputError(f"{output}: exists (--overwrite replaces it)")
+    check_folder(output.parent)
+
+
+def head_shape(rig: Path) -> np.ndarray:
+    """β of the head in HEAD.blend: from HEAD.json beside it (`reconstruct` writes both)."""
+    from .outputs import OutputError
+
+    meta = rig.with_suffix(".json")
+    try:
+        return np.asarray(json.loads(meta.read_text())["shape"], float)
+    except (OSError, ValueError, KeyError) as exc:
+        raise OutputError(f"{meta}: the head's identity (shape) is read from the JSON `reconstruct` wrote beside "
+                          f"{rig.name} ({exc.__class__.__name__})") from None  # fmt: skip
+
+
+def cmd_animate(args: argparse.Namespace, console: Console, interrupt: Interrupt) -> int:
+    """Footage -> tracked performance (inference/track.py) -> keyframes on HEAD.blend's rig -> OUT.blend."""
+    from ..inference.files import atomic_path_write
+    from ..inference.landmarks.detect import LandmarkDetector, resolve_backends
+    from ..inference.progress import ProgressBar
+    from ..inference.track import footage_frames, track
+
+    options = TrackOptions(args.start, args.end, max(1, args.stride), args.smooth, fps=args.fps)
+    fps, count, frames = footage_frames(args.footage, options)
+    _blend_output(args.rig, args.output, args.overwrite)
+    shape = head_shape(args.rig)
+    pipeline = dataclasses.replace(DEFAULTS, flame_path=args.flame or "", device=args.device)
+    model = load_pipeline_model(pipeline)
+    primary, _, _ = resolve_backends(pipeline.landmarks, False)
+    bar = ProgressBar(count, 0, console.err)
+    with LandmarkDetector(primary, None, args.device) as detector:
+        tracked = track(model, shape, frames, count, fps, detector, pipeline.fit, options,
+                        lambda f, m: bar.update(round(f * count), m), interrupt.cancel)  # fmt: skip
+    bar.close()
+    if tracked.lost:
+        console.warn(f"{args.footage.name}: no face in {len(tracked.lost)} frame(s) (first {tracked.lost[0]}): "
+                     "bridged from their neighbours")  # fmt: skip
+    import bpy
+
+    from ..addon.animate import find_arkit_head, key_tracked
+
+    bpy.ops.wm.open_mainfile(filepath=str(args.rig), load_ui=False)
+    head = find_arkit_head(bpy.data.objects)
+    keyed = key_tracked(head, tracked, bpy.context.scene)
+    atomic_path_write(args.output, lambda p: bpy.ops.wm.save_as_mainfile(filepath=str(p), copy=True, compress=True))
+    written = [args.output]
+    if args.glb:
+        glb = args.output.with_suffix(".glb")
+        atomic_path_write(glb, lambda p: _export_animated_glb(p))
+        written.append(glb)
+    console.line(f"{args.output}: {keyed} frames of {args.footage.name} at {tracked.fps:g} fps on {head.name}")
+    for path in written[1:]:
+        console.line(f"  {path}")
+    return EXIT_OK
+
+
+def _export_animated_glb(path: Path) -> None:
+    import bpy
+
+    from ..addon.head import skinned_meshes_at_root
+
+    with skinned_meshes_at_root():
+        bpy.ops.export_scene.gltf(
+            filepath=str(path), export_format="GLB", export_morph=True, export_skins=True, export_animations=True,
+            export_cameras=False, export_lights=False,
+        )  # fmt: skip
+
+
 def cmd_animate_arkit(args: argparse.Namespace, console: Console, interrupt: Interrupt) -> int:
     """Open HEAD.blend, key the take on its head, save OUT.blend (atomically); inputs checked before bpy starts."""
     from ..inference.arkit_csv import read_live_link_csv
     from ..inference.files import atomic_path_write
-    from .outputs import OutputError
 
     take = read_live_link_csv(args.csv, args.capture_fps)
-    if not args.rig.is_file() or args.rig.suffix.lower() != ".blend":
-        raise OutputError(f"{args.rig}: --rig takes an existing .blend file (a head Facesmith wrote)")
-    if args.output.suffix.lower() != ".blend":
-        raise OutputError(f"{args.output}: -o takes a .blend file path")
-    if args.output.exists() and not args.overwrite:
-        raise OutputError(f"{args.output}: exists (--overwrite replaces it)")
-    check_folder(args.output.parent)
+    _blend_output(args.rig, args.output, args.overwrite)
     import bpy
 
     from ..addon.animate import find_arkit_head, key_take

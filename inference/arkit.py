@@ -41,16 +41,25 @@ ARKIT_NAMES = (
 ARKIT_SLIDER = (0.0, 1.0)
 
 
-def load_arkit_keys(n_vertices: int, path: str | Path = ARKIT_FILE) -> dict[str, np.ndarray] | None:
-    """ARKit name -> (V, 3) float64 delta in metres, in ARKIT_NAMES order; None when the file is missing,
-    is not this format, or was made for another mesh than one with `n_vertices` vertices."""
+def load_mesh_asset(path: str | Path, fmt: str, n_vertices: int) -> dict[str, np.ndarray] | None:
+    """The arrays of a shipped .npz made for FLAME's mesh; None when it is missing, not format `fmt`, or made for
+    another mesh than one with `n_vertices` vertices."""
     path = Path(path)
     if not path.is_file():
         return None
     with np.load(path, allow_pickle=False) as z:
-        if str(z["format"]) != FORMAT or int(z["n_vertices"]) != n_vertices:
+        if str(z["format"]) != fmt or int(z["n_vertices"]) != n_vertices:
             return None
-        names, deltas = [str(n) for n in z["names"]], z["deltas"]
+        return {k: z[k] for k in z.files}
+
+
+def load_arkit_keys(n_vertices: int, path: str | Path = ARKIT_FILE) -> dict[str, np.ndarray] | None:
+    """ARKit name -> (V, 3) float64 delta in metres, in ARKIT_NAMES order; None when the file is missing,
+    is not this format, or was made for another mesh than one with `n_vertices` vertices."""
+    z = load_mesh_asset(path, FORMAT, n_vertices)
+    if z is None:
+        return None
+    names, deltas = [str(n) for n in z["names"]], z["deltas"]
     if deltas.shape != (len(names), n_vertices, 3) or not set(names) <= set(ARKIT_NAMES):
         return None
     return {name: deltas[k].astype(np.float64) for k, name in enumerate(names)}

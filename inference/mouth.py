@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .arkit import load_mesh_asset
 from .flame.paths import PACKAGE_ROOT
 
 FORMAT = "facesmith-ict-mouth-1"
@@ -59,13 +60,7 @@ class MouthParts:
 
 def load_mouth(n_vertices: int, path: str | Path = MOUTH_FILE) -> dict[str, np.ndarray] | None:
     """The asset's arrays, or None when it is missing, not this format, or made for another mesh."""
-    path = Path(path)
-    if not path.is_file():
-        return None
-    with np.load(path, allow_pickle=False) as z:
-        if str(z["format"]) != FORMAT or int(z["n_vertices"]) != n_vertices:
-            return None
-        return {k: z[k] for k in z.files}
+    return load_mesh_asset(path, FORMAT, n_vertices)
 
 
 def fitted_parts(

@@ -253,6 +253,7 @@ def rig_data(
         camera=camera_setup(photo.camera, photo.image_size),
         photo_path=photo.path,
         metadata={"model": result.model_description, "shape_components": int(len(result.shape)),
+                  "shape": [float(b) for b in result.shape],  # β: what footage is tracked with (facesmith animate)
                   "expression_components": int(model.n_expr)},
         arkit_keys=keys,
         arkit_fitted=weights,

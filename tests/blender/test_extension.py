@@ -102,6 +102,17 @@ def test_reconstruct_operator_builds_the_head(bpy, installed, tmp_path):
     assert bpy.ops.facesmith.import_arkit(filepath=str(take)) == {"FINISHED"}
     scene.frame_set(scene.frame_end)
     assert keys["jawOpen"].value == pytest.approx(1.0, abs=0.05)
+    assert len(head["facesmith_shape"]) == 50  # the identity footage is tracked with
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for k, name in enumerate(("003_03.jpg", "003_08.jpg", "003_03.jpg")):
+        (frames / f"{k:02d}.jpg").write_bytes((FACES / name).read_bytes())
+    assert bpy.ops.facesmith.animate_video(filepath=str(frames)) == {"FINISHED"}
+    assert scene.frame_end - scene.frame_start == 2
+    scene.frame_set(scene.frame_start + 1)
+    smiling = keys["exp_000"].value, keys["exp_001"].value
+    scene.frame_set(scene.frame_start)
+    assert (keys["exp_000"].value, keys["exp_001"].value) != smiling
     assert bpy.ops.facesmith.rebuild_material() == {"FINISHED"}
     assert head.data.materials[0].node_tree.nodes["Albedo"].image.name == f"{head.name}_albedo"
 

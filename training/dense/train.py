@@ -32,6 +32,7 @@ import torch
 
 from ...inference.flame.model import FlameModel
 from ...inference.landmarks.dense import DenseSpec, basis_hash, select_vertices
+from ...inference.progress import ProgressBar
 from .data import CropRule, ShardStream, shard_files
 from .net import DenseNet, gaussian_nll
 
@@ -220,30 +221,6 @@ def plot_losses(metrics_path: Path, out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)
-
-
-class ProgressBar:
-    """One line on a terminal (\\r), a line per update otherwise; step, loss, rate, ETA."""
-
-    def __init__(self, total: int, start: int, stream=sys.stderr) -> None:
-        self.total, self.start, self.stream = total, start, stream
-        self.t0 = time.perf_counter()
-        self.tty = stream.isatty()
-
-    def update(self, step: int, text: str) -> None:
-        done = step - self.start
-        elapsed = time.perf_counter() - self.t0
-        eta = elapsed / max(done, 1) * (self.total - step)
-        width = 24
-        fill = int(width * step / max(self.total, 1))
-        line = (f"[{'#' * fill}{'.' * (width - fill)}] {step}/{self.total} {text} "
-                f"ETA {int(eta // 3600):d}:{int(eta % 3600 // 60):02d}:{int(eta % 60):02d}")  # fmt: skip
-        self.stream.write(("\r" + line) if self.tty else line + "\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.tty:
-            self.stream.write("\n")
 
 
 def train(cfg: Config, out: Path, model: FlameModel, config_text: str = "", log: Callable[[str], None] = print,

@@ -108,21 +108,25 @@ def score_views(model: FlameModel, sets, options: FitOptions, mask: np.ndarray) 
 
 
 def session_view(
-    model: FlameModel, beta: np.ndarray, yaw_deg: float, texture: np.ndarray, light: np.ndarray, size: int = 512
+    model: FlameModel, beta: np.ndarray, yaw_deg: float, texture: np.ndarray, light: np.ndarray, size: int = 512,
+    expression: np.ndarray | None = None, pose: np.ndarray | None = None, eyelids: np.ndarray | None = None,
 ) -> np.ndarray:  # fmt: skip
-    """One photo of a session with the fit's own image model: the neutral head turned by yaw_deg in front of a fixed
-    perspective camera (0.6 m, focal 1.6 × the side), albedo from a UV texture (sRGB uint8, FLAME's layout) ×
-    the SH irradiance of a light (9, 3) fixed in the world (the head turns under it), over flat grey. IN-MODEL:
-    the upper bound for photo-consistency, used to tune it and to score baked albedo against the true one."""
+    """One photo of a session with the fit's own image model: the head turned by yaw_deg (or posed by `pose`,
+    (5, 3) axis-angle; with `expression` and `eyelids` if given) in front of a fixed perspective camera (0.6 m,
+    focal 1.6 × the side), albedo from a UV texture (sRGB uint8, FLAME's layout) × the SH irradiance of a light
+    (9, 3) fixed in the world (the head turns under it), over flat grey. IN-MODEL: the upper bound for
+    photo-consistency and tracking, used to tune the one and to score both."""
     from ...inference.flame.forward import surface_points, vertex_normals
     from ...inference.texture.albedo import sample_bilinear, sh_basis
     from ...inference.texture.maps import linear_to_srgb, srgb_to_linear
     from ..synth.engine import euler_to_axis_angle
     from ..synth.raster import rasterize
 
-    pose = np.zeros((5, 3))
-    pose[0] = euler_to_axis_angle(np.radians(yaw_deg), 0.0, 0.0)
-    v = flame_forward(model, beta, None, pose).vertices[0]
+    if pose is None:
+        pose = np.zeros((5, 3))
+        pose[0] = euler_to_axis_angle(np.radians(yaw_deg), 0.0, 0.0)
+    lids = None if eyelids is None or model.eyelid_left is None else np.asarray(eyelids)[None]
+    v = flame_forward(model, beta, expression, pose, lids).vertices[0]
     focal, distance = 1.6 * size, 0.6
     depth = distance - v[:, 2]
     xy = np.stack([size / 2 + focal * v[:, 0] / depth, size / 2 - focal * v[:, 1] / depth], axis=1)

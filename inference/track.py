@@ -1,0 +1,206 @@
+"""Footage of a face -> per-frame FLAME expression, jaw, head pose and gaze on a fixed identity (numpy only).
+
+Each frame: landmarks from the pipeline's detector (the dense network on the detector's crop; when the detector
+loses the face, the network alone on the previous frame's crop, so short losses are bridged), then the landmark
+fit with the head's β held fixed, started from the previous frame's solution (a few Levenberg–Marquardt steps),
+the focal length fitted on the first frame and then kept (one camera). Afterwards the curves are smoothed by a
+centred Savitzky–Golay filter (quadratic, `smooth_frames` wide): offline and symmetric, so it removes frame-to-
+frame jitter without delaying fast mouth motion; frames where no face was found take values interpolated between
+their neighbours and are listed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CancelledError, FacesmithError
+from .fit import Observation
+from .fit.gaze import fit_gaze
+from .fit.problem import PhotoState, Problem
+from .fit.solver import initial_state, solve
+from .flame.model import FlameModel
+from .images import PHOTO_SUFFIXES, load_photo
+from .landmarks.detect import FaceLandmarks, LandmarkDetector, dense_face
+from .options import FitOptions
+
+Progress = Callable[[float, str], None]
+VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
+
+
+class FootageError(FacesmithError):
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+
+
+@dataclass(frozen=True)
+class TrackOptions:
+    start: int = 0  # first frame (of the file or the folder's sorted frames)
+    end: int | None = None  # one past the last; None: to the end
+    stride: int = 1
+    smooth_frames: int = 5  # Savitzky–Golay window (odd; 1: no smoothing)
+    iterations: int = 6  # Levenberg–Marquardt steps per frame after the first
+    fps: float = 25.0  # a folder of frames has no rate of its own
+
+
+@dataclass(frozen=True)
+class Tracked:
+    """The performance: one row per tracked frame."""
+
+    fps: float  # of the tracked frames (the footage's rate ÷ stride)
+    frame_numbers: np.ndarray  # (N,) in the source
+    shape: np.ndarray  # β, fixed
+    expression: np.ndarray  # (N, E)
+    pose: np.ndarray  # (N, 5, 3) axis-angle: global, neck (0), jaw, eyes
+    found: np.ndarray  # (N,) bool: a face was found (else interpolated)
+    image_size: tuple[int, int]
+
+    @property
+    def lost(self) -> list[int]:
+        return [int(n) for n in self.frame_numbers[~self.found]]
+
+
+def footage_frames(source: str | Path, options: TrackOptions) -> tuple[float, int, Iterator[tuple[int, np.ndarray]]]:
+    """(frame rate, frame count after start/end/stride, frames (number, RGB uint8)) of a video file or a folder
+    of images (sorted by name). Errors name the file and the reason before any frame is read."""
+    source = Path(source)
+    if source.is_dir():
+        files = sorted(p for p in source.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
+        picked = files[options.start : options.end : options.stride]
+        if not picked:
+            raise FootageError(source, "no frames (images) in this folder for the chosen range")
+
+        def images() -> Iterator[tuple[int, np.ndarray]]:
+            for k, path in enumerate(picked):
+                yield options.start + k * options.stride, load_photo(path).rgb
+
+        return options.fps, len(picked), images()
+    if not source.is_file():
+        raise FootageError(source, "no such file or folder")
+    import cv2
+
+    cap = cv2.VideoCapture(str(source))
+    if not cap.isOpened():
+        raise FootageError(source, "not a video OpenCV can read")
+    fps = float(cap.get(cv2.CAP_PROP_FPS)) or options.fps
+    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    end = total if options.end is None else min(options.end, total)
+    count = len(range(options.start, end, options.stride))
+    if count <= 0:
+        cap.release()
+        raise FootageError(source, f"no frames in the chosen range ({total} in the file)")
+
+    def frames() -> Iterator[tuple[int, np.ndarray]]:
+        try:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, options.start)
+            for number in range(options.start, end):
+                ok, bgr = cap.read()
+                if not ok:
+                    return
+                if (number - options.start) % options.stride == 0:
+                    yield number, bgr[..., ::-1].copy()
+        finally:
+            cap.release()
+
+    return fps, count, frames()
+
+
+def savitzky_golay(values: np.ndarray, window: int) -> np.ndarray:
+    """Centred quadratic Savitzky–Golay smoothing along axis 0; window 1, or fewer than 3 rows: as is."""
+    window = max(1, window | 1)
+    if window < 3 or len(values) < 3:
+        return values.copy()
+    half = min(window // 2, (len(values) - 1) // 2)
+    t = np.arange(-half, half + 1, dtype=float)
+    design = np.stack([np.ones_like(t), t, t * t], axis=1)
+    weights = np.linalg.pinv(design)[0]  # the fitted value at t = 0
+    # Odd reflection at the ends (2·x₀ − x_k) keeps a slope going: a plain mirror would bend the ends flat.
+    padded = np.concatenate([2 * values[:1] - values[half:0:-1], values, 2 * values[-1:] - values[-2 : -half - 2 : -1]])
+    return sum(w * padded[k : k + len(values)] for k, w in enumerate(weights))
+
+
+def bridge(values: np.ndarray, found: np.ndarray) -> np.ndarray:
+    """Rows where nothing was found, linearly interpolated between found ones (held at the ends)."""
+    if found.all() or not found.any():
+        return values
+    idx = np.arange(len(values))
+    out = values.copy()
+    for col in range(values.shape[1]):
+        out[~found, col] = np.interp(idx[~found], idx[found], values[found, col])
+    return out
+
+
+class FrameTracker:
+    """Fits one frame after another with β fixed, each starting from the last."""
+
+    def __init__(self, model: FlameModel, shape: np.ndarray, detector: LandmarkDetector, options: FitOptions):
+        self.model, self.shape, self.detector, self.options = model, shape, detector, options
+        self.state: PhotoState | None = None
+        self.face: FaceLandmarks | None = None
+
+    def landmarks(self, rgb: np.ndarray) -> FaceLandmarks | None:
+        backend = self.detector.backend_named(self.detector.primary_name)
+        faces = sorted(backend.detect(rgb), key=lambda f: -f.size)  # the largest face, as the pipeline
+        if faces:
+            return faces[0]
+        dense = getattr(backend, "landmarker", None)
+        if dense is not None and self.face is not None:  # bridge a short loss on the last frame's crop
+            return dense_face(dense, rgb, self.face)
+        return None
+
+    def fit(self, rgb: np.ndarray, iterations: int) -> tuple[PhotoState | None, bool]:
+        """This frame's state and whether a face was found (else the last state, or None before any)."""
+        face = self.landmarks(rgb)
+        if face is None:
+            return self.state, False
+        self.face = face
+        obs = Observation.from_face(face, lambda p: np.asarray(p, float), (rgb.shape[1], rgb.shape[0]))
+        problem = Problem(self.model, [obs], self.options)
+        shape = self.shape[: problem.ns]
+        if self.state is None:
+            state = initial_state(problem, 0)
+            _, states = solve(problem, shape, [state], self.options.rigid_iterations, free_shape=False, rigid=True)
+            _, states = solve(problem, shape, states, self.options.iterations, free_shape=False, rigid=False)
+        else:
+            problem.focal_free = False  # one camera: its focal length comes from the first frame
+            _, states = solve(problem, shape, [self.state.copy()], iterations, free_shape=False, rigid=False)
+        state = states[0]
+        state.gaze = fit_gaze(problem, shape, state, obs) if self.options.fit_gaze else np.zeros(2)
+        self.state = state
+        return state, True
+
+
+def track(
+    model: FlameModel, shape: np.ndarray, frames: Iterator[tuple[int, np.ndarray]], count: int, fps: float,
+    detector: LandmarkDetector, fit_options: FitOptions, options: TrackOptions = TrackOptions(),
+    progress: Progress | None = None, cancel: threading.Event | None = None,
+) -> Tracked:  # fmt: skip
+    """Track every frame (see the module docstring); an error if no frame shows a face."""
+    tracker = FrameTracker(model, shape, detector, fit_options)
+    numbers, states, found, size = [], [], [], (0, 0)
+    for k, (number, rgb) in enumerate(frames):
+        if cancel is not None and cancel.is_set():
+            raise CancelledError("cancelled")
+        state, ok = tracker.fit(rgb, options.iterations)
+        numbers.append(number)
+        states.append(state)
+        found.append(ok)
+        size = (rgb.shape[1], rgb.shape[0])
+        if progress is not None:
+            progress((k + 1) / max(count, 1), f"frame {number}")
+    found_arr = np.array(found, bool)
+    if not found_arr.any():
+        raise FacesmithError("no face found in any frame")
+    first = next(s for s in states if s is not None)
+    states = [s if s is not None else first for s in states]  # before the first face: the first face's state
+    ne = len(first.expression)
+    pose = np.stack([s.pose() for s in states])
+    expression = np.stack([s.expression for s in states])
+    flat = bridge(np.hstack([expression, pose.reshape(len(states), -1)]), found_arr)
+    flat = savitzky_golay(flat, options.smooth_frames)
+    return Tracked(fps / options.stride, np.array(numbers), np.asarray(shape, float), flat[:, :ne],
+                   flat[:, ne:].reshape(-1, 5, 3), found_arr, size)  # fmt: skip

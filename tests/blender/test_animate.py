@@ -1,0 +1,90 @@
+"""`facesmith animate`: footage tracked (inference/track.py) and keyed onto a head's rig (addon/animate.py)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from facesmith.inference.flame.io import save_model_npz
+
+from ..conftest import SHARED
+from .conftest import head_object
+
+FACES = SHARED / "data" / "faces"
+pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason=f"needs {FACES}")
+
+
+@pytest.fixture(scope="module")
+def rig(bpy, dev_model, tmp_path_factory):
+    from facesmith.cli import main
+
+    model_file = save_model_npz(dev_model, tmp_path_factory.mktemp("model") / "dev_flame.npz")
+    out = tmp_path_factory.mktemp("rig")
+    args = [
+        "reconstruct",
+        str(FACES / "005_03.jpg"),
+        "-o",
+        str(out),
+        "--no-preview",
+        "--no-fbx",
+        "--texture-size",
+        "512",
+    ]
+    assert main([*args, "--flame", str(model_file)]) == 0
+    return out / "005_03.blend", model_file
+
+
+def test_footage_animates_the_rig(bpy, rig, tmp_path, capsys):
+    """A folder of frames: one person alternating neutral and a broad smile, turning a little. The .blend gets an
+    Action at the footage's rate over the scene's range; the smile frames open the jaw and differ in expression."""
+    from PIL import Image
+
+    from facesmith.cli import main
+
+    blend, model_file = rig
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    sources = [Image.open(FACES / name).convert("RGB") for name in ("002_03.jpg", "002_08.jpg")]
+    for k in range(8):
+        sources[k % 2].rotate(3 * np.sin(k), resample=Image.BICUBIC).save(frames / f"{k:04d}.png")
+    out = tmp_path / "animated.blend"
+    args = ["animate", str(frames), "--rig", str(blend), "-o", str(out), "--fps", "12", "--smooth", "1", "--glb"]
+    assert main([*args, "--flame", str(model_file)]) == 0
+    assert out.is_file() and out.with_suffix(".glb").stat().st_size > 0
+    assert "8 frames of frames at 12 fps" in capsys.readouterr().out
+    bpy.ops.wm.open_mainfile(filepath=str(out))
+    scene = bpy.context.scene
+    assert (scene.frame_start, scene.frame_end) == (1, 8) and scene.render.fps / scene.render.fps_base == 12
+    head = head_object(bpy)
+    keys = head.data.shape_keys.key_blocks
+    jaw = head.parent.pose.bones["jaw"]
+    values = []
+    for frame in range(1, 9):
+        scene.frame_set(frame)
+        values.append((keys["fitted_expression"].value, keys["exp_000"].value, keys["exp_001"].value,
+                       2 * np.degrees(np.arccos(min(1.0, abs(jaw.rotation_quaternion[0]))))))  # fmt: skip
+    values = np.array(values)
+    assert (values[:, 0] == 0).all()  # the photo's own expression is off: the footage drives the face
+    neutral, smile = values[0::2], values[1::2]
+    assert np.abs(neutral[:, 1:3] - smile[:, 1:3]).max() > 0.3  # the expression follows the footage
+    assert smile[:, 3].mean() > neutral[:, 3].mean()  # the smile parts the jaw
+    assert json.loads(blend.with_suffix(".json").read_text())["shape"]  # the identity it kept came from here
+
+
+def test_footage_problems_fail_first_in_one_line(bpy, rig, tmp_path, capsys):
+    from facesmith.cli import main
+
+    blend, model_file = rig
+    assert main(["animate", str(tmp_path / "none.mp4"), "--rig", str(blend), "-o", str(tmp_path / "o.blend")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "none.mp4: no such file" in err[0]
+    lone = tmp_path / "lone.blend"
+    lone.write_bytes(blend.read_bytes())  # a .blend without the JSON that holds its identity
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "a.png").write_bytes((FACES / "002_03.jpg").read_bytes())
+    assert main(["animate", str(empty), "--rig", str(lone), "-o", str(tmp_path / "o.blend")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "lone.json" in err[0] and not (tmp_path / "o.blend").exists()

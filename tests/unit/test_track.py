@@ -1,0 +1,56 @@
+"""Footage -> per-frame FLAME parameters (inference/track.py): smoothing, bridging, reading footage, tracking."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facesmith.inference.track import FootageError, TrackOptions, bridge, footage_frames, savitzky_golay
+
+
+def test_savitzky_golay_keeps_quadratics_and_removes_noise():
+    t = np.linspace(-1, 1, 60)[:, None]
+    curve = 0.5 + t - 2 * t**2
+    np.testing.assert_allclose(savitzky_golay(curve, 5)[2:-2], curve[2:-2], atol=1e-12)  # no lag, no bias
+    noisy = curve + np.random.default_rng(0).normal(0, 0.05, curve.shape)
+    assert np.abs(savitzky_golay(noisy, 7) - curve).mean() < 0.7 * np.abs(noisy - curve).mean()
+    np.testing.assert_array_equal(savitzky_golay(noisy, 1), noisy)
+    assert savitzky_golay(noisy[:2], 5).shape == (2, 1)
+
+
+def test_bridge_interpolates_lost_frames():
+    values = np.array([[0.0], [9.0], [9.0], [3.0], [9.0]])
+    found = np.array([True, False, False, True, False])
+    np.testing.assert_allclose(bridge(values, found)[:, 0], [0, 1, 2, 3, 3])
+
+
+def test_footage_errors_and_a_folder_of_frames(tmp_path):
+    from PIL import Image
+
+    with pytest.raises(FootageError, match="no such file"):
+        footage_frames(tmp_path / "nope.mp4", TrackOptions())
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video")
+    with pytest.raises(FootageError, match="not a video"):
+        footage_frames(text, TrackOptions())
+    with pytest.raises(FootageError, match="no frames"):
+        footage_frames(tmp_path, TrackOptions())
+    for k in range(5):
+        Image.fromarray(np.full((48, 40, 3), 50 * k, np.uint8)).save(tmp_path / f"f{k:03d}.png")
+    fps, count, frames = footage_frames(tmp_path, TrackOptions(start=1, stride=2, fps=12.0))
+    got = list(frames)
+    assert fps == 12.0 and count == 2 and [n for n, _ in got] == [1, 3] and got[1][1][0, 0, 0] == 150
+
+
+def test_a_video_file_is_read_in_range(tmp_path):
+    import cv2
+
+    path = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 20.0, (64, 48))
+    for k in range(12):
+        writer.write(np.full((48, 64, 3), 20 * k, np.uint8))
+    writer.release()
+    fps, count, frames = footage_frames(path, TrackOptions(start=2, end=10, stride=3))
+    got = list(frames)
+    assert fps == pytest.approx(20.0) and count == 3 and [n for n, _ in got] == [2, 5, 8]
+    assert abs(int(got[1][1].mean()) - 100) < 8  # frame 5 (lossy codec)
