@@ -131,7 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument(
         "footage", type=Path, metavar="VIDEO", help="a video file, or a folder of frames (sorted by name)"
     )
-    video.add_argument("--rig", type=Path, required=True, metavar="HEAD.blend", help="a head Facesmith wrote")
+    video.add_argument(
+        "--rig", type=Path, metavar="HEAD.blend",
+        help="a head Facesmith wrote (default: a head reconstructed from frames of the footage itself)",
+    )  # fmt: skip
+    video.add_argument("--identity-frames", type=int, default=IDENTITY_FRAMES,
+                       help="without --rig: how many frames, spread over the footage, the head is built from")  # fmt: skip
     video.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.blend")
     video.add_argument("--glb", action="store_true", help="also write OUT.glb with the animation")
     video.add_argument("--start", type=int, default=TrackOptions.start, help="first frame")
@@ -407,11 +412,11 @@ def cmd_train(args: argparse.Namespace, console: Console, interrupt: Interrupt) 
     return EXIT_OK
 
 
-def _blend_output(rig: Path, output: Path, overwrite: bool) -> None:
-    """--rig is an existing .blend; -o a .blend path that may be written; checked before any work."""
+def _blend_output(rig: Path | None, output: Path, overwrite: bool) -> None:
+    """--rig (if given) is an existing .blend; -o a .blend path that may be written; checked before any work."""
     from .outputs import OutputError
 
-    if not rig.is_file() or rig.suffix.lower() != ".blend":
+    if rig is not None and (not rig.is_file() or rig.suffix.lower() != ".blend"):
         raise OutputError(f"{rig}: --rig takes an existing .blend file (a head Facesmith wrote)")
     if output.suffix.lower() != ".blend":
         raise OutputError(f"{output}: -o takes a .blend file path")
@@ -432,8 +437,38 @@ def head_shape(rig: Path) -> np.ndarray:
                           f"{rig.name} ({exc.__class__.__name__})") from None  # fmt: skip
 
 
+IDENTITY_FRAMES = 5  # frames of the footage a head is built from when no --rig is given
+
+
+def head_from_footage(
+    args: argparse.Namespace, options: TrackOptions, count: int, pipeline: PipelineOptions, model: FlameModel,
+    staging: Path, console: Console, interrupt: Interrupt,
+) -> tuple[Path, np.ndarray]:  # fmt: skip
+    """A head (rigged, textured, its β) reconstructed from `--identity-frames` frames spread over the footage (several
+    photos of one person: shared β, photo-consistency refinement), written as a .blend into `staging`."""
+    from PIL import Image
+
+    from ..addon.output import write_head
+    from ..inference.track import footage_frames
+
+    spread = dataclasses.replace(options, stride=options.stride * max(1, count // max(1, args.identity_frames)))
+    _, _, frames = footage_frames(args.footage, spread)
+    paths = []
+    for number, rgb in list(frames)[: args.identity_frames]:
+        paths.append(staging / f"frame_{number:06d}.png")
+        Image.fromarray(rgb).save(paths[-1])
+    with Reconstructor(pipeline, model) as reconstructor:
+        head = reconstructor.run(paths, args.output.stem, cancel=interrupt.cancel)
+    written = write_head(head, staging, ("blend",), preview=False, cancel=interrupt.cancel)
+    console.note(f"{args.footage.name}: head built from {len(paths)} frames")
+    return next(p for p in written.files if p.suffix == ".blend"), head.fit.shape
+
+
 def cmd_animate(args: argparse.Namespace, console: Console, interrupt: Interrupt) -> int:
-    """Footage -> tracked performance (inference/track.py) -> keyframes on HEAD.blend's rig -> OUT.blend."""
+    """Footage -> tracked performance (inference/track.py) -> keyframes on the rig (HEAD.blend's, or a head built from
+    the footage) -> OUT.blend. Inputs are checked before any work; a stopped or failed run leaves nothing behind."""
+    import tempfile
+
     from ..inference.files import atomic_path_write
     from ..inference.landmarks.detect import LandmarkDetector, resolve_backends
     from ..inference.progress import ProgressBar
@@ -442,23 +477,28 @@ def cmd_animate(args: argparse.Namespace, console: Console, interrupt: Interrupt
     options = TrackOptions(args.start, args.end, max(1, args.stride), args.smooth, fps=args.fps)
     fps, count, frames = footage_frames(args.footage, options)
     _blend_output(args.rig, args.output, args.overwrite)
-    shape = head_shape(args.rig)
+    shape = head_shape(args.rig) if args.rig is not None else None
     pipeline = dataclasses.replace(DEFAULTS, flame_path=args.flame or "", device=args.device)
     model = load_pipeline_model(pipeline)
-    primary, _, _ = resolve_backends(pipeline.landmarks, False)
-    bar = ProgressBar(count, 0, console.err)
-    with LandmarkDetector(primary, None, args.device) as detector:
-        tracked = track(model, shape, frames, count, fps, detector, pipeline.fit, options,
-                        lambda f, m: bar.update(round(f * count), m), interrupt.cancel)  # fmt: skip
-    bar.close()
-    if tracked.lost:
-        console.warn(f"{args.footage.name}: no face in {len(tracked.lost)} frame(s) (first {tracked.lost[0]}): "
-                     "bridged from their neighbours")  # fmt: skip
-    import bpy
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".facesmith-animate-", dir=args.output.parent) as staging:
+        rig = args.rig
+        if rig is None:  # the identity from the footage: a head reconstructed from frames spread over it
+            rig, shape = head_from_footage(args, options, count, pipeline, model, Path(staging), console, interrupt)
+        primary, _, _ = resolve_backends(pipeline.landmarks, False)
+        bar = ProgressBar(count, 0, console.err)
+        with LandmarkDetector(primary, None, args.device) as detector:
+            tracked = track(model, shape, frames, count, fps, detector, pipeline.fit, options,
+                            lambda f, m: bar.update(round(f * count), m), interrupt.cancel)  # fmt: skip
+        bar.close()
+        if tracked.lost:
+            console.warn(f"{args.footage.name}: no face in {len(tracked.lost)} frame(s) (first {tracked.lost[0]}): "
+                         "bridged from their neighbours")  # fmt: skip
+        import bpy
 
-    from ..addon.animate import find_arkit_head, key_tracked
+        from ..addon.animate import find_arkit_head, key_tracked
 
-    bpy.ops.wm.open_mainfile(filepath=str(args.rig), load_ui=False)
+        bpy.ops.wm.open_mainfile(filepath=str(rig), load_ui=False)
     head = find_arkit_head(bpy.data.objects)
     keyed = key_tracked(head, tracked, bpy.context.scene)
     atomic_path_write(args.output, lambda p: bpy.ops.wm.save_as_mainfile(filepath=str(p), copy=True, compress=True))

@@ -1,6 +1,7 @@
 """ARKit blendshapes for FLAME's mesh, moved over from ICT-FaceKit (writes assets/ict_arkit.npz).
 
     python -m facesmith.training.ict_arkit --ict ../shared/ict/ict_facekit.npz -o assets/ict_arkit.npz
+    (--ict also takes ICT-FaceKit's own FaceXModel/ folder: training/ict_source.py)
 
 1. Similarity (Umeyama, scale + rotation + translation) from ICT's neutral (cm) to FLAME's template
    (metres) on the 68 iBUG landmarks both define (FLAME: `landmarks68` of the template at zero pose;
@@ -27,7 +28,6 @@ it is a shape key alternative to the `jaw` bone, not an addition to it (see infe
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 from pathlib import Path
 
@@ -41,6 +41,7 @@ from ..inference.flame.forward import contour_rows, flame_forward, landmarks68, 
 from ..inference.flame.model import FlameModel
 from ..inference.flame.regions import face_region
 from .geometry import closest_on_triangles
+from .ict_source import load_ict, source_sha256
 
 log = logging.getLogger(__name__)
 
@@ -167,8 +168,7 @@ def arkit_name(ict_name: str) -> str:
 
 
 def build(model: FlameModel, ict_path: Path) -> dict[str, np.ndarray]:
-    with np.load(ict_path, allow_pickle=False) as z:
-        ict = {k: z[k] for k in z.files}
+    ict = load_ict(ict_path)
     check_sides(ict, model)
     neutral = ict["neutral"].astype(np.float64)
     out = flame_forward(model)
@@ -249,7 +249,7 @@ def build(model: FlameModel, ict_path: Path) -> dict[str, np.ndarray]:
         "residual_p95_mm": np.array(1e3 * np.percentile(res, 95)),
         "landmark_residual_median_mm": np.array(1e3 * np.median(lmk_res)),  # similarity only
         "landmark_registered_median_mm": np.array(1e3 * np.median(lmk_after)),
-        "ict_sha256": np.array(hashlib.sha256(Path(ict_path).read_bytes()).hexdigest()),
+        "ict_sha256": np.array(source_sha256(ict_path)),
     }
 
 

@@ -21,7 +21,6 @@ Reads assets/ict_arkit.npz (the similarity ICT -> FLAME template and the registr
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from ..inference.arkit import ARKIT_FILE, ARKIT_NAMES
 from ..inference.flame.model import FlameModel
 from ..inference.mouth import ANCHOR_SIGMA_M, ANCHORS, FORMAT, PARTS, rigid_mean
 from .ict_arkit import MERGED, arkit_name, triangulate
+from .ict_source import load_ict, source_sha256
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +118,7 @@ def without_roots(v: np.ndarray, part: np.ndarray, group: np.ndarray, jaw: np.nd
 
 
 def build(model: FlameModel, ict_path: Path, arkit_path: Path = ARKIT_FILE) -> dict[str, np.ndarray]:
-    with np.load(ict_path, allow_pickle=False) as z:
-        ict = {k: z[k] for k in z.files}
+    ict = load_ict(ict_path)
     with np.load(arkit_path, allow_pickle=False) as z:
         s, rot, t = float(z["similarity_scale"]), z["similarity_rotation"], z["similarity_translation"]
         corners, bary, valid = z["ict_triangles"], z["bary"].astype(np.float64), z["valid"]
@@ -188,7 +187,7 @@ def build(model: FlameModel, ict_path: Path, arkit_path: Path = ARKIT_FILE) -> d
         "key_names": np.array(key_names),
         "key_deltas": np.stack([keys[n] for n in key_names]).astype(np.float16),
         "n_vertices": np.array(model.n_vertices, np.int32),
-        "ict_sha256": np.array(hashlib.sha256(Path(ict_path).read_bytes()).hexdigest()),
+        "ict_sha256": np.array(source_sha256(ict_path)),
     }
 
 

@@ -88,3 +88,23 @@ def test_footage_problems_fail_first_in_one_line(bpy, rig, tmp_path, capsys):
     assert main(["animate", str(empty), "--rig", str(lone), "-o", str(tmp_path / "o.blend")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "lone.json" in err[0] and not (tmp_path / "o.blend").exists()
+
+
+def test_without_a_rig_the_head_comes_from_the_footage(bpy, rig, tmp_path, capsys):
+    """No --rig: a head is reconstructed from frames spread over the footage and animated; nothing else is left."""
+    from facesmith.cli import main
+
+    _, model_file = rig
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for k in range(6):
+        (frames / f"{k:03d}.jpg").write_bytes((FACES / ("004_03.jpg" if k % 3 else "004_08.jpg")).read_bytes())
+    out = tmp_path / "out" / "performer.blend"
+    args = ["animate", str(frames), "-o", str(out), "--identity-frames", "3", "--flame", str(model_file)]
+    assert main(args) == 0
+    assert "head built from 3 frames" in capsys.readouterr().err
+    assert sorted(p.name for p in out.parent.iterdir()) == ["performer.blend"]
+    bpy.ops.wm.open_mainfile(filepath=str(out))
+    head = head_object(bpy)
+    assert head.name == "performer" and head.data.shape_keys.animation_data.action is not None
+    assert bpy.context.scene.frame_end == 6
