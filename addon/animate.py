@@ -83,10 +83,14 @@ def _key_curve(action: bpy.types.Action, owner: bpy.types.ID, path: str, index: 
     curve.update()
 
 
-def key_tracked(head: bpy.types.Object, tracked: Tracked, scene: bpy.types.Scene, start: int = 1) -> int:
-    """A tracked performance (inference/track.py) as keyframes: the expression on the exp_XXX keys (the photo's
-    expression off), FLAME's global rotation, jaw and gaze on the bones, one key per tracked frame at the
-    footage's rate; the scene's frame rate and range set to it. Returns the frames keyed."""
+def key_tracked(
+    head: bpy.types.Object, tracked: Tracked, scene: bpy.types.Scene, start: int = 1,
+    arkit: dict[str, np.ndarray] | None = None,
+) -> int:  # fmt: skip
+    """A tracked performance (inference/track.py) as keyframes: the expression on the exp_XXX keys — or, given
+    `arkit` curves (track.arkit_curves), on the ARKit keys with the jaw bone left at rest, as jawOpen holds the
+    jaw — (the photo's expression off), FLAME's global rotation, jaw and gaze on the bones, one key per tracked
+    frame at the footage's rate; the scene's frame rate and range set to it. Returns the frames keyed."""
     keys = head.data.shape_keys
     armature = head.parent
     fps = tracked.fps
@@ -94,13 +98,18 @@ def key_tracked(head: bpy.types.Object, tracked: Tracked, scene: bpy.types.Scene
     scene.render.fps_base = scene.render.fps / fps
     frames = start + np.arange(len(tracked.frame_numbers), dtype=float)
     show_fitted(head, False)
-    names = [f"exp_{k:03d}" for k in range(tracked.expression.shape[1]) if f"exp_{k:03d}" in keys.key_blocks]
-    for name in names:  # the first keyframe creates the action (and its slot, from Blender 4.4 on)
+    if arkit is None:
+        curves = {f"exp_{k:03d}": tracked.expression[:, k] for k in range(tracked.expression.shape[1])}
+    else:
+        curves = arkit
+    curves = {n: c for n, c in curves.items() if n in keys.key_blocks}
+    for name in curves:  # the first keyframe creates the action (and its slot, from Blender 4.4 on)
         keys.key_blocks[name].keyframe_insert("value", frame=float(frames[0]))
-    for name in names:
-        _key_curve(keys.animation_data.action, keys, f'key_blocks["{name}"].value', 0, frames,
-                   tracked.expression[:, int(name[4:])])  # fmt: skip
-    bones = {b: j for b, j in TRACKED_BONES.items() if b in armature.pose.bones}
+    for name, values in curves.items():
+        _key_curve(keys.animation_data.action, keys, f'key_blocks["{name}"].value', 0, frames, values)
+    bones = {b: j for b, j in TRACKED_BONES.items() if b in armature.pose.bones and not (arkit and b == "jaw")}
+    if arkit is not None and "jaw" in armature.pose.bones:
+        armature.pose.bones["jaw"].rotation_quaternion = (1.0, 0.0, 0.0, 0.0)
     for bone in bones:
         armature.pose.bones[bone].keyframe_insert("rotation_quaternion", frame=float(frames[0]))
     for bone, j in bones.items():

@@ -146,6 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--smooth", type=int, default=TrackOptions.smooth_frames, help="smoothing window, frames (1: off)"
     )
     video.add_argument("--fps", type=float, default=TrackOptions.fps, help="frame rate of a folder of frames")
+    video.add_argument(
+        "--keys", choices=("flame", "arkit"), default="flame",
+        help="animate FLAME's expression keys and the jaw bone, or the ARKit keys (jaw bone at rest)",
+    )  # fmt: skip
     video.add_argument("--overwrite", action="store_true", help="replace OUT.blend if it exists")
     video.add_argument(
         "--device", choices=DEVICES, default=DEFAULTS.device, help="where the dense network runs (auto: CUDA if offered)"
@@ -500,7 +504,15 @@ def cmd_animate(args: argparse.Namespace, console: Console, interrupt: Interrupt
 
         bpy.ops.wm.open_mainfile(filepath=str(rig), load_ui=False)
     head = find_arkit_head(bpy.data.objects)
-    keyed = key_tracked(head, tracked, bpy.context.scene)
+    arkit = None
+    if args.keys == "arkit":
+        from ..inference.rig import arkit_keys
+        from ..inference.track import arkit_curves
+
+        arkit = arkit_curves(model, tracked, arkit_keys(model, tracked.shape))
+    keyed = key_tracked(head, tracked, bpy.context.scene, arkit=arkit)
+    if args.footage.is_file() and options.stride == 1:
+        footage_background(bpy.context.scene, args.footage, options.start)
     atomic_path_write(args.output, lambda p: bpy.ops.wm.save_as_mainfile(filepath=str(p), copy=True, compress=True))
     written = [args.output]
     if args.glb:
@@ -511,6 +523,21 @@ def cmd_animate(args: argparse.Namespace, console: Console, interrupt: Interrupt
     for path in written[1:]:
         console.line(f"  {path}")
     return EXIT_OK
+
+
+def footage_background(scene, footage: Path, first_frame: int) -> None:
+    """The footage behind the scene's camera, frame for frame, to check the performance against (the camera is the
+    head's photo camera: the framing is near, not exact)."""
+    import bpy
+
+    camera = scene.camera
+    if camera is None:
+        return
+    clip = bpy.data.movieclips.load(str(footage))
+    clip.frame_start = scene.frame_start - first_frame
+    camera.data.show_background_images = True
+    background = camera.data.background_images.new()
+    background.source, background.clip, background.alpha = "MOVIE_CLIP", clip, 0.5
 
 
 def _export_animated_glb(path: Path) -> None:

@@ -204,3 +204,29 @@ def track(
     flat = savitzky_golay(flat, options.smooth_frames)
     return Tracked(fps / options.stride, np.array(numbers), np.asarray(shape, float), flat[:, :ne],
                    flat[:, ne:].reshape(-1, 5, 3), found_arr, size)  # fmt: skip
+
+
+def arkit_curves(
+    model: FlameModel, tracked: Tracked, keys: dict[str, np.ndarray], chunk: int = 200
+) -> dict[str, np.ndarray]:
+    """The performance as ARKit weights per frame: each frame's expression and jaw rotation (as ARKit's jawOpen
+    holds the jaw) on the head, matched by the head's ARKit `keys` over the face region (bounded least squares,
+    0..1). name -> (N,)."""
+    from .arkit import bounded_least_squares, key_matrix
+    from .flame.forward import JAW, flame_forward
+    from .flame.regions import face_region
+
+    mask = face_region(model)
+    names, a = key_matrix(keys, mask)
+    gram = a.T @ a
+    rest = flame_forward(model, tracked.shape).vertices[0][mask]
+    weights = []
+    for lo in range(0, len(tracked.expression), chunk):
+        pose = np.zeros_like(tracked.pose[lo : lo + chunk])
+        pose[:, JAW] = tracked.pose[lo : lo + chunk, JAW]
+        n = len(pose)
+        shape = np.broadcast_to(tracked.shape, (n, len(tracked.shape)))
+        moved = flame_forward(model, shape, tracked.expression[lo : lo + chunk], pose).vertices[:, mask] - rest
+        weights.append(bounded_least_squares(gram, a.T @ moved.reshape(n, -1).T))
+    w = np.concatenate(weights, axis=1)
+    return {name: w[k] for k, name in enumerate(names)}

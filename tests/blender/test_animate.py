@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from facesmith.inference.arkit import ARKIT_NAMES
 from facesmith.inference.flame.io import save_model_npz
 
 from ..conftest import SHARED
@@ -108,3 +109,48 @@ def test_without_a_rig_the_head_comes_from_the_footage(bpy, rig, tmp_path, capsy
     head = head_object(bpy)
     assert head.name == "performer" and head.data.shape_keys.animation_data.action is not None
     assert bpy.context.scene.frame_end == 6
+
+
+def test_a_video_on_the_arkit_keys_with_the_footage_behind_the_camera(bpy, rig, tmp_path):
+    import cv2
+
+    from facesmith.cli import main
+
+    blend, model_file = rig
+    clip = tmp_path / "clip.mp4"
+    # The rig's own person (β is the rig's: another person's face would be forced into expressions).
+    photos = [cv2.imread(str(FACES / n)) for n in ("005_03.jpg", "005_08.jpg")]
+    side = 600  # the portraits are square: resized, not distorted (a squashed face is forced into expressions)
+    photos = [cv2.resize(p, (side * p.shape[1] // p.shape[0] // 2 * 2, side)) for p in photos]
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, photos[0].shape[1::-1])
+    for k in range(6):
+        writer.write(photos[k % 2])
+    writer.release()
+    out = tmp_path / "arkit.blend"
+    args = ["animate", str(clip), "--rig", str(blend), "-o", str(out), "--keys", "arkit", "--smooth", "1"]
+    assert main([*args, "--flame", str(model_file)]) == 0
+    bpy.ops.wm.open_mainfile(filepath=str(out))
+    scene = bpy.context.scene
+    head = head_object(bpy)
+    keys = head.data.shape_keys.key_blocks
+    curves = {fc.data_path for fc in _curves(head.data.shape_keys.animation_data.action)}
+    assert 'key_blocks["jawOpen"].value' in curves and not any("exp_" in c for c in curves)
+    weights = []
+    for frame in range(scene.frame_start, scene.frame_end + 1):
+        scene.frame_set(frame)
+        weights.append([k.value for k in keys if k.name in ARKIT_NAMES])
+        assert tuple(head.parent.pose.bones["jaw"].rotation_quaternion) == (1, 0, 0, 0)  # jawOpen holds the jaw
+    weights = np.array(weights)
+    assert 0 <= weights.min() and weights.max() <= 1 and np.median(weights) < 0.2  # a light expression, in range
+    assert np.abs(weights[1::2].mean(0) - weights[0::2].mean(0)).max() > 0.1  # the two photos differ
+    camera = scene.camera.data
+    assert camera.show_background_images and camera.background_images[0].clip.name == "clip.mp4"
+
+
+def _curves(action):
+    """The action's F-curves, before and after Blender 4.4's slotted actions."""
+    if hasattr(action, "layers") and action.layers:
+        return [
+            fc for layer in action.layers for strip in layer.strips for bag in strip.channelbags for fc in bag.fcurves
+        ]
+    return list(action.fcurves)
