@@ -31,8 +31,8 @@ class PhotoFit:
     backend: str
     n_faces: int
     warnings: tuple[str, ...] = ()
-    # After a photo-consistency refinement (several photos): the share of this photo's skin points whose colour
-    # agrees with the other photos', 0..1; None when there was none.
+    # After a photo-consistency refinement (several photos): how well this photo's de-lit skin agrees with another
+    # photo's (its best correlation, −1..1; fit/photometric.py); None when there was none.
     agreement: float | None = None
 
     @property

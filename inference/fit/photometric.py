@@ -2,9 +2,10 @@
 
 Landmarks pin a head at a few hundred points; the skin between them is seen in every photo, and when the geometry
 is right a surface point has the same colour in all photos that see it. After the landmark fit (person.py), β
-(shared) and each photo's expression, pose and camera are refined to minimise that disagreement over a few
-thousand fixed surface points of the face (barycentric samples of FLAME's UV layout), under DECA's image model:
-colour = albedo × SH shading(normal) + a per-photo offset.
+(shared) and each photo's expression, pose and camera are refined to minimise that disagreement over about nine
+hundred fixed surface points of the face (barycentric samples of FLAME's UV layout within 7 cm of the nose tip,
+clear of the eye and mouth openings), under DECA's image model: colour = albedo × SH shading(normal) + a
+per-photo offset.
 
 The albedo of each point is not an unknown: for fixed shading, the value that agrees best with the photos seeing
 the point is their weighted mean (variable projection), eliminated in closed form — so a point only one photo
@@ -13,7 +14,9 @@ a share of the face size): visibility from a depth buffer of the posed mesh, eac
 fitted against the consensus albedo, the colour noise from the residuals' median; then Levenberg–Marquardt steps
 on the landmark term, the priors and this term together (solver.solve), with Cauchy weights on the colour
 residuals (hair, glasses, highlights and cast shadows are outliers). The landmark and prior terms stay, so the
-shape cannot drift where the colours say nothing.
+shape cannot drift where the colours say nothing. Before the levels, each photo's agreement with the others is
+judged (odd_photos_down): one that does not belong (another person, very different light) is named and
+down-weighted in both terms.
 """
 
 from __future__ import annotations
@@ -281,7 +284,7 @@ class PhotoTerm:
 @dataclass(frozen=True)
 class Refinement:
     solution: FitSolution
-    agreement: tuple[float, ...]  # per photo, 0..1 (see PhotoTerm.agreement), after refinement
+    agreement: tuple[float, ...]  # per photo, −1..1 (see PhotoTerm.agreement), after refinement
     weights: tuple[float, ...]  # the photo weights the refinement used (confidence × agreement factor)
     warnings: tuple[str, ...]
 

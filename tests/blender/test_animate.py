@@ -55,6 +55,9 @@ def test_footage_animates_the_rig(bpy, rig, tmp_path, capsys):
     assert main([*args, "--flame", str(model_file)]) == 0
     assert out.is_file() and out.with_suffix(".glb").stat().st_size > 0
     assert "8 frames of frames at 12 fps" in capsys.readouterr().out
+    report = validated(out.with_suffix(".glb"))
+    assert (report["issues"]["numErrors"], report["issues"]["numWarnings"]) == (0, 0)
+    assert report["info"]["animationCount"] >= 1  # the performance travels in the .glb
     bpy.ops.wm.open_mainfile(filepath=str(out))
     scene = bpy.context.scene
     assert (scene.frame_start, scene.frame_end) == (1, 8) and scene.render.fps / scene.render.fps_base == 12
@@ -72,6 +75,20 @@ def test_footage_animates_the_rig(bpy, rig, tmp_path, capsys):
     assert np.abs(neutral[:, 1:3] - smile[:, 1:3]).max() > 0.3  # the expression follows the footage
     assert smile[:, 3].mean() > neutral[:, 3].mean()  # the smile parts the jaw
     assert json.loads(blend.with_suffix(".json").read_text())["shape"]  # the identity it kept came from here
+
+
+def validated(glb) -> dict:
+    """The Khronos validator's report of a .glb (tools/gltf_validate.js)."""
+    import shutil
+    import subprocess
+
+    from .test_exports import NODE_PREFIX, REPO, need
+
+    need((NODE_PREFIX / "node_modules" / "gltf-validator").is_dir() and shutil.which("node"), "gltf-validator")
+    args = ["node", str(REPO / "tools" / "gltf_validate.js"), str(NODE_PREFIX), str(glb)]
+    res = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
 
 
 def test_footage_problems_fail_first_in_one_line(bpy, rig, tmp_path, capsys):
