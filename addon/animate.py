@@ -100,6 +100,8 @@ def key_tracked(
     show_fitted(head, False)
     if arkit is None:
         curves = {f"exp_{k:03d}": tracked.expression[:, k] for k in range(tracked.expression.shape[1])}
+        if tracked.eyelids is not None:  # blinks on FLAME's eyelid keys (subject's left, right)
+            curves.update(eyelid_L=tracked.eyelids[:, 0], eyelid_R=tracked.eyelids[:, 1])
     else:
         curves = arkit
     curves = {n: c for n, c in curves.items() if n in keys.key_blocks}

@@ -2,7 +2,7 @@
 
 Each frame: landmarks from the pipeline's detector (the dense network on the detector's crop; when the detector
 loses the face, the network alone on the previous frame's crop, so short losses are bridged), then the landmark
-fit with the head's β held fixed, started from the previous frame's solution (a few Levenberg–Marquardt steps),
+fit with the head's β held fixed, and blinks from the detector's own lid points (eye aspect ratio), started from the previous frame's solution (a few Levenberg–Marquardt steps),
 the focal length fitted on the first frame and then kept (one camera). Afterwards the curves are smoothed by a
 centred Savitzky–Golay filter (quadratic, `smooth_frames` wide): offline and symmetric, so it removes frame-to-
 frame jitter without delaying fast mouth motion; frames where no face was found take values interpolated between
@@ -30,6 +30,8 @@ from .options import FitOptions
 
 Progress = Callable[[float, str], None]
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
+BLINK_CLOSED = 0.25  # eye aspect ratio of a closed eye, share of the open one (lashes keep a gap)
+BLINK_DEADZONE = 0.3  # closure weights below this are taken as open
 
 
 class FootageError(FacesmithError):
@@ -58,6 +60,7 @@ class Tracked:
     pose: np.ndarray  # (N, 5, 3) axis-angle: global, neck (0), jaw, eyes
     found: np.ndarray  # (N,) bool: a face was found (else interpolated)
     image_size: tuple[int, int]
+    eyelids: np.ndarray | None = None  # (N, 2) blink weights 0..1 (subject's left, right) for eyelid_L / eyelid_R
 
     @property
     def lost(self) -> list[int]:
@@ -134,6 +137,34 @@ def bridge(values: np.ndarray, found: np.ndarray) -> np.ndarray:
     return out
 
 
+def eye_openness(ibug: np.ndarray) -> np.ndarray:
+    """(subject's left, right) eye aspect ratios of 68 iBUG points: lid gap over eye width (Soukupová & Čech)."""
+
+    def ratio(a: int) -> float:
+        p = ibug[a : a + 6]
+        gap = np.linalg.norm(p[1] - p[5]) + np.linalg.norm(p[2] - p[4])
+        return float(gap / max(2 * np.linalg.norm(p[0] - p[3]), 1e-9))
+
+    return np.array([ratio(42), ratio(36)])
+
+
+def blinks(openness: np.ndarray, found: np.ndarray, smooth: int) -> np.ndarray:
+    """Eyelid-close weights (N, 2) from per-frame eye aspect ratios: 0 at the take's open eye (its 90th
+    percentile), 1 at BLINK_CLOSED of it, interpolated over lost frames. The dense network's lid landmarks barely
+    move on closed eyes (fitting FLAME's eyelid blendshapes to them caught blinks at 0.23 of their depth), the
+    detector's lid points do."""
+    ok = found & np.isfinite(openness).all(axis=1)
+    if not ok.any():
+        return np.zeros_like(openness)
+    filled = bridge(np.where(np.isfinite(openness), openness, 0.0), ok)
+    open_eye = np.percentile(filled[ok], 90, axis=0)
+    closed = BLINK_CLOSED * open_eye
+    weights = np.clip((open_eye - filled) / np.maximum(open_eye - closed, 1e-9), 0.0, 1.0)
+    # Below BLINK_DEADZONE a lower lid gap is a squint or landmark noise, which the expression already has.
+    weights = np.clip((weights - BLINK_DEADZONE) / (1 - BLINK_DEADZONE), 0.0, 1.0)
+    return np.clip(savitzky_golay(weights, smooth), 0.0, 1.0)
+
+
 class FrameTracker:
     """Fits one frame after another with β fixed, each starting from the last."""
 
@@ -141,13 +172,17 @@ class FrameTracker:
         self.model, self.shape, self.detector, self.options = model, shape, detector, options
         self.state: PhotoState | None = None
         self.face: FaceLandmarks | None = None
+        self.openness = np.full(2, np.nan)  # the last frame's eye aspect ratios (NaN: no detector face)
 
     def landmarks(self, rgb: np.ndarray) -> FaceLandmarks | None:
+        """The frame's landmarks for the fit; the detector's own lid points give the eye openness."""
         backend = self.detector.backend_named(self.detector.primary_name)
-        faces = sorted(backend.detect(rgb), key=lambda f: -f.size)  # the largest face, as the pipeline
-        if faces:
-            return faces[0]
         dense = getattr(backend, "landmarker", None)
+        finder = backend.detector if dense is not None else backend
+        faces = sorted(finder.detect(rgb), key=lambda f: -f.size)  # the largest face, as the pipeline
+        self.openness = eye_openness(faces[0].ibug68()) if faces else np.full(2, np.nan)
+        if faces:
+            return dense_face(dense, rgb, faces[0]) if dense is not None else faces[0]
         if dense is not None and self.face is not None:  # bridge a short loss on the last frame's crop
             return dense_face(dense, rgb, self.face)
         return None
@@ -181,11 +216,12 @@ def track(
 ) -> Tracked:  # fmt: skip
     """Track every frame (see the module docstring); an error if no frame shows a face."""
     tracker = FrameTracker(model, shape, detector, fit_options)
-    numbers, states, found, size = [], [], [], (0, 0)
+    numbers, states, found, size, openness = [], [], [], (0, 0), []
     for k, (number, rgb) in enumerate(frames):
         if cancel is not None and cancel.is_set():
             raise CancelledError("cancelled")
         state, ok = tracker.fit(rgb, options.iterations)
+        openness.append(tracker.openness)
         numbers.append(number)
         states.append(state)
         found.append(ok)
@@ -202,8 +238,9 @@ def track(
     expression = np.stack([s.expression for s in states])
     flat = bridge(np.hstack([expression, pose.reshape(len(states), -1)]), found_arr)
     flat = savitzky_golay(flat, options.smooth_frames)
+    lids = blinks(np.array(openness), found_arr, options.smooth_frames)
     return Tracked(fps / options.stride, np.array(numbers), np.asarray(shape, float), flat[:, :ne],
-                   flat[:, ne:].reshape(-1, 5, 3), found_arr, size)  # fmt: skip
+                   flat[:, ne:].reshape(-1, 5, 3), found_arr, size, lids)  # fmt: skip
 
 
 def arkit_curves(
@@ -226,7 +263,8 @@ def arkit_curves(
         pose[:, JAW] = tracked.pose[lo : lo + chunk, JAW]
         n = len(pose)
         shape = np.broadcast_to(tracked.shape, (n, len(tracked.shape)))
-        moved = flame_forward(model, shape, tracked.expression[lo : lo + chunk], pose).vertices[:, mask] - rest
+        lids = None if tracked.eyelids is None else tracked.eyelids[lo : lo + chunk]
+        moved = flame_forward(model, shape, tracked.expression[lo : lo + chunk], pose, lids).vertices[:, mask] - rest
         weights.append(bounded_least_squares(gram, a.T @ moved.reshape(n, -1).T))
     w = np.concatenate(weights, axis=1)
     return {name: w[k] for k, name in enumerate(names)}

@@ -54,3 +54,20 @@ def test_a_video_file_is_read_in_range(tmp_path):
     got = list(frames)
     assert fps == pytest.approx(20.0) and count == 3 and [n for n, _ in got] == [2, 5, 8]
     assert abs(int(got[1][1].mean()) - 100) < 8  # frame 5 (lossy codec)
+
+
+def test_blinks_from_eye_openness():
+    from facesmith.inference.track import BLINK_CLOSED, blinks, eye_openness
+
+    ibug = np.zeros((68, 2))
+    for a, x0 in ((36, 0.0), (42, 10.0)):  # two eyes 4 wide, lids 1 apart
+        ibug[a : a + 6] = [[x0, 0], [x0 + 1, -0.5], [x0 + 3, -0.5], [x0 + 4, 0], [x0 + 3, 0.5], [x0 + 1, 0.5]]
+    np.testing.assert_allclose(eye_openness(ibug), [0.25, 0.25])
+    openness = np.full((20, 2), 0.3)
+    openness[8:11, 0] = [0.2, 0.3 * BLINK_CLOSED, 0.2]  # the subject's left eye blinks
+    openness[15] = np.nan  # no detector face
+    found = np.ones(20, bool)
+    found[15] = False
+    lids = blinks(openness, found, 1)
+    assert lids[9, 0] == pytest.approx(1.0) and lids[:, 1].max() == 0.0 and lids[15].max() == 0.0
+    assert 0 < lids[8, 0] < 1 and lids[:8, 0].max() == 0.0
