@@ -224,7 +224,10 @@ class TextureBaker:
             err = np.abs(colour - basis @ sh).sum(axis=1)
             keep = skin & (err < np.percentile(err[skin], 90))
         lum = basis @ sh @ np.array([0.2126, 0.7152, 0.0722])
-        shading = lum / np.median(lum[skin])
+        reference = float(np.median(lum[skin]))
+        if not np.isfinite(reference) or reference <= 1e-6:  # no lit skin (black, or a light from behind): no ratio
+            return np.zeros((9, 3)), np.ones(len(colour)), ("no usable light estimate (the skin is unlit): not de-lit",)
+        shading = lum / reference
         low = (shading[visible] < 0.2).mean()
         if sh[0] @ np.ones(3) <= 0 or low > 0.05:
             warnings.append(f"implausible light estimate ({100 * low:.0f} % of texels nearly unlit): shading clamped")

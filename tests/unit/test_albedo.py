@@ -220,3 +220,14 @@ def test_bake_recovers_a_known_albedo(procedural_model):
     covered = baker.raster.covered
     assert np.isfinite(textures.albedo).all() and textures.albedo[covered].max(axis=1).min() > 0.05
     assert np.abs(textures.displacement).max() <= 0.0006 and np.abs(textures.displacement[~covered]).max() < 1e-9
+
+
+def test_an_unlit_photo_gives_a_finite_albedo():
+    """A skin the light fit finds unlit (black; or a light from behind) once divided by a zero median shading and
+    turned the whole texture to NaN: it is now left un-de-lit, with a note."""
+    rng = np.random.default_rng(0)
+    normals = rng.normal(size=(500, 3))
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    skin = np.ones(500, bool)
+    sh, shading, notes = TextureBaker._fit_light(sh_basis(normals), np.zeros((500, 3)), skin, skin)
+    assert np.isfinite(shading).all() and np.isfinite(sh).all() and notes and "unlit" in notes[0]
