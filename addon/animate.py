@@ -30,11 +30,22 @@ def find_arkit_head(objects) -> bpy.types.Object:
     return best
 
 
-def _fcurve(action: bpy.types.Action, owner: bpy.types.ID, data_path: str) -> bpy.types.FCurve:
-    """The F-curve of data_path in the action, across the API change of Blender 4.4 (slotted actions)."""
+# Tracked FLAME pose rows -> bones (as rig_data poses a photo: FLAME's global rotation on root, joint 1 on head).
+TRACKED_BONES = {"root": 0, "head": 1, "jaw": 2, "eye_L": 3, "eye_R": 4}
+
+
+def _key_curve(action: bpy.types.Action, owner: bpy.types.ID, path: str, index: int, frames, values) -> None:
+    """One keyframe per (frame, value) on the F-curve of path[index], replacing what it had; across the API change
+    of Blender 4.4 (slotted actions)."""
     if hasattr(action, "fcurve_ensure_for_datablock"):
-        return action.fcurve_ensure_for_datablock(owner, data_path)
-    return action.fcurves.find(data_path) or action.fcurves.new(data_path)
+        curve = action.fcurve_ensure_for_datablock(owner, path, index=index)
+    else:
+        curve = action.fcurves.find(path, index=index) or action.fcurves.new(path, index=index)
+    points = curve.keyframe_points
+    points.clear()
+    points.add(len(frames))
+    points.foreach_set("co", np.column_stack([frames, values]).astype(np.float32).ravel())
+    curve.update()
 
 
 def key_take(obj: bpy.types.Object, take: ArkitTake, scene: bpy.types.Scene, start: int = 1) -> tuple[int, list[str]]:
@@ -53,34 +64,11 @@ def key_take(obj: bpy.types.Object, take: ArkitTake, scene: bpy.types.Scene, sta
         show_fitted(obj, False)
     for name in present:  # the first keyframe creates the action (and its slot, from Blender 4.4 on)
         keys.key_blocks[name].keyframe_insert("value", frame=float(frames[0]))
-    action = keys.animation_data.action
     for name in present:
-        curve = _fcurve(action, keys, f'key_blocks["{name}"].value')
-        points = curve.keyframe_points
-        points.clear()
-        points.add(take.frames)
-        co = np.column_stack([frames, take.weights[name]]).astype(np.float32)
-        points.foreach_set("co", co.ravel())
-        curve.update()
+        _key_curve(keys.animation_data.action, keys, f'key_blocks["{name}"].value', 0, frames, take.weights[name])
     scene.frame_start = start
     scene.frame_end = max(start, int(np.ceil(frames[-1])))
     return take.frames, missing
-
-
-# Tracked FLAME pose rows -> bones (as rig_data poses a photo: FLAME's global rotation on root, joint 1 on head).
-TRACKED_BONES = {"root": 0, "head": 1, "jaw": 2, "eye_L": 3, "eye_R": 4}
-
-
-def _key_curve(action: bpy.types.Action, owner: bpy.types.ID, path: str, index: int, frames, values) -> None:
-    if hasattr(action, "fcurve_ensure_for_datablock"):
-        curve = action.fcurve_ensure_for_datablock(owner, path, index=index)
-    else:
-        curve = action.fcurves.find(path, index=index) or action.fcurves.new(path, index=index)
-    points = curve.keyframe_points
-    points.clear()
-    points.add(len(frames))
-    points.foreach_set("co", np.column_stack([frames, values]).astype(np.float32).ravel())
-    curve.update()
 
 
 def key_tracked(
@@ -121,3 +109,16 @@ def key_tracked(
                        frames, quats[:, i])  # fmt: skip
     scene.frame_start, scene.frame_end = start, int(frames[-1])
     return len(frames)
+
+
+def footage_background(scene: bpy.types.Scene, footage, first_frame: int) -> None:
+    """The footage behind the scene's camera, frame for frame, to check the performance against (the camera is the
+    head's photo camera: the framing is near, not exact)."""
+    camera = scene.camera
+    if camera is None:
+        return
+    clip = bpy.data.movieclips.load(str(footage))
+    clip.frame_start = scene.frame_start - first_frame
+    camera.data.show_background_images = True
+    background = camera.data.background_images.new()
+    background.source, background.clip, background.alpha = "MOVIE_CLIP", clip, 0.5

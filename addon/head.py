@@ -99,12 +99,13 @@ def skinned_meshes_at_root() -> Iterator[None]:
             obj.matrix_basis = basis
 
 
-def export_glb(path: Path, use_selection: bool = False) -> None:
-    """Mesh, skin, morph targets (shape keys) and the albedo texture in one binary glTF."""
+def export_glb(path: Path, use_selection: bool = False, animations: bool = False) -> None:
+    """Mesh, skin, morph targets (shape keys) and the albedo texture in one binary glTF; with `animations`, the
+    file's actions too (`facesmith animate --glb`)."""
     with skinned_meshes_at_root():
         bpy.ops.export_scene.gltf(
             filepath=str(path), export_format="GLB", use_selection=use_selection, export_morph=True,
-            export_skins=True, export_apply=False, export_animations=False, export_cameras=False,
+            export_skins=True, export_apply=False, export_animations=animations, export_cameras=False,
             export_lights=False,
         )  # fmt: skip
 

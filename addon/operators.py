@@ -13,7 +13,7 @@ import numpy as np
 from bpy.props import CollectionProperty, EnumProperty, StringProperty
 
 from ..inference.errors import FacesmithError
-from ..inference.options import DEFAULTS, PipelineOptions
+from ..inference.options import DEFAULTS, VIDEO_SUFFIXES, PipelineOptions
 from .build_material import skin_material
 from .build_mesh import show_fitted
 from .head import build_head, export_fbx, export_glb
@@ -305,7 +305,7 @@ class FACESMITH_OT_animate_video(BackgroundWork, ChooseFile, HeadOperatorMixin, 
     bl_options = {"REGISTER", "UNDO"}
 
     filepath: StringProperty(subtype="FILE_PATH")
-    filter_glob: StringProperty(default="*.mp4;*.mov;*.avi;*.mkv;*.webm;*.m4v", options={"HIDDEN"})
+    filter_glob: StringProperty(default=";".join(f"*{s}" for s in VIDEO_SUFFIXES), options={"HIDDEN"})
 
     def execute(self, context):
         head = active_head(context)

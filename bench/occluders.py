@@ -131,6 +131,14 @@ def occlude(rgb: np.ndarray, pts: np.ndarray, kind: str, rng: np.random.Generato
     return np.clip(np.round(out), 0, 255).astype(np.uint8), alpha > 0.5
 
 
+def occluded_texels(clean, occ: np.ndarray) -> np.ndarray:
+    """The seen texels of a photo's texture (texture.albedo.PhotoTexture) whose pixel the occluder mask covers."""
+    px = np.round(clean.pixels).astype(int)
+    h, w = occ.shape
+    inside = (px[..., 0] >= 0) & (px[..., 0] < w) & (px[..., 1] >= 0) & (px[..., 1] < h)
+    return (clean.weight > 0) & inside & occ[np.clip(px[..., 1], 0, h - 1), np.clip(px[..., 0], 0, w - 1)]
+
+
 def in_model_rows(model, rec, on, off, n_heads: int, size: int) -> dict[str, list[dict]]:
     """Per occluder kind, the albedo error against a known texture on in-model renders (module docstring)."""
     import tempfile
@@ -169,10 +177,7 @@ def in_model_rows(model, rec, on, off, n_heads: int, size: int) -> dict[str, lis
             pts = ibug_points(fit, photo.scale)
             for kind in KINDS:
                 rgb, occ = occlude(photo.rgb, pts, kind, rng)
-                px = np.round(clean.pixels).astype(int)
-                hh, ww = occ.shape
-                inside = (px[..., 0] >= 0) & (px[..., 0] < ww) & (px[..., 1] >= 0) & (px[..., 1] < hh)
-                region = seen & inside & occ[np.clip(px[..., 1], 0, hh - 1), np.clip(px[..., 0], 0, ww - 1)]
+                region = occluded_texels(clean, occ)
                 if not region.any():
                     continue
                 before = srgb(off.bake([(rgb, photo.scale, fit)])[0].albedo) * gain
@@ -228,10 +233,7 @@ def main() -> None:
         pts = ibug_points(fit, photo.scale)
         for kind in KINDS:
             rgb, occ = occlude(photo.rgb, pts, kind, rng)
-            px = np.round(clean.pixels).astype(int)
-            h, w = occ.shape
-            inside = (px[..., 0] >= 0) & (px[..., 0] < w) & (px[..., 1] >= 0) & (px[..., 1] < h)
-            region = seen & inside & occ[np.clip(px[..., 1], 0, h - 1), np.clip(px[..., 0], 0, w - 1)]
+            region = occluded_texels(clean, occ)
             control = seen & ~region
             before = srgb(off.bake([(rgb, photo.scale, fit)])[0].albedo)
             after = srgb(on.bake([(rgb, photo.scale, fit)])[0].albedo)

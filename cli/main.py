@@ -500,7 +500,8 @@ def cmd_animate(args: argparse.Namespace, console: Console, interrupt: Interrupt
                          "bridged from their neighbours")  # fmt: skip
         import bpy
 
-        from ..addon.animate import find_arkit_head, key_tracked
+        from ..addon.animate import find_arkit_head, footage_background, key_tracked
+        from ..addon.head import export_glb
 
         bpy.ops.wm.open_mainfile(filepath=str(rig), load_ui=False)
     head = find_arkit_head(bpy.data.objects)
@@ -517,39 +518,12 @@ def cmd_animate(args: argparse.Namespace, console: Console, interrupt: Interrupt
     written = [args.output]
     if args.glb:
         glb = args.output.with_suffix(".glb")
-        atomic_path_write(glb, lambda p: _export_animated_glb(p))
+        atomic_path_write(glb, lambda p: export_glb(p, animations=True))
         written.append(glb)
     console.line(f"{args.output}: {keyed} frames of {args.footage.name} at {tracked.fps:g} fps on {head.name}")
     for path in written[1:]:
         console.line(f"  {path}")
     return EXIT_OK
-
-
-def footage_background(scene, footage: Path, first_frame: int) -> None:
-    """The footage behind the scene's camera, frame for frame, to check the performance against (the camera is the
-    head's photo camera: the framing is near, not exact)."""
-    import bpy
-
-    camera = scene.camera
-    if camera is None:
-        return
-    clip = bpy.data.movieclips.load(str(footage))
-    clip.frame_start = scene.frame_start - first_frame
-    camera.data.show_background_images = True
-    background = camera.data.background_images.new()
-    background.source, background.clip, background.alpha = "MOVIE_CLIP", clip, 0.5
-
-
-def _export_animated_glb(path: Path) -> None:
-    import bpy
-
-    from ..addon.head import skinned_meshes_at_root
-
-    with skinned_meshes_at_root():
-        bpy.ops.export_scene.gltf(
-            filepath=str(path), export_format="GLB", export_morph=True, export_skins=True, export_animations=True,
-            export_cameras=False, export_lights=False,
-        )  # fmt: skip
 
 
 def cmd_animate_arkit(args: argparse.Namespace, console: Console, interrupt: Interrupt) -> int:

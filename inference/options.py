@@ -11,6 +11,7 @@ BACKENDS = ("dense", "mediapipe", "dlib", "face_alignment")
 DEVICES = ("auto", "cpu", "cuda")  # where learned networks run: auto = CUDA when onnxruntime offers it
 CAMERA_KINDS = ("orthographic", "weak_perspective", "perspective")
 REFINE_MODES = ("auto", "on", "off")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")  # the Animate from Video browser offers these
 # What the head shows as the photo's expression: FLAME's (the fitted_expression key and the jaw bone), or the same
 # expressed as ARKit weights on the ARKit keys (jaw bone at rest: jawOpen holds the jaw), for ARKit pipelines.
 FITTED_EXPRESSION_MODES = ("flame", "arkit")

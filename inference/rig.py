@@ -170,16 +170,17 @@ def region_scales(model: FlameModel, shape: np.ndarray) -> dict[str, float]:
     return key_scales(*(landmarks68(model, flame_forward(model, s))[0] for s in (None, shape)))
 
 
-def arkit_keys(model: FlameModel, shape: np.ndarray) -> dict[str, np.ndarray]:
-    """The shipped ARKit keys (FLAME's mesh only, else {}), scaled to the fitted head (arkit.key_scales)."""
+def arkit_keys(model: FlameModel, shape: np.ndarray, scales: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+    """The shipped ARKit keys (FLAME's mesh only, else {}), scaled to the fitted head (`scales`, else
+    region_scales of `shape`)."""
     keys = load_arkit_keys(model.n_vertices) if (model.n_vertices, model.n_faces) == FLAME_MESH else None
-    return scaled_to_head(keys, region_scales(model, shape)) if keys else {}
+    return scaled_to_head(keys, scales or region_scales(model, shape)) if keys else {}
 
 
-def mouth_parts(model: FlameModel, shape: np.ndarray, basis: np.ndarray) -> MouthParts | None:
+def mouth_parts(model: FlameModel, basis: np.ndarray, scales: dict[str, float]) -> MouthParts | None:
     """The shipped teeth, gums, tongue, mouth socket and lashes on the fitted head (FLAME's mesh only)."""
     asset = load_mouth(model.n_vertices) if (model.n_vertices, model.n_faces) == FLAME_MESH else None
-    return None if asset is None else fitted_parts(asset, model.v_template, basis, region_scales(model, shape))
+    return None if asset is None else fitted_parts(asset, model.v_template, basis, scales)
 
 
 def fitted_as_arkit(
@@ -227,7 +228,8 @@ def rig_data(
     quats = {"root": quaternion(pose[0])}
     quats.update({bone: quaternion(pose[j]) for j, bone in enumerate(FLAME_JOINT_BONES) if j > 0})
     quats["neck"] = quaternion(np.zeros(3))  # FLAME's global rotation sits on root
-    keys = arkit_keys(model, result.shape)
+    scales = region_scales(model, result.shape)  # the ARKit keys and the mouth parts scale alike
+    keys = arkit_keys(model, result.shape, scales)
     weights, rms = fitted_as_arkit(model, keys, result.shape, photo)
     fitted_as = fitted_as if weights else "flame"
     if fitted_as == "arkit":
@@ -259,5 +261,5 @@ def rig_data(
         arkit_fitted=weights,
         arkit_fitted_rms_mm=rms,
         fitted_as=fitted_as,
-        mouth=mouth_parts(model, result.shape, basis),
+        mouth=mouth_parts(model, basis, scales),
     )  # fmt: skip

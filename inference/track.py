@@ -29,7 +29,6 @@ from .landmarks.detect import FaceLandmarks, LandmarkDetector, dense_face
 from .options import FitOptions
 
 Progress = Callable[[float, str], None]
-VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 BLINK_CLOSED = 0.25  # eye aspect ratio of a closed eye, share of the open one (lashes keep a gap)
 BLINK_DEADZONE = 0.3  # closure weights below this are taken as open
 

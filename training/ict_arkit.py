@@ -27,7 +27,6 @@ it is a shape key alternative to the `jaw` bone, not an addition to it (see infe
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
@@ -41,7 +40,7 @@ from ..inference.flame.forward import contour_rows, flame_forward, landmarks68, 
 from ..inference.flame.model import FlameModel
 from ..inference.flame.regions import face_region
 from .geometry import closest_on_triangles
-from .ict_source import load_ict, source_sha256
+from .ict_source import build_main, load_ict, source_sha256
 
 log = logging.getLogger(__name__)
 
@@ -254,20 +253,9 @@ def build(model: FlameModel, ict_path: Path) -> dict[str, np.ndarray]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..inference.options import DEFAULTS
-    from ..inference.pipeline import load_pipeline_model
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ict", type=Path, default=Path(__file__).resolve().parents[2] / "shared/ict/ict_facekit.npz")
-    ap.add_argument("-o", "--output", type=Path, required=True)
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    model = load_pipeline_model(DEFAULTS)
-    arrays = build(model, args.ict)
-    np.savez_compressed(args.output, **arrays)
-    log.info("%s: %d keys, missing %s, %d bytes", args.output, len(arrays["names"]), list(arrays["missing"]),
-             args.output.stat().st_size)  # fmt: skip
-    return 0
+    return build_main(
+        build, __doc__.splitlines()[0], argv, lambda a: f"{len(a['names'])} keys, missing {list(a['missing'])}, "
+    )
 
 
 if __name__ == "__main__":

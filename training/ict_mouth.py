@@ -20,7 +20,6 @@ Reads assets/ict_arkit.npz (the similarity ICT -> FLAME template and the registr
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from ..inference.arkit import ARKIT_FILE, ARKIT_NAMES
 from ..inference.flame.model import FlameModel
 from ..inference.mouth import ANCHOR_SIGMA_M, ANCHORS, FORMAT, PARTS, rigid_mean
 from .ict_arkit import MERGED, arkit_name, triangulate
-from .ict_source import load_ict, source_sha256
+from .ict_source import build_main, load_ict, source_sha256
 
 log = logging.getLogger(__name__)
 
@@ -192,18 +191,7 @@ def build(model: FlameModel, ict_path: Path, arkit_path: Path = ARKIT_FILE) -> d
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..inference.options import DEFAULTS
-    from ..inference.pipeline import load_pipeline_model
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ict", type=Path, default=Path(__file__).resolve().parents[2] / "shared/ict/ict_facekit.npz")
-    ap.add_argument("-o", "--output", type=Path, required=True)
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    arrays = build(load_pipeline_model(DEFAULTS), args.ict)
-    np.savez_compressed(args.output, **arrays)
-    log.info("%s: %d bytes", args.output, args.output.stat().st_size)
-    return 0
+    return build_main(build, __doc__.splitlines()[0], argv, lambda arrays: "")
 
 
 if __name__ == "__main__":

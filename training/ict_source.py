@@ -12,8 +12,11 @@ face belongs to the part of its highest vertex: the socket's rim faces reach int
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
+import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -93,3 +96,20 @@ def source_sha256(path: str | Path) -> str:
     for file in sorted([*path.glob("*.obj"), path / "vertex_indices.json"]) if path.is_dir() else [path]:
         h.update(file.read_bytes())
     return h.hexdigest()
+
+
+def build_main(build: Callable, description: str, argv: list[str] | None, describe: Callable[[dict], str]) -> int:
+    """The command line of a transfer script: `--ict` (npz or FaceXModel/ folder), `-o` the asset; the development
+    model (or $FACESMITH_FLAME); one log line with `describe(arrays)` and the file's size."""
+    from ..inference.options import DEFAULTS
+    from ..inference.pipeline import load_pipeline_model
+
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--ict", type=Path, default=Path(__file__).resolve().parents[2] / "shared/ict/ict_facekit.npz")
+    ap.add_argument("-o", "--output", type=Path, required=True)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    arrays = build(load_pipeline_model(DEFAULTS), args.ict)
+    np.savez_compressed(args.output, **arrays)
+    logging.getLogger(__name__).info("%s: %s%d bytes", args.output, describe(arrays), args.output.stat().st_size)
+    return 0
