@@ -25,22 +25,33 @@ PART_COLOURS = {  # linear RGB, roughness
     "teeth": ((0.75, 0.70, 0.60), 0.25),
     "eyelashes": ((0.02, 0.015, 0.012), 0.6),
 }
-LASH_ALPHA = 0.35
+LASH_ALPHA = 0.6  # at the root (the lash_opacity attribute fades it to the tip)
+LASH_OPACITY = "lash_opacity"
 MIN_KEY_M = 1e-4  # a key that moves no vertex of a part this far is left out (each key is a full morph target)
 
 
-def part_material(name: str, part: str, one_sided: bool = False, alpha: float = 1.0) -> bpy.types.Material:
+def part_material(
+    name: str, part: str, one_sided: bool = False, alpha: float = 1.0, alpha_attribute: str | None = None
+) -> bpy.types.Material:  # fmt: skip
     """A plain material; `one_sided` makes the back of the faces transparent (in Cycles and EEVEE alike), `alpha`
-    below 1 the whole of it partly so."""
+    below 1 the whole of it partly so, times the mesh's point attribute `alpha_attribute` when given."""
     colour, roughness = PART_COLOURS[part]
     mat = bpy.data.materials.new(f"{name}_{part}")
     nodes, links = mat.node_tree.nodes, mat.node_tree.links
     bsdf = nodes["Principled BSDF"]
     bsdf.inputs["Base Color"].default_value = (*colour, 1.0)
     bsdf.inputs["Roughness"].default_value = roughness
-    if alpha < 1.0:
+    if alpha < 1.0 or alpha_attribute:
         bsdf.inputs["Alpha"].default_value = alpha
         mat.surface_render_method = "BLENDED"
+    if alpha_attribute:
+        attribute = nodes.new("ShaderNodeAttribute")
+        attribute.attribute_name = alpha_attribute
+        times = nodes.new("ShaderNodeMath")
+        times.operation = "MULTIPLY"
+        times.inputs[1].default_value = alpha
+        links.new(attribute.outputs["Fac"], times.inputs[0])
+        links.new(times.outputs["Value"], bsdf.inputs["Alpha"])
     mat.diffuse_color = (*colour, 1.0)
     if one_sided:
         mix = nodes.new("ShaderNodeMixShader")
@@ -109,8 +120,11 @@ def build_mouth_parts(
         # cover the tongue and teeth.
         mouth.data.materials.append(part_material(rig.name, part, one_sided=part == "mouth_socket"))
     mouth.data.polygons.foreach_set("material_index", parts.mouth_part[parts.mouth_triangles[:, 0]].astype(np.int32))
-    # ICT's lashes are cards drawn with a strand texture; opaque they read as thick eyeliner: a see-through dark.
-    lashes.data.materials.append(part_material(rig.name, "eyelashes", alpha=LASH_ALPHA))
+    # ICT's lashes are cards drawn with a strand texture; opaque they read as thick eyeliner: a see-through dark,
+    # fading from root to tip (inference/mouth.lash_opacity).
+    opacity = lashes.data.attributes.new(LASH_OPACITY, "FLOAT", "POINT")
+    opacity.data.foreach_set("value", parts.lash_opacity.astype(np.float32))
+    lashes.data.materials.append(part_material(rig.name, "eyelashes", alpha=LASH_ALPHA, alpha_attribute=LASH_OPACITY))
     mouth_deltas = dict(parts.mouth_keys)
     lash_deltas = {n: parts.follow(d)[1] for n, d in followed.items()}
     lash_deltas.update(parts.lash_keys)

@@ -24,6 +24,11 @@ MOUTH_FILE = PACKAGE_ROOT / "assets" / "ict_mouth.npz"
 PARTS = ("mouth_socket", "gums_and_tongue", "teeth", "eyelashes_left", "eyelashes_right")
 ANCHORS = 32  # FLAME vertices each part vertex follows
 ANCHOR_SIGMA_M = 0.006  # their Gaussian weights' width (beyond the nearest one)
+# ICT's lashes are cards drawn with a strand texture, which we do not have: a card of even opacity reads as a band of
+# eyeliner (the lower lashes as a dark crescent under the eye). So they fade from root to tip, and the lower ones,
+# sparse and short on most people, show at half that.
+LASH_TIP_M = 0.007  # distance from the skin where a lash has faded out
+LOWER_LASHES = 0.5
 
 
 def rigid_mean(displacement: np.ndarray, group: np.ndarray) -> np.ndarray:
@@ -51,11 +56,26 @@ class MouthParts:
     lash_keys: dict[str, np.ndarray]  # ARKit name -> (L, 3) delta
     anchor_ids: np.ndarray  # (M + L, ANCHORS) FLAME vertices each part vertex follows (mouth first, then lashes)
     anchor_weights: np.ndarray  # (M + L, ANCHORS), rows sum to 1
+    lash_opacity: np.ndarray  # (L,) 0..1, times the material's alpha (lash_opacity)
 
     def follow(self, head_delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """A head shape key's delta (V, 3) carried to the mouth and the lashes by their anchors: (M, 3), (L, 3)."""
         moved = np.einsum("nk,nkc->nc", self.anchor_weights, head_delta[self.anchor_ids])
         return moved[: len(self.mouth_vertices)], moved[len(self.mouth_vertices) :]
+
+
+def lash_opacity(lashes: np.ndarray, side: np.ndarray, skin: np.ndarray) -> np.ndarray:
+    """Per lash vertex (L, 3) on the template: 1 at the root fading to 0 at LASH_TIP_M from the nearest skin vertex
+    (skin: (V, 3)); × LOWER_LASHES below the middle of its side's lashes (`side`: (L,) labels)."""
+    gap, middle = np.zeros(len(lashes)), np.zeros(len(lashes))
+    for s in np.unique(side):
+        mine = lashes[side == s]
+        centre = mine.mean(0)
+        near = skin[np.linalg.norm(skin - centre, axis=1) < 0.6 * np.ptp(mine, axis=0).max() + LASH_TIP_M]
+        gap[side == s] = np.sqrt(((mine[:, None, :] - near[None]) ** 2).sum(-1).min(1))
+        middle[side == s] = centre[1]
+    fade = np.clip(1.0 - gap / LASH_TIP_M, 0.0, 1.0)
+    return fade * np.where(lashes[:, 1] < middle, LOWER_LASHES, 1.0)
 
 
 def load_mouth(n_vertices: int, path: str | Path = MOUTH_FILE) -> dict[str, np.ndarray] | None:
@@ -85,4 +105,5 @@ def fitted_parts(
         mouth_keys={n: d[~lash] * scales["mouth"] for n, d in zip(names, deltas, strict=True)},
         lash_keys={n: d[lash] * scales["eyes"] for n, d in zip(names, deltas, strict=True)},
         anchor_ids=ids[order], anchor_weights=w[order],
+        lash_opacity=lash_opacity(asset["vertices"][lash], part[lash], template),
     )  # fmt: skip

@@ -233,6 +233,13 @@ class Reconstructor:
         self, paths: Sequence[str | Path], progress: Progress, cancel: threading.Event | None
     ) -> tuple[FitResult, list[Photo]]:
         found = detect_photos(paths, self.detector, self.options, progress, cancel)
+        return self.fit_detected(found, progress, cancel), found.photos
+
+    def fit_detected(
+        self, found: DetectedPhotos, progress: Progress = _quiet, cancel: threading.Event | None = None
+    ) -> FitResult:
+        """The fit (and refinement) of photos already detected: what `fit` does after detection. Benchmarks use
+        it to fit landmarks of their own (bench/refine.py's true landmarks)."""
         check_cancel(cancel)
         progress(0.5, "fitting FLAME to the landmarks")
         t0 = time.perf_counter()
@@ -244,12 +251,11 @@ class Reconstructor:
             refined = self._refine(solution, confidences, found, progress, cancel)
             solution, agreement, refine_warnings = refined.solution, refined.agreement, refined.warnings
             timings["refine"] = 1000 * (time.perf_counter() - t0)
-        result = dataclasses.replace(
+        return dataclasses.replace(
             assemble(self.model, solution, found, confidences, agreement),
             timings_ms={k: round(v, 2) for k, v in timings.items()},
             warnings=tuple(dict.fromkeys([*self.notes, *found.warnings, *self.model.warnings, *refine_warnings])),
         )
-        return result, found.photos
 
     def _refine(
         self, solution: FitSolution, confidences: list[float], found: DetectedPhotos, progress: Progress,

@@ -160,3 +160,10 @@ def test_teeth_tongue_and_lashes_follow_the_head(bpy, blend):
     blinked = evaluated_vertices(bpy, lashes) - lash_rest
     keys["eyeBlinkLeft"].value = 0.0
     assert np.linalg.norm(blinked, axis=1).max() > 0.004  # the left lashes close with the lid
+    # The lashes fade from root to tip: the material's alpha reads the mesh's per-vertex opacity.
+    opacity = np.empty(len(lashes.data.vertices), np.float32)
+    lashes.data.attributes["lash_opacity"].data.foreach_get("value", opacity)
+    assert opacity.max() > 0.8 and opacity.min() < 0.05
+    (material,) = lashes.data.materials
+    used = {n.attribute_name for n in material.node_tree.nodes if n.type == "ATTRIBUTE"}
+    assert used == {"lash_opacity"}

@@ -81,3 +81,19 @@ def test_the_asset_rebuilds_from_ict(dev_model, tmp_path):
     with np.load(MOUTH_FILE, allow_pickle=False) as z:
         for key in ("vertices", "triangles", "jaw_weight", "rigid_group", "key_deltas"):
             np.testing.assert_array_equal(arrays[key], z[key], err_msg=key)
+
+
+def test_lashes_fade_from_root_to_tip_and_the_lower_ones_are_lighter():
+    """A lash of three points leaving the skin (a flat patch at z = 0) upwards of the eye and one downwards: the root
+    is opaque, the tip (beyond LASH_TIP_M) clear, the lower lash at LOWER_LASHES of the upper."""
+    from facesmith.inference.mouth import LASH_TIP_M, LOWER_LASHES, lash_opacity
+
+    g = np.linspace(-0.02, 0.02, 41)
+    skin = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
+    skin = np.c_[skin, np.zeros(len(skin))]
+    out = np.array([0.0, 0.5, 2.0]) * LASH_TIP_M
+    upper = np.c_[np.zeros(3), np.full(3, 0.005), out]
+    lower = np.c_[np.zeros(3), np.full(3, -0.005), out]
+    alpha = lash_opacity(np.r_[upper, lower], np.zeros(6, int), skin)
+    np.testing.assert_allclose(alpha[:3], [1.0, 0.5, 0.0], atol=1e-9)
+    np.testing.assert_allclose(alpha[3:], LOWER_LASHES * alpha[:3], atol=1e-9)
