@@ -48,20 +48,12 @@ CONTROL_SLACK = 1.5
 
 
 def ibug_points(fit, scale: float) -> np.ndarray:
-    """(68, 2) iBUG landmarks in working pixels: the detector's where the fit used iBUG or MediaPipe points, else
-    (dense landmarks) the fitted mesh's own 68, projected."""
+    """(68, 2) iBUG landmarks in working pixels: the detector's (any backend), else the fitted mesh's own 68."""
     from facesmith.inference.images import to_working
-    from facesmith.inference.landmarks.detect import MEDIAPIPE_TO_IBUG68
+    from facesmith.inference.texture.albedo import observed_ibug
 
-    names = {n: i for i, n in enumerate(fit.landmark_names)}
-    out = np.full((68, 2), np.nan)
-    for k in range(68):
-        i = names.get(f"ibug:{k}", names.get(f"mp:{int(MEDIAPIPE_TO_IBUG68[k])}"))
-        if i is not None:
-            out[k] = to_working(fit.landmarks_px[i][None], scale)[0]
-    missing = np.isnan(out).any(axis=1)
-    out[missing] = to_working(fit.model_landmarks68_px[missing], scale)
-    return out
+    pts = observed_ibug(fit, range(68))
+    return to_working(pts if pts is not None else fit.model_landmarks68_px, scale)
 
 
 def srgb(linear: np.ndarray) -> np.ndarray:

@@ -170,7 +170,7 @@ def assemble(
             camera=state.camera, vertices=out.vertices[0], landmarks_px=used, landmark_names=names,
             residuals_px=solution.residuals_px[i], model_landmarks68_px=model68, face_size_px=obs.face_size,
             confidence=confidences[i], backend=det.backend, n_faces=det.n_faces, warnings=det.warnings,
-            agreement=None if agreement is None else float(agreement[i]),
+            agreement=None if agreement is None else float(agreement[i]), observed68_px=obs.ibug68(),
         ))  # fmt: skip
     neutral = flame_forward(model, solution.shape).vertices[0]
     return FitResult(solution.shape, neutral, tuple(photos), model.description, model.source)

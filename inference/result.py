@@ -23,7 +23,7 @@ class PhotoFit:
     camera: Camera  # maps FLAME metres to original-photo pixels
     vertices: np.ndarray  # (V, 3) posed mesh, metres
     landmarks_px: np.ndarray  # (L, 2) detected points the fit used
-    landmark_names: tuple[str, ...]  # "mp:<index>" / "ibug:<index>" for each of them
+    landmark_names: tuple[str, ...]  # "mp:<index>" / "ibug:<index>" / "dense:<row>" for each of them
     residuals_px: np.ndarray  # (L,) distance of the fitted model point to each
     model_landmarks68_px: np.ndarray  # (68, 2) the fitted mesh's own iBUG landmarks, projected
     face_size_px: float
@@ -34,6 +34,9 @@ class PhotoFit:
     # After a photo-consistency refinement (several photos): how well this photo's de-lit skin agrees with another
     # photo's (its best correlation, −1..1; fit/photometric.py); None when there was none.
     agreement: float | None = None
+    # The photo's own 68 iBUG points as detected (original px), whatever the backend (a dense fit names its points
+    # "dense:<row>", so the iBUG ones cannot be found by name); None where unknown (results of older files).
+    observed68_px: np.ndarray | None = None
 
     @property
     def landmark_rms_px(self) -> float:
@@ -90,6 +93,7 @@ class FitResult:
                 f"p{i}_expression": p.expression, f"p{i}_pose": p.pose, f"p{i}_vertices": p.vertices.astype(np.float32),
                 f"p{i}_landmarks_px": p.landmarks_px, f"p{i}_residuals_px": p.residuals_px,
                 f"p{i}_model_landmarks68_px": p.model_landmarks68_px,
+                **({} if p.observed68_px is None else {f"p{i}_observed68_px": p.observed68_px}),
             })  # fmt: skip
         meta = self.to_json()
         meta["photos"] = [
@@ -114,7 +118,7 @@ class FitResult:
                 landmarks_px=a[f"p{i}_landmarks_px"], landmark_names=tuple(s["landmark_names"]),
                 residuals_px=a[f"p{i}_residuals_px"], model_landmarks68_px=a[f"p{i}_model_landmarks68_px"],
                 face_size_px=s["face_size_px"], confidence=s["confidence"], backend=s["backend"], n_faces=s["n_faces"],
-                warnings=tuple(s["warnings"]), agreement=s.get("agreement"),
+                warnings=tuple(s["warnings"]), agreement=s.get("agreement"), observed68_px=a.get(f"p{i}_observed68_px"),
             )
             for i, s in enumerate(meta["photos"])
         )  # fmt: skip

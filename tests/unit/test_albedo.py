@@ -231,3 +231,22 @@ def test_an_unlit_photo_gives_a_finite_albedo():
     skin = np.ones(500, bool)
     sh, shading, notes = TextureBaker._fit_light(sh_basis(normals), np.zeros((500, 3)), skin, skin)
     assert np.isfinite(shading).all() and np.isfinite(sh).all() and notes and "unlit" in notes[0]
+
+
+def test_teeth_inside_the_lips_are_found_and_closed_lips_are_not():
+    """mouth_interior: white teeth and a dark inside within pink lips are not lips; closed pink lips leave nothing."""
+    import cv2
+
+    from facesmith.inference.texture.albedo import mouth_interior
+
+    img = np.full((120, 160, 3), (200, 160, 140), np.uint8)  # skin
+    cv2.ellipse(img, (80, 60), (50, 20), 0, 0, 360, (190, 90, 110), -1)  # lips
+    closed = img.copy()
+    cv2.rectangle(img, (50, 52), (110, 60), (240, 238, 230), -1)  # upper teeth
+    cv2.rectangle(img, (50, 61), (110, 66), (40, 20, 20), -1)  # the dark inside
+    t = np.linspace(0, 2 * np.pi, 12, endpoint=False)
+    outer = np.c_[80 + 50 * np.cos(t), 60 + 20 * np.sin(t)]
+    found = mouth_interior(img, outer) > 0
+    assert found[52:67, 52:108].mean() > 0.95  # teeth and inside
+    assert found[72:78, 60:100].sum() == 0  # the lower lip stays
+    assert mouth_interior(closed, outer).sum() == 0

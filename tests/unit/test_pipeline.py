@@ -59,6 +59,9 @@ def test_result_round_trip(reconstructor, tmp_path):
     np.testing.assert_allclose(loaded.photos[0].vertices, result.photos[0].vertices, atol=1e-6)
     assert loaded.photos[0].camera.to_dict() == result.photos[0].camera.to_dict()
     assert loaded.to_json() == json.loads(json.dumps(result.to_json()))
+    # The detected 68 points whatever the backend (the bake's eye and mouth masks need them)
+    assert result.photos[0].observed68_px.shape == (68, 2)
+    np.testing.assert_allclose(loaded.photos[0].observed68_px, result.photos[0].observed68_px)
 
 
 @needs_faces
