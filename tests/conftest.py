@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from facesmith.inference.flame.io import save_model_npz
 from facesmith.inference.flame.model import FlameModel, make_model
 
 from .photos import make_bad_inputs, portrait
@@ -84,6 +85,21 @@ def flame_model(request: pytest.FixtureRequest) -> FlameModel:
     """Each FLAME-structured model in turn: the procedural head always, the development model where
     ../shared has it (skipped otherwise), so tests of generic behaviour run everywhere."""
     return request.getfixturevalue(f"{request.param}_model")
+
+
+@pytest.fixture(scope="session")
+def synth_data(procedural_model, tmp_path_factory) -> tuple[Path, Path]:
+    """24 procedural-FLAME renders (96 px, `facesmith synth` shards) and the model as an .npz for --flame."""
+    from facesmith.training.synth.engine import Assets, Engine
+    from facesmith.training.synth.shards import generate
+
+    root = tmp_path_factory.mktemp("dense")
+    rng = np.random.default_rng(0)
+    background = (rng.random((80, 120, 3)) * 255).astype(np.uint8)
+    albedo = np.full((1, 32, 32, 3), (200, 160, 140), np.uint8)
+    engine = Engine(procedural_model, Assets(albedo, None, (background,)), 96)
+    generate(engine, 24, 3, root / "synth", workers=1, shard_size=12, log=lambda s: None)
+    return root / "synth", save_model_npz(procedural_model, root / "procedural.npz")
 
 
 @pytest.fixture(scope="session")

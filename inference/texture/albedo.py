@@ -90,7 +90,11 @@ class TextureBaker:
     model: FlameModel
     size: int = DEFAULTS.texture_size
     occluders: bool = True  # mask hair, glasses, hands and cast shadows out of the albedo (texture/occlusion.py)
+    # What marks them: the skin colour model and/or the segmentation network (when its file is there).
+    colour_occluders: bool = True
+    learned_occluders: bool = True
     raster: UVRaster = field(init=False)
+    _net: occlusion.OccluderNet | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.raster = rasterize_uv(self.model, self.size)
@@ -109,6 +113,8 @@ class TextureBaker:
         lengths = np.linalg.norm(jacobian, axis=1).astype(np.float32)  # (F, 2)
         self.texel_metres = np.where(self.raster.covered[..., None], lengths[np.maximum(self.raster.triangle, 0)], 0)
         self.zones = occlusion.face_zones(m, self.size)
+        if self.occluders and self.learned_occluders:
+            self._net = occlusion.load_occluder_net()
 
     def _edge_taper(self) -> np.ndarray:
         """Per sampled texel, 0 → 1 over EDGE_TAPER_1024 texels from the sampled region's edge: photo weights fade
@@ -157,7 +163,10 @@ class TextureBaker:
         if self.occluders and self.zones is not None:
             seen = self._to_image(visible[:, None].astype(np.float32))[..., 0] > 0
             skin_image = self._to_image(skin[:, None].astype(np.float32))[..., 0] > 0
-            occluded = occlusion.occluder_mask(self._to_image(albedo), seen, self.zones, skin_image)[mask]
+            learned = self._learned(photo_rgb, scale, fit, px, visible)
+            occluded = occlusion.occluder_mask(
+                self._to_image(albedo), seen, self.zones, skin_image, learned, self.colour_occluders
+            )[mask]
             if occluded.any():  # zero weight: they count as unseen
                 weight = weight * occlusion.keep_factor(self._to_image(occluded[:, None])[..., 0] > 0)[mask]
             if (skin & occluded).sum() > REFIT_SHARE * skin.sum():  # they pulled the light fit: again without them
@@ -177,6 +186,25 @@ class TextureBaker:
             image(skin[:, None].astype(np.float32))[..., 0] > 0, image(px), warnings,
             image(occluded[:, None].astype(np.float32))[..., 0] > 0, fraction,
         )  # fmt: skip
+
+    def _learned(
+        self, photo_rgb: np.ndarray, scale: float, fit: PhotoFit, px: np.ndarray, visible: np.ndarray
+    ) -> np.ndarray | None:  # fmt: skip
+        """(H, W) UV image of the segmentation network's P(not skin) at each visible texel's pixel; None without
+        the network."""
+        if self._net is None:
+            return None
+        from ..landmarks.dense import crop_matrix
+
+        pts = observed_ibug(fit, range(68))
+        prob, box = self._net.not_skin(
+            photo_rgb, to_working(pts if pts is not None else fit.model_landmarks68_px, scale)
+        )
+        a = crop_matrix(box, self._net.size)
+        at = px @ a[:, :2].T + a[:, 2]
+        inside = ((at >= 0) & (at <= self._net.size - 1)).all(axis=1)
+        value = np.where(inside & visible, sample_bilinear(prob[..., None], at)[:, 0], 0.0)
+        return self._to_image(value[:, None].astype(np.float32))[..., 0]
 
     def _masked_by_features(self, fit: PhotoFit, scale, photo_rgb: np.ndarray, px) -> np.ndarray:
         """Texels that land in the eye openings or the open mouth (they would see eyeballs or teeth)."""

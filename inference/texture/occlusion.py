@@ -1,36 +1,49 @@
 """Which seen face texels show skin, and which show something in front of it (hair, glasses, a hand, a cast shadow).
 
-A per-person skin colour model: the robust mean and covariance of (chromaticity r, g; log luminance) of the
-de-lit albedo on reliably-skin texels (nose and inner cheeks, between the eyes and the mouth, from the
-landmark embedding placed in FLAME's UV layout; where the photo's rough skin-colour test agrees). Seen
-texels far from it (Mahalanobis distance, with hysteresis: strong seeds grow into connected weaker
-neighbours) are occluders, after a closing and with small blobs (moles, pores, nostril shadows) dropped.
-Dark hair, frames and cast shadows stand out by luminance (the albedo is de-lit, so a shadow the smooth
-light cannot explain stays dark), hands and blond hair by chromaticity. The brows are never masked; the
-zones around the eyes (lashes, lids, make-up), lips and nostrils only where an occluder from outside runs
-a little way into them (a frame, a hand); below the nose (beards, stubble, the shadow under the jaw, which
-belong to the head) only large departures count.
+Two markers, combined:
+- A segmentation network (OccluderNet, assets/occluder_seg.onnx, trained by training/occluders.py on
+  `facesmith synth` renders): P(not skin) over the dense network's 128² face crop, sampled at each texel's pixel.
+- A per-person skin colour model: the robust mean and covariance of (chromaticity r, g; log luminance) of the
+  de-lit albedo on reliably-skin texels (nose and inner cheeks, from the landmark embedding placed in FLAME's UV
+  layout; where the photo's rough skin-colour test agrees). Texels far from it (Mahalanobis distance) are
+  candidates: dark hair, frames and cast shadows stand out by luminance (the albedo is de-lit, so a shadow the
+  smooth light cannot explain stays dark), hands and blond hair by chromaticity. With the network, only texels it
+  does not call certain skin (P >= COLOUR_GATE) may be marked by colour: alone, the colour model takes make-up,
+  lid creases and the shading of dark skin for occluders (7 % of clean faces, 16 % of one dark-skinned face).
+Strong seeds (either marker) grow into connected weaker neighbours (hysteresis), after a closing and with small
+blobs (moles, pores, nostril shadows) dropped. The brows are never masked; the zones around the eyes (lashes, lids,
+make-up), lips and nostrils only where an occluder from outside runs a little way into them (a frame, a hand); below
+the nose (beards, stubble, the shadow under the jaw, which belong to the head) only large colour departures count.
 
-Why this and not a learned face parser: no torch here, and on this benchmark (bench/occluders.py, 10
-portraits × fringe / glasses / hand / shadow) it keeps the error where the mask may act to 11–37 sRGB
-levels from 64–86, mask IoU 0.61–0.87, for about 50 ms a photo at 1024²; on the clean portraits it masks
-about 6 % of the seen face (the portrait's own hair at the hairline and temples, some false alarms).
+Measured (bench/occluders.py, 10 portraits × fringe / glasses / hand / shadow, and in-model renders with a known
+texture): the network with the gated colour model keeps clean faces unmasked (0 % vs 7 % for colour alone), mask
+IoU 0.97 / 0.61 / 0.83 / 0.81 (colour alone 0.91 / 0.58 / 0.64 / 0.66), about 60 ms a photo at 1024². Without
+the network's file (or onnxruntime) the colour model works alone. The network learned hair from rendered hair caps
+and strands: a real, dense fringe over the forehead it marks only at its top (003_03, 143_03), so there the colour
+model (where the network allows) still does most of the work.
 
-Masked texels get zero weight in albedo.py: they count as unseen, so another photo that sees the skin
-wins and otherwise the mirror and the fill cover them.
+Masked texels get zero weight in albedo.py: they count as unseen, so another photo that sees the skin wins and
+otherwise the mirror and the fill cover them.
 
-No bpy, no torch: numpy and OpenCV on the UV raster (a few tens of ms per photo at 1024²).
+No bpy, no torch: numpy, OpenCV and onnxruntime.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from ..flame.model import FlameModel
+from ..flame.paths import PACKAGE_ROOT
 from .raster import uv_to_texel
 
+SEG_METADATA_KEY = "facesmith_occluder_seg"  # the segmentation network's ONNX metadata (training/occluders.py)
+SEG_MODEL = PACKAGE_ROOT / "assets" / "occluder_seg.onnx"
+LEARNED_GROW = 0.5  # the network's P(not skin) of a texel joined to a masked region
+LEARNED_SEED = 0.8  # ... of one that starts a region by itself
+COLOUR_GATE = 0.1  # with the network: the colour model may mark only texels it gives at least this P(not skin)
 SEED_SIGMA = 6.0  # Mahalanobis distance of a texel that certainly is not skin
 GROW_SIGMA = 3.5  # ... of one that is not skin when joined to a seed
 # Floors of the skin model's spread (chromaticity r, g; log luminance): an evenly coloured face, or a
@@ -128,28 +141,46 @@ def _floored(cov: np.ndarray) -> np.ndarray:
     return cov + np.diag(np.maximum(MIN_SPREAD**2 - np.diag(cov), 0))
 
 
-def occluder_mask(albedo: np.ndarray, seen: np.ndarray, zones: FaceZones, skin: np.ndarray | None = None) -> np.ndarray:
-    """(H, W) bool: seen texels that show no skin. `albedo` (H, W, 3) linear de-lit colour, `seen` (H, W) bool;
-    `skin` (H, W) bool, optional: texels of roughly skin colour, where the skin model is estimated if enough."""
-    import cv2
-
-    size = seen.shape[0]
+def skin_distance(albedo: np.ndarray, seen: np.ndarray, zones: FaceZones, skin: np.ndarray | None) -> np.ndarray:
+    """(H, W) float32: each seen texel's Mahalanobis distance from the person's skin colour model (0 where unseen,
+    and everywhere when too little of the core is seen to estimate the model)."""
+    distance = np.zeros(seen.shape, np.float32)
     core = seen & zones.core
     if skin is not None and (core & skin).sum() >= max(100, 0.1 * core.sum()):
         core &= skin  # frames across the cheeks, a hand: the robust model copes with some, not with a third
     if core.sum() < 100:
-        return np.zeros_like(seen)
+        return distance
     mean, cov = _robust_model(skin_features(albedo[core]))
     x = skin_features(albedo[seen]) - mean
     x[:, 2] = np.where(x[:, 2] > 0, BRIGHTER * x[:, 2], x[:, 2])  # highlights and light make-up are skin
     full = np.sqrt(np.maximum(np.einsum("nc,cd,nd->n", x, np.linalg.inv(cov), x), 0))
     # On the lower face beards, stubble and the shadow under the jaw are darker and a little differently
     # coloured, and belong to the head: only larger departures count there.
-    dist = np.where(zones.lower[seen], LOWER * full, full)
-    distance = np.zeros(seen.shape, np.float32)
-    distance[seen] = dist
+    distance[seen] = np.where(zones.lower[seen], LOWER * full, full)
+    return distance
+
+
+def occluder_mask(
+    albedo: np.ndarray, seen: np.ndarray, zones: FaceZones, skin: np.ndarray | None = None,
+    learned: np.ndarray | None = None, colour: bool = True,
+) -> np.ndarray:  # fmt: skip
+    """(H, W) bool: seen texels that show no skin. `albedo` (H, W, 3) linear de-lit colour, `seen` (H, W) bool;
+    `skin` (H, W) bool, optional: texels of roughly skin colour, where the skin model is estimated if enough;
+    `learned` (H, W), optional: the segmentation network's P(not skin) at each texel (OccluderNet), which grows
+    and seeds regions as the colour distance does; `colour` False: the network alone."""
+    import cv2
+
+    size = seen.shape[0]
+    distance = skin_distance(albedo, seen, zones, skin) if colour else np.zeros(seen.shape, np.float32)
+    if learned is not None:  # where the network is sure of skin, a colour departure is make-up, a lid crease...
+        distance = np.where(learned >= COLOUR_GATE, distance, 0.0)
     free = seen & (~zones.keep | zones.reach)
-    weak = ((distance > GROW_SIGMA) & free).astype(np.uint8)
+    weak = (distance > GROW_SIGMA) & free
+    seeds = distance > SEED_SIGMA
+    if learned is not None:
+        weak |= (learned > LEARNED_GROW) & free
+        seeds |= learned > LEARNED_SEED
+    weak = weak.astype(np.uint8)
     if not weak.any():
         return np.zeros_like(seen)
     scale = size / 1024
@@ -157,7 +188,7 @@ def occluder_mask(albedo: np.ndarray, seen: np.ndarray, zones: FaceZones, skin: 
     weak = cv2.morphologyEx(weak, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * close + 1,) * 2))
     weak &= free.astype(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=8)
-    strong = np.bincount(labels[(distance > SEED_SIGMA) & (weak > 0)], minlength=n)
+    strong = np.bincount(labels[seeds & (weak > 0)], minlength=n)
     big = stats[:, cv2.CC_STAT_AREA] >= MIN_BLOB_1024 * scale * scale
     good = (strong > 0) & big
     good[0] = False
@@ -182,3 +213,39 @@ def keep_factor(mask: np.ndarray) -> np.ndarray:
     sigma = max(FEATHER_1024 * mask.shape[0] / 1024, 0.5)
     soft = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), sigma)
     return np.where(mask, 0.0, np.clip(1 - 2 * soft, 0, 1)).astype(np.float32)
+
+
+class OccluderNet:
+    """The segmentation network (training/occluders.py) on onnxruntime, CPU: P(not skin) over the dense
+    network's crop of a face. Small (about 0.2 M parameters): a few ms a photo."""
+
+    def __init__(self, path: str | Path = SEG_MODEL) -> None:
+        import json
+
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 2
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if SEG_METADATA_KEY not in meta:
+            raise ValueError(f"{path}: not a Facesmith occluder network (no {SEG_METADATA_KEY} metadata)")
+        self.size = int(json.loads(meta[SEG_METADATA_KEY])["input_size"])
+
+    def not_skin(self, rgb: np.ndarray, points68: np.ndarray) -> tuple[np.ndarray, tuple[float, float, float]]:
+        """P(not skin) (S, S) float32 over the crop around the 68 points (pixels of `rgb`), and the crop box."""
+        from ..landmarks.dense import crop_box, crop_image
+
+        box = crop_box(points68)
+        logits = self.session.run(None, {"image": crop_image(rgb, box, self.size)[None]})[0][0, 0]
+        return (1 / (1 + np.exp(-logits))).astype(np.float32), box
+
+
+def load_occluder_net(path: str | Path = SEG_MODEL) -> OccluderNet | None:
+    """The network, or None when its file or onnxruntime is missing (the colour model then works alone)."""
+    if not Path(path).is_file():
+        return None
+    try:
+        return OccluderNet(path)
+    except ImportError:
+        return None

@@ -16,7 +16,6 @@ import pytest
 from facesmith.inference.errors import BackendError
 from facesmith.inference.fit.targets import vertex_surface_points
 from facesmith.inference.flame.forward import surface_points
-from facesmith.inference.flame.io import save_model_npz
 from facesmith.inference.landmarks import dense
 from facesmith.inference.landmarks.dense import (
     DENSE_MODEL,
@@ -78,21 +77,6 @@ def _config(path: Path, data: Path, steps: int, **train) -> Path:
         f"[train]\nsteps = {steps}\nbatch = 4\nwarmup = 2\nlog_every = 5\nval_every = 10\ncheckpoint_every = 10\n{extra}"
     )
     return path
-
-
-@pytest.fixture(scope="module")
-def synth_data(procedural_model, tmp_path_factory) -> tuple[Path, Path]:
-    """24 procedural-FLAME renders (96 px) and the model as an .npz for --flame."""
-    from facesmith.training.synth.engine import Assets, Engine
-    from facesmith.training.synth.shards import generate
-
-    root = tmp_path_factory.mktemp("dense")
-    rng = np.random.default_rng(0)
-    background = (rng.random((80, 120, 3)) * 255).astype(np.uint8)
-    albedo = np.full((1, 32, 32, 3), (200, 160, 140), np.uint8)
-    engine = Engine(procedural_model, Assets(albedo, None, (background,)), 96)
-    generate(engine, 24, 3, root / "synth", workers=1, shard_size=12, log=lambda s: None)
-    return root / "synth", save_model_npz(procedural_model, root / "procedural.npz")
 
 
 def _run(args: list, cwd: Path | None = None) -> subprocess.CompletedProcess:

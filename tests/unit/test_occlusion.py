@@ -57,6 +57,26 @@ def test_mask_finds_a_dark_band_and_spares_brows_and_moles(procedural_model):
     assert not mask[r - 1 : r + 2, c - 1 : c + 2].any()
 
 
+def test_the_network_alone_masks_what_it_marks_and_spares_the_features(procedural_model):
+    """occluder_mask with the segmentation network's P(not skin) only (colour off): a confident patch of skin-coloured
+    texels (a light hand the colour model cannot see) is masked; the same probability in the kept zones is not;
+    a weak one nowhere."""
+    baker, albedo, seen = _uv_face(procedural_model)
+    zones = baker.zones
+    free = seen & ~zones.keep & ~zones.core
+    rows, cols = np.nonzero(free)
+    r, c = rows[len(rows) // 2], cols[len(cols) // 2]
+    patch = np.zeros_like(seen)
+    patch[r - 12 : r + 12, c - 12 : c + 12] = True
+    patch &= free
+    learned = np.where(patch | zones.keep, 0.95, 0.1).astype(np.float32)
+    mask = occlusion.occluder_mask(albedo, seen, zones, learned=learned, colour=False)
+    assert patch.sum() > 100 and (mask & patch).sum() > 0.9 * patch.sum()
+    assert not (mask & zones.keep & ~zones.reach).any()
+    weak = np.where(patch, 0.6, 0.1).astype(np.float32)  # above the grow level but no seed
+    assert not occlusion.occluder_mask(albedo, seen, zones, learned=weak, colour=False).any()
+
+
 def test_keep_factor_is_zero_on_the_mask_and_one_away():
     mask = np.zeros((64, 64), bool)
     mask[20:30, 20:30] = True
@@ -71,7 +91,7 @@ def _occluded_render(model, fit, colour=(8, 6, 5)):
     import cv2
 
     rgb = render(model, fit)
-    baker = TextureBaker(model, 256)
+    baker = TextureBaker(model, 256, learned_occluders=False)  # the colour model (the checkered head is no face)
     part = baker.photo_texture(rgb, 1.0, fit)
     zones = baker.zones
     free = (part.weight > 0.5) & ~zones.keep & ~zones.core & ~zones.lower

@@ -1,0 +1,252 @@
+"""A small segmentation network for issue M: which pixels of a face crop are not skin (hair, hands, glasses,
+objects, background), trained on `facesmith synth` renders (their segment maps), exported to ONNX for
+inference/texture/occlusion.py.
+
+Input: the dense network's crop (inference.landmarks.dense.crop_box around the 68 points, 128², RGB 0..1), with
+the same jitter the landmark network trained with (at inference the crop comes from detected points). Target per
+pixel: 1 for background, hair and occluders (segment labels 0, 3, 5), 0 for skin, eyes and the mouth's inside
+(1, 2, 4: the eyes and the mouth have their own masks in the bake). A U-Net of four stride-2 stages (16-24-48-64
+channels) and bilinear upsampling with skips; binary cross-entropy. About 0.2 M parameters.
+
+    python -m facesmith.training.occluders train --data .cache/dense/train --val .cache/dense/val --out RUN [--steps N]
+    python -m facesmith.training.occluders export RUN -o assets/occluder_seg.onnx
+
+Training resumes from RUN/checkpoint.pt (written atomically every `--every` steps); RUN/metrics.jsonl has the
+loss and, at each checkpoint, the validation IoU of the occluder class (label 5) and of not-skin.
+The data must be made without non-commercial sources (the shards' manifest says so; checked here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..inference.landmarks.dense import crop_box, crop_image, crop_matrix
+from ..inference.texture.occlusion import SEG_METADATA_KEY
+from .dense.data import shard_files
+from .dense.net import INPUT_MEAN, INPUT_STD, conv_bn
+
+SIZE = 128
+NOT_SKIN = (0, 3, 5)  # background, hair, occluder (training/synth/engine.py SEGMENTS)
+OCCLUDER = 5
+SCALE_JITTER, SHIFT_JITTER = 0.10, 0.06  # as the dense network's crops
+CHECKPOINT = "checkpoint.pt"
+
+
+def ibug_vertex_ids(flame: str | None) -> np.ndarray:
+    """The FLAME vertices nearest the 68 iBUG points of the model the data was rendered with (the crop rule)."""
+    import dataclasses
+
+    from ..inference.landmarks.dense import ibug_vertices
+    from ..inference.options import DEFAULTS
+    from ..inference.pipeline import load_pipeline_model
+
+    return ibug_vertices(load_pipeline_model(dataclasses.replace(DEFAULTS, flame_path=flame or "")))
+
+
+def crop_pair(image: np.ndarray, segment: np.ndarray, points68: np.ndarray, rng: np.random.Generator | None):
+    """(crop (3, S, S) float32, target (S, S) float32 1 = not skin, occluder (S, S) bool)."""
+    import cv2
+
+    cx, cy, side = crop_box(points68)
+    if rng is not None:
+        side *= float(np.exp(rng.normal(0, SCALE_JITTER)))
+        cx, cy = cx + rng.normal(0, SHIFT_JITTER) * side, cy + rng.normal(0, SHIFT_JITTER) * side
+    box = (cx, cy, side)
+    seg = cv2.warpAffine(segment, crop_matrix(box, SIZE), (SIZE, SIZE), flags=cv2.INTER_NEAREST,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)  # fmt: skip
+    crop = crop_image(image, box, SIZE)
+    if rng is not None and rng.random() < 0.5:  # faces are near-symmetric; occluders are not
+        crop, seg = crop[:, :, ::-1].copy(), seg[:, ::-1].copy()
+    return crop, np.isin(seg, NOT_SKIN).astype(np.float32), seg == OCCLUDER
+
+
+def stream(files: list[Path], ids: np.ndarray, seed: int, train: bool, limit: int = 0) -> Iterator[tuple]:
+    """Endless shuffled jittered samples (train) or one ordered pass of exact crops."""
+    rng, done = np.random.default_rng(seed), 0
+    while True:
+        for k in rng.permutation(len(files)) if train else range(len(files)):
+            with np.load(files[k]) as z:
+                images, segs, vpx = z["images"], z["segment"], z["vertices_px"]
+            for i in rng.permutation(len(images)) if train else range(len(images)):
+                yield crop_pair(images[i], segs[i], vpx[i][ids].astype(np.float64), rng if train else None)
+                done += 1
+                if limit and done >= limit:
+                    return
+        if not train:
+            return
+
+
+class SegNet(nn.Module):
+    """A face crop (N, 3, S, S) in 0..1 -> logits (N, 1, S, S) of "not skin"."""
+
+    def __init__(self, widths: tuple[int, ...] = (16, 24, 48, 64)) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(INPUT_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(INPUT_STD).view(1, 3, 1, 1))
+        chans = (3, *widths)
+        self.down = nn.ModuleList(
+            nn.Sequential(conv_bn(a, b, 3, 2), conv_bn(b, b)) for a, b in zip(chans[:-1], chans[1:], strict=True)
+        )  # fmt: skip
+        self.up = nn.ModuleList(
+            conv_bn(widths[i] + widths[i - 1], widths[i - 1]) for i in range(len(widths) - 1, 0, -1)
+        )  # fmt: skip
+        self.out = nn.Sequential(conv_bn(widths[0], 8), nn.Conv2d(8, 1, 1))
+        self.scale = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        x, skips = (image - self.mean) / self.std, []
+        for stage in self.down:
+            x = stage(x)
+            skips.append(x)
+        for conv, skip in zip(self.up, reversed(skips[:-1]), strict=True):
+            x = conv(torch.cat([self.scale(x), skip], 1))
+        return self.out(self.scale(x))
+
+
+def batches(it: Iterator[tuple], size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    while True:
+        rows = [r for _, r in zip(range(size), it, strict=False)]
+        if not rows:
+            return
+        crops, targets, occ = zip(*rows, strict=True)
+        yield torch.from_numpy(np.stack(crops)), torch.from_numpy(np.stack(targets))[:, None], np.stack(occ)
+
+
+def evaluate(net: SegNet, files: list[Path], ids: np.ndarray, limit: int) -> dict:
+    """Over `limit` exact validation crops: IoU of not-skin, and recall of the occluder class (the share of its
+    pixels predicted not-skin; hair and background are not-skin too, so an occluder IoU would be meaningless)."""
+    net.eval()
+    inter = union = hit = total = 0
+    with torch.no_grad():
+        for crops, targets, occ in batches(stream(files, ids, 0, False, limit), 64):
+            pred = (net(crops) > 0).numpy()[:, 0]
+            truth = targets.numpy()[:, 0] > 0.5
+            inter, union = inter + int((pred & truth).sum()), union + int((pred | truth).sum())
+            hit, total = hit + int((pred & occ).sum()), total + int(occ.sum())
+    net.train()
+    return {"val_not_skin_iou": inter / max(union, 1), "val_occluder_recall": hit / max(total, 1)}
+
+
+def check_data(folder: Path) -> None:
+    manifest = json.loads((Path(folder) / "manifest.json").read_text())
+    if manifest.get("non_commercial_sources_used", True):
+        raise SystemExit(f"{folder}: made with non-commercial sources (or does not say): not for shipped weights")
+
+
+def train(args: argparse.Namespace) -> None:
+    for folder in (args.data, args.val):
+        check_data(folder)
+    files, val_files = shard_files(args.data), shard_files(args.val)
+    ids = ibug_vertex_ids(args.flame)
+    torch.manual_seed(args.seed)
+    net = SegNet()
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
+    warm = max(1, args.steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda k: min(1.0, (k + 1) / warm) * 0.5 * (1 + np.cos(np.pi * min(k, args.steps) / args.steps))
+    )  # warm-up, then cosine to 0
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    step = 0
+    if (out / CHECKPOINT).is_file():
+        ck = torch.load(out / CHECKPOINT, weights_only=False)
+        net.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        sched.load_state_dict(ck["sched"])
+        step = ck["step"]
+        print(f"resumed at step {step}", flush=True)
+    loss_fn = nn.BCEWithLogitsLoss()
+    data = batches(stream(files, ids, args.seed + step, True), args.batch)
+    t0, running = time.perf_counter(), []
+    with open(out / "metrics.jsonl", "a") as log:
+        while step < args.steps:
+            crops, targets, _ = next(data)
+            loss = loss_fn(net(crops), targets)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+            running.append(loss.item())
+            if step % args.every == 0 or step == args.steps:
+                row = {"step": step, "loss": float(np.mean(running)), "lr": sched.get_last_lr()[0],
+                       "s": round(time.perf_counter() - t0, 1), **evaluate(net, val_files, ids, args.val_images)}  # fmt: skip
+                running = []
+                log.write(json.dumps(row) + "\n")
+                log.flush()
+                tmp = out / (CHECKPOINT + ".tmp")
+                torch.save({"model": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                            "step": step, "args": vars(args) | {"out": str(args.out)}}, tmp)  # fmt: skip
+                tmp.replace(out / CHECKPOINT)
+                print(json.dumps(row), flush=True)
+
+
+def export(run: Path, path: Path) -> dict:
+    """The checkpoint as ONNX (input "image" (N, 3, 128, 128), output "not_skin" logits), parity-checked."""
+    import onnx
+    import onnxruntime as ort
+
+    ck = torch.load(Path(run) / CHECKPOINT, weights_only=False)
+    net = SegNet()
+    net.load_state_dict(ck["model"])
+    net.eval()
+    tmp = path.with_name(path.name + ".tmp")
+    with torch.no_grad():
+        torch.onnx.export(net, (torch.rand(1, 3, SIZE, SIZE),), str(tmp), input_names=["image"],
+                          output_names=["not_skin"], opset_version=17, dynamic_axes={"image": {0: "batch"},
+                          "not_skin": {0: "batch"}}, dynamo=False)  # fmt: skip
+    proto = onnx.load(str(tmp))
+    entry = proto.metadata_props.add()
+    args = ck["args"]
+    entry.key = SEG_METADATA_KEY
+    trained = {k: args[k] for k in ("steps", "batch", "lr", "seed")}
+    entry.value = json.dumps({"input_size": SIZE, "steps": int(ck["step"]), "data": str(Path(args["data"]).name),
+                              "not_skin_labels": list(NOT_SKIN), "training": trained})  # fmt: skip
+    proto.producer_name = "facesmith"
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(tmp))
+    x = np.random.default_rng(0).random((2, 3, SIZE, SIZE)).astype(np.float32)
+    got = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
+    with torch.no_grad():
+        diff = float(np.abs(got - net(torch.from_numpy(x)).numpy()).max())
+    if diff >= 1e-4:
+        tmp.unlink()
+        raise RuntimeError(f"onnxruntime and torch differ by {diff:.2e}; not written")
+    tmp.replace(path)
+    return {"steps": int(ck["step"]), "parity_max_abs": diff, "bytes": path.stat().st_size}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("--data", type=Path, required=True)
+    t.add_argument("--val", type=Path, required=True)
+    t.add_argument("--out", type=Path, required=True)
+    t.add_argument("--steps", type=int, default=6000)
+    t.add_argument("--batch", type=int, default=32)
+    t.add_argument("--lr", type=float, default=3e-3)
+    t.add_argument("--every", type=int, default=250)
+    t.add_argument("--val-images", type=int, default=500)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--flame", help="the FLAME model the data was rendered with (default: as the pipeline finds it)")
+    e = sub.add_parser("export")
+    e.add_argument("run", type=Path)
+    e.add_argument("-o", "--output", type=Path, required=True)
+    args = parser.parse_args(argv)
+    if args.cmd == "train":
+        train(args)
+    else:
+        print(json.dumps(export(args.run, args.output)))
+
+
+if __name__ == "__main__":
+    main()
