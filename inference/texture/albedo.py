@@ -326,14 +326,21 @@ def mouth_interior(photo_rgb: np.ndarray, outer_lips: np.ndarray) -> np.ndarray:
     wherever the fit's lips are thicker than the photo's)."""
     import cv2
 
-    inside = np.zeros(photo_rgb.shape[:2], np.uint8)
-    cv2.fillPoly(inside, [np.round(outer_lips).astype(np.int32)], 1)
+    h, w = photo_rgb.shape[:2]
+    out = np.zeros((h, w), np.uint8)
+    x0, y0 = np.clip(np.floor(outer_lips.min(0)).astype(int) - 2, 0, [w, h])
+    x1, y1 = np.clip(np.ceil(outer_lips.max(0)).astype(int) + 3, 0, [w, h])
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return out
+    inside = np.zeros((y1 - y0, x1 - x0), np.uint8)  # only the lips' box is converted
+    cv2.fillPoly(inside, [np.round(outer_lips - [x0, y0]).astype(np.int32)], 1)
     if not inside.any():
-        return inside
-    red = cv2.cvtColor(photo_rgb, cv2.COLOR_RGB2LAB)[..., 1].astype(np.float32)
+        return out
+    red = cv2.cvtColor(np.ascontiguousarray(photo_rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2LAB)[..., 1].astype(np.float32)
     lips = np.percentile(red[inside > 0], 75)
     found = ((inside > 0) & (red < lips - NOT_LIP_A)).astype(np.uint8)
-    return cv2.dilate(found, np.ones((3, 3), np.uint8))  # the mixed pixels at the teeth's edge
+    out[y0:y1, x0:x1] = cv2.dilate(found, np.ones((3, 3), np.uint8))  # the mixed pixels at the teeth's edge
+    return out
 
 
 def observed_ibug(fit: PhotoFit, ids) -> np.ndarray | None:
