@@ -24,12 +24,13 @@ same occluders are painted in; the albedo baked without and with the mask is com
 over the occluded region (after the per-channel gain that best maps the clean render's bake onto the truth:
 de-lighting leaves the albedo's scale open): model_error_before / model_error_after, and the IoU as above.
 Measured with the segmentation network and the gated colour model (--mark both, the default; 10 portraits, 6
-in-model heads; 22/22 goals): own-bake error before -> after fringe 78.2 -> 52.9, glasses 77.3 -> 33.6, hand 65.1
--> 16.2, shadow 61.2 -> 42.7; IoU 0.97 / 0.61 / 0.83 / 0.81; clean faces masked 0 %; in-model 85.7 -> 63.0, 85.9 ->
-37.9, 75.5 -> 28.0, 65.9 -> 48.1; 57 ms. The colour model alone (--mark colour): 52.6 / 33.7 / 23.9 / 44.2, IoU
-0.91 / 0.58 / 0.64 / 0.66, clean faces 7.0 %; the network alone (--mark learned): 52.4 / 33.9 / 17.4 / 45.3, IoU
-0.98 / 0.75 / 0.82 / 0.70, clean 0 %, in-model shadow 54.4. The light hand on dark-skinned 096 is missed by all
-(IoU 0.07 / 0.29 / 0.05). Earlier, colour model alone, occluders placed at the fitted mesh's 68 points: own-bake error in the occluded region
+in-model heads; 22/22 goals): own-bake error before -> after fringe 78.2 -> 52.9, glasses 77.3 -> 33.5, hand 65.1
+-> 15.7, shadow 61.2 -> 42.1; IoU 0.97 / 0.59 / 0.83 / 0.85; clean faces masked 0 %; in-model 85.7 -> 63.0, 85.9 ->
+38.0, 75.5 -> 23.0, 65.9 -> 47.0; 62 ms. The colour model alone (--mark colour): 52.6 / 33.7 / 23.9 / 44.2, IoU
+0.91 / 0.58 / 0.64 / 0.66, clean faces 7.0 %; the network alone (--mark learned, its first training run, before
+the real-hair fine-tune): 52.4 / 33.9 / 17.4 / 45.3, IoU 0.98 / 0.75 / 0.82 / 0.70, clean 0 %, in-model shadow
+54.4. The light hand on dark-skinned 096 is missed by all (IoU < 0.3). Earlier, colour model alone, occluders
+placed at the fitted mesh's 68 points: own-bake error in the occluded region
 before -> after (sRGB levels) fringe 83.0 -> 61.3, glasses 78.4 -> 35.3, hand 64.4 -> 24.9, shadow 61.3 -> 42.6; IoU
 0.85 / 0.59 / 0.63 / 0.66; clean faces masked 6.9 %; in-model against the true texture 89.8 -> 69.6, 82.0 -> 44.0,
 77.0 -> 34.1, 72.5 -> 57.9 (IoU over the whole region, where brows, eyes and lips are never masked: 0.24 / 0.29 /

@@ -38,6 +38,8 @@ NOT_SKIN = (0, 3, 5)  # background, hair, occluder (training/synth/engine.py SEG
 OCCLUDER = 5
 SCALE_JITTER, SHIFT_JITTER = 0.10, 0.06  # as the dense network's crops
 CHECKPOINT = "checkpoint.pt"
+FRINGE_SHARE = 0.3  # of training crops that get a real-hair fringe (with --cutouts)
+HAIR_COLOUR_RADIUS = 0.2  # sRGB 0..1: a cut-out's pixels this close to its measured hair colour are hair
 
 
 def ibug_vertex_ids(flame: str | None) -> np.ndarray:
@@ -51,7 +53,47 @@ def ibug_vertex_ids(flame: str | None) -> np.ndarray:
     return ibug_vertices(load_pipeline_model(dataclasses.replace(DEFAULTS, flame_path=flame or "")))
 
 
-def crop_pair(image: np.ndarray, segment: np.ndarray, points68: np.ndarray, rng: np.random.Generator | None):
+def hair_fringe(
+    crop: np.ndarray, target: np.ndarray, eyes: np.ndarray, cutouts: dict, rng: np.random.Generator
+) -> None:  # fmt: skip
+    """Paste a real person's hair (the band above the forehead of a CC BY cut-out) down over the crop's forehead, in
+    place: a dense fringe with a ragged edge, labelled not-skin. `eyes` (2, 2) crop pixels; the rendered hair caps
+    and strands alone taught the network little about real fringes."""
+    import cv2
+
+    k = int(rng.integers(len(cutouts["rgba"])))
+    rgba, (e0, e1) = cutouts["rgba"][k].astype(np.float32) / 255, cutouts["eyes"][k]
+    # Hair only: near the person's hair colour (the cut-out also holds forehead skin, ears, neck and clothes).
+    hair_like = (np.linalg.norm(rgba[..., :3] - cutouts["hair"][k], axis=-1) < HAIR_COLOUR_RADIUS).astype(np.uint8)
+    hair_like = cv2.morphologyEx(hair_like, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))  # highlights between strands
+    iod_c, iod = float(np.linalg.norm(e1 - e0)), float(np.linalg.norm(eyes[1] - eyes[0]))
+    if iod_c < 4 or iod < 4:
+        return
+    mid_c, mid = (e0 + e1) / 2, eyes.mean(0)
+    h = rgba.shape[0]
+    # ... and above a ragged line over the cut-out's forehead.
+    cols = np.arange(rgba.shape[1])
+    edge = mid_c[1] - iod_c * (0.9 + 0.15 * np.sin(cols / (iod_c * rng.uniform(0.08, 0.25)) + rng.uniform(0, 6)))
+    alpha = cv2.GaussianBlur(rgba[..., 3] * hair_like * (np.arange(h)[:, None] < edge[None, :]), (0, 0), 0.7)
+    # The similarity taking the cut-out's eyes (image right, left) onto the crop's (image left, right: iBUG 36-41
+    # first), moved down the face by `down`: how far the hair comes over the forehead.
+    v_c, v = e0 - e1, eyes[1] - eyes[0]
+    turn = np.arctan2(v[1], v[0]) - np.arctan2(v_c[1], v_c[0])
+    rot = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
+    down = rot @ np.array([0.0, iod * rng.uniform(0.35, 0.95)])
+    lin = iod / iod_c * rot
+    a = np.c_[lin, mid + down - lin @ mid_c].astype(np.float32)
+    size = crop.shape[1]
+    layer = cv2.warpAffine(np.dstack([rgba[..., :3], alpha]), a, (size, size), flags=cv2.INTER_LINEAR)
+    w = layer[..., 3]
+    crop[:] = crop * (1 - w) + layer[..., :3].transpose(2, 0, 1) * w
+    target[:] = np.maximum(target, (w > 0.5).astype(np.float32))
+
+
+def crop_pair(
+    image: np.ndarray, segment: np.ndarray, points68: np.ndarray, rng: np.random.Generator | None,
+    cutouts: dict | None = None,
+):  # fmt: skip
     """(crop (3, S, S) float32, target (S, S) float32 1 = not skin, occluder (S, S) bool)."""
     import cv2
 
@@ -63,20 +105,29 @@ def crop_pair(image: np.ndarray, segment: np.ndarray, points68: np.ndarray, rng:
     seg = cv2.warpAffine(segment, crop_matrix(box, SIZE), (SIZE, SIZE), flags=cv2.INTER_NEAREST,
                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)  # fmt: skip
     crop = crop_image(image, box, SIZE)
+    target, occluder = np.isin(seg, NOT_SKIN).astype(np.float32), seg == OCCLUDER
+    if rng is not None and cutouts is not None and rng.random() < FRINGE_SHARE:
+        a = crop_matrix(box, SIZE)
+        eyes = np.array([points68[36:42].mean(0), points68[42:48].mean(0)]) @ a[:, :2].T + a[:, 2]
+        hair_fringe(crop, target, eyes, cutouts, rng)
+        occluder = occluder | (target > 0.5) & (seg != 0) & (seg != 3)
     if rng is not None and rng.random() < 0.5:  # faces are near-symmetric; occluders are not
-        crop, seg = crop[:, :, ::-1].copy(), seg[:, ::-1].copy()
-    return crop, np.isin(seg, NOT_SKIN).astype(np.float32), seg == OCCLUDER
+        crop, target, occluder = crop[:, :, ::-1].copy(), target[:, ::-1].copy(), occluder[:, ::-1].copy()
+    return crop, target, occluder
 
 
-def stream(files: list[Path], ids: np.ndarray, seed: int, train: bool, limit: int = 0) -> Iterator[tuple]:
-    """Endless shuffled jittered samples (train) or one ordered pass of exact crops."""
+def stream(
+    files: list[Path], ids: np.ndarray, seed: int, train: bool, limit: int = 0, cutouts: dict | None = None
+) -> Iterator[tuple]:  # fmt: skip
+    """Endless shuffled jittered samples (train; with real-hair fringes when `cutouts` are given) or one ordered
+    pass of exact crops."""
     rng, done = np.random.default_rng(seed), 0
     while True:
         for k in rng.permutation(len(files)) if train else range(len(files)):
             with np.load(files[k]) as z:
                 images, segs, vpx = z["images"], z["segment"], z["vertices_px"]
             for i in rng.permutation(len(images)) if train else range(len(images)):
-                yield crop_pair(images[i], segs[i], vpx[i][ids].astype(np.float64), rng if train else None)
+                yield crop_pair(images[i], segs[i], vpx[i][ids].astype(np.float64), rng if train else None, cutouts)
                 done += 1
                 if limit and done >= limit:
                     return
@@ -148,6 +199,12 @@ def train(args: argparse.Namespace) -> None:
     ids = ibug_vertex_ids(args.flame)
     torch.manual_seed(args.seed)
     net = SegNet()
+    if args.init is not None:  # fine-tune from another run's weights (a new schedule)
+        net.load_state_dict(torch.load(Path(args.init) / CHECKPOINT, weights_only=False)["model"])
+    cutouts = None
+    if args.cutouts is not None:
+        with np.load(args.cutouts, allow_pickle=False) as z:
+            cutouts = {"rgba": z["rgba"], "eyes": z["eyes"], "hair": z["hair"]}
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     warm = max(1, args.steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -164,7 +221,7 @@ def train(args: argparse.Namespace) -> None:
         step = ck["step"]
         print(f"resumed at step {step}", flush=True)
     loss_fn = nn.BCEWithLogitsLoss()
-    data = batches(stream(files, ids, args.seed + step, True), args.batch)
+    data = batches(stream(files, ids, args.seed + step, True, cutouts=cutouts), args.batch)
     t0, running = time.perf_counter(), []
     with open(out / "metrics.jsonl", "a") as log:
         while step < args.steps:
@@ -208,6 +265,7 @@ def export(run: Path, path: Path) -> dict:
     args = ck["args"]
     entry.key = SEG_METADATA_KEY
     trained = {k: args[k] for k in ("steps", "batch", "lr", "seed")}
+    trained |= {k: Path(args[k]).name for k in ("init", "cutouts") if args.get(k)}  # a fine-tune, real-hair fringes
     entry.value = json.dumps({"input_size": SIZE, "steps": int(ck["step"]), "data": str(Path(args["data"]).name),
                               "not_skin_labels": list(NOT_SKIN), "training": trained})  # fmt: skip
     proto.producer_name = "facesmith"
@@ -238,6 +296,9 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--val-images", type=int, default=500)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--flame", help="the FLAME model the data was rendered with (default: as the pipeline finds it)")
+    t.add_argument("--init", type=Path, help="start from this run's weights")
+    t.add_argument("--cutouts", type=Path, help="people cut-outs (.cache/synth/people_cutouts.npz, CC BY): real-hair "
+                   "fringes pasted over the forehead of a share of the crops")  # fmt: skip
     e = sub.add_parser("export")
     e.add_argument("run", type=Path)
     e.add_argument("-o", "--output", type=Path, required=True)

@@ -17,10 +17,10 @@ the nose (beards, stubble, the shadow under the jaw, which belong to the head) o
 
 Measured (bench/occluders.py, 10 portraits × fringe / glasses / hand / shadow, and in-model renders with a known
 texture): the network with the gated colour model keeps clean faces unmasked (0 % vs 7 % for colour alone), mask
-IoU 0.97 / 0.61 / 0.83 / 0.81 (colour alone 0.91 / 0.58 / 0.64 / 0.66), about 60 ms a photo at 1024². Without
+IoU 0.97 / 0.59 / 0.83 / 0.85 (colour alone 0.91 / 0.58 / 0.64 / 0.66), about 60 ms a photo at 1024². Without
 the network's file (or onnxruntime) the colour model works alone. The network learned hair from rendered hair caps
-and strands: a real, dense fringe over the forehead it marks only at its top (003_03, 143_03), so there the colour
-model (where the network allows) still does most of the work.
+and strands, then real hair pasted as fringes; a real fringe over the brows stays in the albedo (brows are never
+masked) and a light hand on dark skin is missed (skin on skin).
 
 Masked texels get zero weight in albedo.py: they count as unseen, so another photo that sees the skin wins and
 otherwise the mirror and the fill cover them.

@@ -47,3 +47,42 @@ def test_the_shipped_network_tells_skin_from_background(dev_model, face_photo):
     s = net.size
     assert prob[s // 2 - 8 : s // 2 + 8, s // 2 - 8 : s // 2 + 8].mean() < 0.1
     assert min(prob[:8, :8].mean(), prob[:8, -8:].mean()) > 0.9
+
+
+def _cutouts() -> dict:
+    """Two 64² people cut-outs: dark hair above the eyes (y 24), skin below, transparent elsewhere."""
+    rgba = np.zeros((2, 64, 64, 4), np.uint8)
+    rgba[:, 4:20, 12:52] = (40, 30, 25, 255)  # hair
+    rgba[:, 20:40, 16:48] = (220, 170, 150, 255)  # forehead skin: never pasted as hair
+    eyes = np.array([[[40.0, 24.0], [24.0, 24.0]]] * 2, np.float32)  # image right eye first, as the cache has them
+    return {"rgba": rgba, "eyes": eyes, "hair": np.full((2, 3), [40 / 255, 30 / 255, 25 / 255], np.float32)}
+
+
+def test_a_pasted_fringe_is_hair_only_and_labelled():
+    from facesmith.training.occluders import hair_fringe
+
+    crop, target = np.full((3, 128, 128), 0.6, np.float32), np.zeros((128, 128), np.float32)
+    before = crop.copy()
+    hair_fringe(crop, target, np.array([[48.0, 70.0], [80.0, 70.0]]), _cutouts(), np.random.default_rng(0))
+    import cv2
+
+    changed = np.abs(crop - before).max(axis=0) > 0.2  # pasted at more than about half
+    near = cv2.dilate((target > 0.5).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0  # the soft edge
+    assert target.sum() > 100 and not (changed & ~near).any()
+    assert crop[:, target > 0.5].mean() < 0.3  # dark hair, not the cut-out's skin
+    assert target[75:, :].sum() == 0  # nothing below the eyes
+
+
+def test_fine_tune_with_fringes(synth_data, tmp_path):
+    """--init from a run and --cutouts train and write their metrics."""
+    data, flame = synth_data
+    path = tmp_path / "cut.npz"
+    np.savez(path, **_cutouts())
+    base = [sys.executable, "-m", "facesmith.training.occluders", "train", "--data", data, "--val", data, "--batch",
+            "4", "--every", "2", "--val-images", "8", "--flame", flame, "--steps", "2"]  # fmt: skip
+    first = subprocess.run([str(a) for a in [*base, "--out", tmp_path / "a"]], capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    tuned = [*base, "--out", tmp_path / "b", "--init", tmp_path / "a", "--cutouts", path]
+    out = subprocess.run([str(a) for a in tuned], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert json.loads((tmp_path / "b" / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 2
