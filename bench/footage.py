@@ -42,10 +42,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Goal, add_check_argument, finish, load_bench_model  # noqa: E402
+from _common import SHARED_FACES, Goal, add_check_argument, finish, load_bench_model  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-FACES = ROOT.parent / "shared" / "data" / "faces"
 FPS = 25.0
 # Segments (seconds): which photo shows from when; the cuts are the changes.
 SCHEDULE = ((0.0, "03"), (1.2, "08"), (2.4, "03"), (3.2, "08"), (4.4, "03"))
@@ -69,10 +67,10 @@ def which_photo(t: np.ndarray) -> np.ndarray:
 def make_footage(person: str, seconds: float, path: Path) -> dict:
     import cv2
 
-    photos = {k: cv2.imread(str(FACES / f"{person}_{k}.jpg")) for k in ("03", "08")}
+    photos = {k: cv2.imread(str(SHARED_FACES / f"{person}_{k}.jpg")) for k in ("03", "08")}
     for k, img in photos.items():
         if img is None:
-            raise SystemExit(f"{FACES / f'{person}_{k}.jpg'}: not found")
+            raise SystemExit(f"{SHARED_FACES / f'{person}_{k}.jpg'}: not found")
     h, w = photos["03"].shape[:2]
     t = np.arange(int(round(seconds * FPS))) / FPS
     m, shown = motion(t), which_photo(t)
@@ -89,8 +87,10 @@ def play(blend: Path, frames: int, flame_path: str | None = None) -> dict[str, n
     """Open the animated .blend and evaluate the head at every frame: roll about the view axis (degrees, against
     frame 1, counter-clockwise as the camera sees it) and the mouth's width (mm, in the head's own frame)."""
     import bpy
+    from _identity_geom import umeyama
 
     from facesmith.addon.animate import find_arkit_head
+    from facesmith.inference.fit.rotations import rotation_to_axis_angle
     from facesmith.inference.flame import flame_forward, landmarks68
 
     bpy.ops.wm.open_mainfile(filepath=str(blend), load_ui=False)
@@ -114,26 +114,11 @@ def play(blend: Path, frames: int, flame_path: str | None = None) -> dict[str, n
         v = co.reshape(-1, 3)[: model.n_vertices] @ mw[:3, :3].T + mw[:3, 3]
         if first is None:
             first = v
-        rot = _rotation(first[face], v[face])
-        angle, axis = _axis_angle(rot)
-        roll.append(np.degrees(angle * float(axis @ toward)))
+        rot = umeyama(first[face], v[face], with_scale=False)[1]
+        roll.append(np.degrees(float(rotation_to_axis_angle(rot) @ toward)))
         local = (v - v[face].mean(0)) @ rot  # back into frame 1's orientation
         width.append(1000 * np.linalg.norm(local[corners[0]] - local[corners[1]]))
     return {"roll": np.array(roll), "width": np.array(width)}
-
-
-def _rotation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """R minimising |R (a - ā) - (b - b̄)|²."""
-    u, _, vt = np.linalg.svd((b - b.mean(0)).T @ (a - a.mean(0)))
-    d = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
-    return u @ d @ vt
-
-
-def _axis_angle(rot: np.ndarray) -> tuple[float, np.ndarray]:
-    angle = float(np.arccos(np.clip((np.trace(rot) - 1) / 2, -1, 1)))
-    axis = np.array([rot[2, 1] - rot[1, 2], rot[0, 2] - rot[2, 0], rot[1, 0] - rot[0, 1]])
-    n = np.linalg.norm(axis)
-    return angle, axis / n if n > 1e-12 else np.zeros(3)
 
 
 def roll_error(truth: dict, played: np.ndarray) -> dict:

@@ -12,7 +12,8 @@ channels) and bilinear upsampling with skips; binary cross-entropy. About 0.2 M 
     python -m facesmith.training.occluders export RUN -o assets/occluder_seg.onnx
 
 Training resumes from RUN/checkpoint.pt (written atomically every `--every` steps); RUN/metrics.jsonl has the
-loss and, at each checkpoint, the validation IoU of the occluder class (label 5) and of not-skin.
+loss and, at each checkpoint, the validation IoU of not-skin and the share of occluder pixels (label 5) found.
+`--init RUN1 --cutouts people_cutouts.npz` fine-tunes with real-hair fringes pasted over the forehead.
 The data must be made without non-commercial sources (the shards' manifest says so; checked here).
 """
 
@@ -28,15 +29,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..inference.landmarks.dense import crop_box, crop_image, crop_matrix
+from ..inference.landmarks.dense import CROP_SCALE, crop_image, crop_matrix
 from ..inference.texture.occlusion import SEG_METADATA_KEY
-from .dense.data import shard_files
+from .dense.data import jittered_box, shard_files
 from .dense.net import INPUT_MEAN, INPUT_STD, conv_bn
 
 SIZE = 128
 NOT_SKIN = (0, 3, 5)  # background, hair, occluder (training/synth/engine.py SEGMENTS)
 OCCLUDER = 5
-SCALE_JITTER, SHIFT_JITTER = 0.10, 0.06  # as the dense network's crops
 CHECKPOINT = "checkpoint.pt"
 FRINGE_SHARE = 0.3  # of training crops that get a real-hair fringe (with --cutouts)
 HAIR_COLOUR_RADIUS = 0.2  # sRGB 0..1: a cut-out's pixels this close to its measured hair colour are hair
@@ -97,11 +97,7 @@ def crop_pair(
     """(crop (3, S, S) float32, target (S, S) float32 1 = not skin, occluder (S, S) bool)."""
     import cv2
 
-    cx, cy, side = crop_box(points68)
-    if rng is not None:
-        side *= float(np.exp(rng.normal(0, SCALE_JITTER)))
-        cx, cy = cx + rng.normal(0, SHIFT_JITTER) * side, cy + rng.normal(0, SHIFT_JITTER) * side
-    box = (cx, cy, side)
+    box = jittered_box(points68, CROP_SCALE, rng)  # as the dense network's crops
     seg = cv2.warpAffine(segment, crop_matrix(box, SIZE), (SIZE, SIZE), flags=cv2.INTER_NEAREST,
                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)  # fmt: skip
     crop = crop_image(image, box, SIZE)

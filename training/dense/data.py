@@ -18,6 +18,22 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from ...inference.landmarks.dense import crop_box, crop_image, to_crop_units
 
+# Crop jitter in training, because at inference the first crop comes from a detector's points, not FLAME's.
+SCALE_JITTER = 0.10  # log-normal σ of the crop side
+SHIFT_JITTER = 0.06  # normal σ of the centre, fraction of the side
+
+
+def jittered_box(
+    points68: np.ndarray, crop_scale: float, rng: np.random.Generator | None, scale_jitter: float = SCALE_JITTER,
+    shift_jitter: float = SHIFT_JITTER,
+) -> tuple[float, float, float]:  # fmt: skip
+    """The inference crop box (crop_box) around 68 points, jittered in size and position; no rng: exact."""
+    cx, cy, side = crop_box(points68, crop_scale)
+    if rng is not None:
+        side *= float(np.exp(rng.normal(0, scale_jitter)))
+        cx, cy = cx + rng.normal(0, shift_jitter) * side, cy + rng.normal(0, shift_jitter) * side
+    return cx, cy, side
+
 
 @dataclass(frozen=True)
 class CropRule:
@@ -26,8 +42,8 @@ class CropRule:
     input_size: int
     crop_scale: float
     n_shape: int
-    scale_jitter: float = 0.10  # log-normal σ of the crop side
-    shift_jitter: float = 0.06  # normal σ of the centre, fraction of the side
+    scale_jitter: float = SCALE_JITTER
+    shift_jitter: float = SHIFT_JITTER
 
 
 def shard_files(folder: str | Path) -> list[Path]:
@@ -46,11 +62,7 @@ def sample(image: np.ndarray, vertices_px: np.ndarray, shape: np.ndarray, rule: 
            rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     """(crop (3, S, S) float32, landmarks (L, 2) crop units, β (n_shape,)). No rng: the exact crop."""
     pts = vertices_px[rule.vertex_ids].astype(np.float64)
-    cx, cy, side = crop_box(pts[rule.ibug_rows], rule.crop_scale)
-    if rng is not None:
-        side *= float(np.exp(rng.normal(0, rule.scale_jitter)))
-        cx, cy = cx + rng.normal(0, rule.shift_jitter) * side, cy + rng.normal(0, rule.shift_jitter) * side
-    box = (cx, cy, side)
+    box = jittered_box(pts[rule.ibug_rows], rule.crop_scale, rng, rule.scale_jitter, rule.shift_jitter)
     beta = np.zeros(rule.n_shape, np.float32)
     beta[: min(rule.n_shape, len(shape))] = shape[: rule.n_shape]
     return crop_image(image, box, rule.input_size), to_crop_units(pts, box).astype(np.float32), beta
