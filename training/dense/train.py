@@ -229,7 +229,12 @@ def train(cfg: Config, out: Path, model: FlameModel, config_text: str = "", log:
     a checkpoint (the CLI's Ctrl-C/SIGTERM). The progress bar goes to `bar_stream` (default stderr)."""
     dist, device = init_distributed()
     try:
-        return _train(cfg, out, model, config_text, log, stop, dist, device, bar_stream or sys.stderr)
+        result = _train(cfg, out, model, config_text, log, stop, dist, device, bar_stream or sys.stderr)
+        if dist.world > 1:
+            # Rank 0 still validates, saves and plots after the last step; a rank that tore its gloo group down
+            # meanwhile could abort at exit ("terminate called without an active exception", seen in CI).
+            torch.distributed.barrier()
+        return result
     finally:
         if dist.world > 1:
             torch.distributed.destroy_process_group()
