@@ -13,7 +13,8 @@ channels) and bilinear upsampling with skips; binary cross-entropy. About 0.2 M 
 
 Training resumes from RUN/checkpoint.pt (written atomically every `--every` steps); RUN/metrics.jsonl has the
 loss and, at each checkpoint, the validation IoU of not-skin and the share of occluder pixels (label 5) found.
-`--init RUN1 --cutouts people_cutouts.npz` fine-tunes with real-hair fringes pasted over the forehead.
+`--init RUN1 --cutouts people_cutouts.npz` fine-tunes with real-hair fringes pasted over the forehead; `--hands`
+adds hand-like shapes cut from other rendered heads' cheeks (of contrasting tone: a light hand on dark skin).
 The data must be made without non-commercial sources (the shards' manifest says so; checked here).
 """
 
@@ -39,6 +40,7 @@ NOT_SKIN = (0, 3, 5)  # background, hair, occluder (training/synth/engine.py SEG
 OCCLUDER = 5
 CHECKPOINT = "checkpoint.pt"
 FRINGE_SHARE = 0.3  # of training crops that get a real-hair fringe (with --cutouts)
+HAND_SHARE = 0.25  # ... that get a hand of another head's skin (with --hands)
 HAIR_COLOUR_RADIUS = 0.2  # sRGB 0..1: a cut-out's pixels this close to its measured hair colour are hair
 
 
@@ -90,9 +92,53 @@ def hair_fringe(
     target[:] = np.maximum(target, (w > 0.5).astype(np.float32))
 
 
+def skin_hand(crop: np.ndarray, target: np.ndarray, eyes: np.ndarray, skins: list, rng: np.random.Generator) -> None:
+    """Paste a hand-like shape (a palm and up to four fingers at a random angle) cut from another head's cheek skin
+    (`skins`, cheek_patch), of the most contrasting tone among a few drawn, over the crop, in place, labelled
+    not-skin: the rendered hands and objects alone did not teach the network a light hand over dark skin (skin on
+    skin). `eyes` (2, 2) crop pixels."""
+    import cv2
+
+    size = crop.shape[1]
+    iod = float(np.linalg.norm(eyes[1] - eyes[0]))
+    if iod < 4 or not skins or not (target < 0.5).any():
+        return
+    own = float(np.median(crop.mean(0)[target < 0.5]))
+    drawn = [skins[int(k)] for k in rng.integers(len(skins), size=4)]
+    patch = max(drawn, key=lambda q: abs(float(q.mean()) - own))
+    shape = np.zeros((size, size), np.uint8)
+    centre = eyes.mean(0) + np.array([rng.uniform(-0.8, 0.8), rng.uniform(-0.3, 1.4)]) * iod
+    axes = (int(iod * rng.uniform(0.35, 0.7)), int(iod * rng.uniform(0.3, 0.55)))
+    cv2.ellipse(shape, tuple(int(v) for v in centre), axes, float(rng.uniform(0, 180)), 0, 360, 1, -1)
+    heading = rng.uniform(0, 2 * np.pi)
+    for k in range(int(rng.integers(0, 5))):
+        angle = heading + (k - 1.5) * rng.uniform(0.1, 0.3)
+        tip = centre + rng.uniform(0.6, 1.2) * iod * np.array([np.cos(angle), np.sin(angle)])
+        width = max(2, int(iod * rng.uniform(0.15, 0.25)))
+        cv2.line(shape, tuple(int(v) for v in centre), tuple(int(v) for v in tip), 1, width)
+    skin = cv2.resize(patch, (size, size), interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1)
+    ramp = np.linspace(rng.uniform(0.75, 1.0), rng.uniform(1.0, 1.2), size, dtype=np.float32)
+    skin = np.clip(skin * (ramp[None, :, None] if rng.random() < 0.5 else ramp[None, None, :]), 0, 1)
+    w = cv2.GaussianBlur(shape.astype(np.float32), (0, 0), 0.7)
+    crop[:] = crop * (1 - w) + skin * w
+    target[:] = np.maximum(target, (w > 0.5).astype(np.float32))
+
+
+def cheek_patch(image: np.ndarray, segment: np.ndarray, points68: np.ndarray) -> np.ndarray | None:
+    """(h, w, 3) sRGB 0..1: a render's skin under its image-left eye, from the eye's width and down to the nose's
+    base; None where that is not all skin (hair, an occluder, a turned head)."""
+    x0, x1 = int(points68[36, 0]), int(points68[39, 0])
+    y0, y1 = int(points68[40:42, 1].max()) + 2, int(points68[33, 1])
+    if x1 - x0 < 6 or y1 - y0 < 6 or x0 < 0 or y0 < 0:
+        return None
+    if (segment[y0:y1, x0:x1] != 1).mean() > 0.02:
+        return None
+    return image[y0:y1, x0:x1].astype(np.float32) / 255
+
+
 def crop_pair(
     image: np.ndarray, segment: np.ndarray, points68: np.ndarray, rng: np.random.Generator | None,
-    cutouts: dict | None = None,
+    cutouts: dict | None = None, skins: list | None = None,
 ):  # fmt: skip
     """(crop (3, S, S) float32, target (S, S) float32 1 = not skin, occluder (S, S) bool)."""
     import cv2
@@ -107,13 +153,19 @@ def crop_pair(
         eyes = np.array([points68[36:42].mean(0), points68[42:48].mean(0)]) @ a[:, :2].T + a[:, 2]
         hair_fringe(crop, target, eyes, cutouts, rng)
         occluder = occluder | (target > 0.5) & (seg != 0) & (seg != 3)
+    if rng is not None and skins and rng.random() < HAND_SHARE:
+        a = crop_matrix(box, SIZE)
+        eyes = np.array([points68[36:42].mean(0), points68[42:48].mean(0)]) @ a[:, :2].T + a[:, 2]
+        skin_hand(crop, target, eyes, skins, rng)
+        occluder = occluder | (target > 0.5) & (seg != 0) & (seg != 3)
     if rng is not None and rng.random() < 0.5:  # faces are near-symmetric; occluders are not
         crop, target, occluder = crop[:, :, ::-1].copy(), target[:, ::-1].copy(), occluder[:, ::-1].copy()
     return crop, target, occluder
 
 
 def stream(
-    files: list[Path], ids: np.ndarray, seed: int, train: bool, limit: int = 0, cutouts: dict | None = None
+    files: list[Path], ids: np.ndarray, seed: int, train: bool, limit: int = 0, cutouts: dict | None = None,
+    hands: bool = False,
 ) -> Iterator[tuple]:  # fmt: skip
     """Endless shuffled jittered samples (train; with real-hair fringes when `cutouts` are given) or one ordered
     pass of exact crops."""
@@ -122,8 +174,13 @@ def stream(
         for k in rng.permutation(len(files)) if train else range(len(files)):
             with np.load(files[k]) as z:
                 images, segs, vpx = z["images"], z["segment"], z["vertices_px"]
+            skins = None  # other heads' cheeks in this shard, for the hands
+            if hands and train:
+                found = (cheek_patch(images[j], segs[j], vpx[j][ids]) for j in rng.permutation(len(images))[:64])
+                skins = [p for p in found if p is not None]
             for i in rng.permutation(len(images)) if train else range(len(images)):
-                yield crop_pair(images[i], segs[i], vpx[i][ids].astype(np.float64), rng if train else None, cutouts)
+                points = vpx[i][ids].astype(np.float64)
+                yield crop_pair(images[i], segs[i], points, rng if train else None, cutouts, skins)
                 done += 1
                 if limit and done >= limit:
                     return
@@ -217,7 +274,7 @@ def train(args: argparse.Namespace) -> None:
         step = ck["step"]
         print(f"resumed at step {step}", flush=True)
     loss_fn = nn.BCEWithLogitsLoss()
-    data = batches(stream(files, ids, args.seed + step, True, cutouts=cutouts), args.batch)
+    data = batches(stream(files, ids, args.seed + step, True, cutouts=cutouts, hands=args.hands), args.batch)
     t0, running = time.perf_counter(), []
     with open(out / "metrics.jsonl", "a") as log:
         while step < args.steps:
@@ -262,6 +319,7 @@ def export(run: Path, path: Path) -> dict:
     entry.key = SEG_METADATA_KEY
     trained = {k: args[k] for k in ("steps", "batch", "lr", "seed")}
     trained |= {k: Path(args[k]).name for k in ("init", "cutouts") if args.get(k)}  # a fine-tune, real-hair fringes
+    trained |= {"hands": True} if args.get("hands") else {}  # ... and real-skin hands
     entry.value = json.dumps({"input_size": SIZE, "steps": int(ck["step"]), "data": str(Path(args["data"]).name),
                               "not_skin_labels": list(NOT_SKIN), "training": trained})  # fmt: skip
     proto.producer_name = "facesmith"
@@ -295,6 +353,12 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--init", type=Path, help="start from this run's weights")
     t.add_argument("--cutouts", type=Path, help="people cut-outs (.cache/synth/people_cutouts.npz, CC BY): real-hair "
                    "fringes pasted over the forehead of a share of the crops")  # fmt: skip
+    t.add_argument(
+        "--hands",
+        action="store_true",
+        help="hands cut from other rendered heads' cheeks pasted over a "
+        "share of the crops (the most contrasting tone of a few)",
+    )
     e = sub.add_parser("export")
     e.add_argument("run", type=Path)
     e.add_argument("-o", "--output", type=Path, required=True)

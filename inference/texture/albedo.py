@@ -81,6 +81,7 @@ class PhotoTexture:
     warnings: tuple[str, ...] = ()
     occluded: np.ndarray | None = None  # (H, W) bool, seen texels showing no skin (hair, glasses, hands, shadows)
     occluded_fraction: float = 0.0  # their share of the seen face texels
+    hair: np.ndarray | None = None  # (3,) linear colour of a fringe over the brows (occlusion.hair_colour)
 
 
 @dataclass
@@ -159,7 +160,7 @@ class TextureBaker:
         weight = np.where(skin | (self.taper >= 1), weight, 0.0)
         sh, shading, warnings = self._fit_light(basis, sampled, skin, visible)
         albedo = np.clip(sampled / shading[:, None], 0.0, 1.0)
-        occluded = np.zeros(len(tri), bool)
+        occluded, hair = np.zeros(len(tri), bool), None
         if self.occluders and self.zones is not None:
             seen = self._to_image(visible[:, None].astype(np.float32))[..., 0] > 0
             skin_image = self._to_image(skin[:, None].astype(np.float32))[..., 0] > 0
@@ -168,11 +169,15 @@ class TextureBaker:
                 self._to_image(albedo), seen, self.zones, skin_image, learned, self.colour_occluders
             )[mask]
             if occluded.any():  # zero weight: they count as unseen
-                weight = weight * occlusion.keep_factor(self._to_image(occluded[:, None])[..., 0] > 0)[mask]
+                occluded_image = self._to_image(occluded[:, None])[..., 0] > 0
+                weight = weight * occlusion.keep_factor(occluded_image)[mask]
             if (skin & occluded).sum() > REFIT_SHARE * skin.sum():  # they pulled the light fit: again without them
                 skin &= ~occluded
                 sh, shading, warnings = self._fit_light(basis, sampled, skin, visible)
                 albedo = np.clip(sampled / shading[:, None], 0.0, 1.0)
+            if occluded.any():
+                occluded_image = self._to_image(occluded[:, None])[..., 0] > 0
+                hair = occlusion.hair_colour(self._to_image(albedo), occluded_image, self.zones)
         fraction = float(occluded.sum() / max(visible.sum(), 1))
         luminance_sh = sh @ detail.LUMINANCE
         pullback = detail.uv_pullback(verts, m.faces, self.texel_corners)[tri[visible]]
@@ -184,7 +189,7 @@ class TextureBaker:
         return PhotoTexture(
             image(sampled), image(albedo), image(weight[:, None])[..., 0], sh, image(slopes),
             image(skin[:, None].astype(np.float32))[..., 0] > 0, image(px), warnings,
-            image(occluded[:, None].astype(np.float32))[..., 0] > 0, fraction,
+            image(occluded[:, None].astype(np.float32))[..., 0] > 0, fraction, hair,
         )  # fmt: skip
 
     def _learned(
@@ -281,6 +286,8 @@ class TextureBaker:
             / np.maximum(total, 1e-8)[..., None]
         )
         filled = fill_unseen(albedo, total, self.raster.covered)
+        if self.zones is not None:
+            filled = occlusion.paint_hidden_brows(filled, total, self.zones, [p.hair for p, _ in parts])
         notes = [w for p, _ in parts for w in p.warnings]
         displacement = self.relief(parts)
         textures = TextureSet(

@@ -11,16 +11,19 @@ Two markers, combined:
   does not call certain skin (P >= COLOUR_GATE) may be marked by colour: alone, the colour model takes make-up,
   lid creases and the shading of dark skin for occluders (7 % of clean faces, 16 % of one dark-skinned face).
 Strong seeds (either marker) grow into connected weaker neighbours (hysteresis), after a closing and with small
-blobs (moles, pores, nostril shadows) dropped. The brows are never masked; the zones around the eyes (lashes, lids,
-make-up), lips and nostrils only where an occluder from outside runs a little way into them (a frame, a hand); below
-the nose (beards, stubble, the shadow under the jaw, which belong to the head) only large colour departures count.
+blobs (moles, pores, nostril shadows) dropped. The zones around the eyes (lashes, lids, make-up), lips and nostrils
+are masked only where an occluder from outside runs a little way into them (a frame, a hand); below the nose (beards,
+stubble, the shadow under the jaw, which belong to the head) only large colour departures count. The brows' zones
+only where a fringe masked just above them continues into them (not skin, of the fringe's colour, joined to it: the
+network takes a fringe's lower edge for brows); a brow mostly covered so is masked whole, and a brow no photo saw on
+either side is painted in the fringe's colour in a brow's shape drawn from the landmark embedding (paint_hidden_brows).
 
-Measured (bench/occluders.py, 10 portraits × fringe / glasses / hand / shadow, and in-model renders with a known
-texture): the network with the gated colour model keeps clean faces unmasked (0 % vs 7 % for colour alone), mask
-IoU 0.97 / 0.59 / 0.83 / 0.85 (colour alone 0.91 / 0.58 / 0.64 / 0.66), about 60 ms a photo at 1024². Without
-the network's file (or onnxruntime) the colour model works alone. The network learned hair from rendered hair caps
-and strands, then real hair pasted as fringes; a real fringe over the brows stays in the albedo (brows are never
-masked) and a light hand on dark skin is missed (skin on skin).
+Measured (bench/occluders.py, 10 portraits × fringe / long fringe / glasses / hand / shadow, and in-model renders
+with a known texture): the network with the gated colour model keeps clean faces unmasked (0 % vs 7 % for colour
+alone), mask IoU 0.97 / 0.87 / 0.59 / 0.90 / 0.86, about 50 ms a photo at 1024²; the brow rule takes the error in
+the brows' zones under a fringe from 68 to 40 sRGB levels (a long fringe 79 to 45). Without the network's file (or
+onnxruntime) the colour model works alone. The network learned hair from rendered hair caps and strands, then real
+hair pasted as fringes and hands cut from other heads' skin (a light hand over dark skin).
 
 Masked texels get zero weight in albedo.py: they count as unseen, so another photo that sees the skin wins and
 otherwise the mirror and the fill cover them.
@@ -52,6 +55,19 @@ MIN_SPREAD = np.array([0.01, 0.01, 0.2])
 BRIGHTER = 0.5  # brighter than the skin counts this much (a light hand on dark skin; not highlights)
 LOWER = 0.4  # distances below the nose count this much (beards, stubble, the shadow under the jaw)
 REACH = 0.2  # how far, in eye widths, an occluder may be followed into the eyes', lips' and nostrils' zones
+# The brow drawn where a fringe hides both (eye widths): thick at the head, thin at the tail, a little below the
+# iBUG points, which run along the brow's upper edge. Chosen by overlaying it on the portraits' visible brows.
+BROW_HEAD, BROW_TAIL, BROW_DROP, BROW_TAIL_REACH = 0.3, 0.15, 0.08, 0.35
+BROW_HIDDEN = 0.5  # a brow whose seen core is masked this much is hidden as a whole (mirrored or painted)
+HAIR_BAND = 0.3  # eye widths above the brows' zones where a fringe's colour is measured
+HAIR_SIGMA = 4.5  # Mahalanobis distance from that colour within which a brow texel joined to the fringe is fringe
+BROW_ALPHA = 0.8  # opacity of a painted brow (skin shows through a real one)
+BROW_SOFT_1024 = 3.0  # Gaussian sigma, texels at 1024², of its edge
+BROW_STRANDS = 0.6  # share of a painted brow's opacity that comes from its hair strokes
+BROW_HAIR_1024 = 10.0  # length of a brow hair stroke, texels at 1024²
+SEEN_WEIGHT = 0.05  # summed photo weight of a texel that counts as seen
+DARKER_HAIR = 0.3  # luminance below the fringe's counts this much
+MIN_HAIR = 50  # masked texels over the brows needed to model a fringe's colour
 MIN_BLOB_1024 = 400  # texels at 1024²: smaller masked blobs (moles, pores, specks) are kept as skin
 MARGIN_1024 = 4  # texels at 1024² the mask grows by (mixed pixels at hair and frame edges)
 FEATHER_1024 = 3.0  # Gaussian sigma, texels at 1024², of the mask's soft edge in the photo weight
@@ -65,6 +81,9 @@ class FaceZones:
     reach: np.ndarray  # ... an occluder from outside may run this far into the eyes', lips' and nostrils' zones
     core: np.ndarray  # nose and inner cheeks: the skin colour model is estimated here
     lower: np.ndarray  # below the nose (beard, stubble): only a chromaticity change counts
+    brows: np.ndarray  # (H, W) uint8: the brows' zones (part of keep), 1 for iBUG 17-21, 2 for 22-26
+    brow_core: np.ndarray  # (H, W) uint8: the brows themselves within them, labelled alike (a painted brow's shape)
+    over_brows: np.ndarray  # (H, W) bool: the forehead just above the brows (where a fringe's colour is measured)
 
 
 def face_zones(model: FlameModel, size: int) -> FaceZones | None:
@@ -94,14 +113,16 @@ def face_zones(model: FlameModel, size: int) -> FaceZones | None:
         part = np.zeros_like(keep)  # eyes with lashes, lids and make-up; lips with their margin; nostrils
         cv2.fillPoly(part, [poly(ids)], 1, cv2.LINE_8, 4)
         keep |= cv2.dilate(part, disc(pad * eye_w))
-    brows = np.zeros_like(keep)
-    for ids in (range(17, 22), range(22, 27)):
-        cv2.polylines(brows, [poly(ids)], False, 1, max(1, round(0.55 * eye_w)), cv2.LINE_8, 4)
-    brows = cv2.dilate(brows, disc(0.25 * eye_w)) > 0
+    brows, brow_core = np.zeros_like(keep), np.zeros_like(keep)
+    for label, ids in ((1, range(17, 22)), (2, range(22, 27))):
+        side = np.zeros_like(keep)
+        cv2.polylines(side, [poly(ids)], False, 1, max(1, round(0.55 * eye_w)), cv2.LINE_8, 4)
+        brows[cv2.dilate(side, disc(0.25 * eye_w)) > 0] = label
+        brow_core[brow_shape(pts[list(ids)], eye_w, size)] = label
     # A glasses frame or a hand crosses into the generous zones around the eyes and lips: it may be followed
     # in a little way (not into the brows, which a fringe touches).
-    reach = (cv2.dilate((keep == 0).astype(np.uint8), disc(REACH * eye_w)) > 0) & ~brows
-    keep = (keep > 0) | brows
+    reach = (cv2.dilate((keep == 0).astype(np.uint8), disc(REACH * eye_w)) > 0) & (brows == 0)
+    keep = (keep > 0) | (brows > 0)
 
     core = np.zeros((size, size), np.uint8)
     hull = cv2.convexHull(poly([*range(36, 48), 48, 50, 52, 54]))
@@ -111,7 +132,29 @@ def face_zones(model: FlameModel, size: int) -> FaceZones | None:
     lower = np.zeros((size, size), bool)
     nose_base = pts[33, 1]
     lower[int(np.clip(np.ceil(nose_base), 0, size)) :] = True
-    return FaceZones(keep, reach & keep, core, lower)
+    rows = np.arange(size)[:, None]
+    over = (cv2.dilate((brows > 0).astype(np.uint8), disc(HAIR_BAND * eye_w)) > 0) & ~keep & (rows < pts[27, 1])
+    return FaceZones(keep, reach & keep, core, lower, brows, brow_core, over)
+
+
+def brow_shape(points: np.ndarray, eye_w: float, size: int) -> np.ndarray:
+    """(size, size) bool: a brow along its five iBUG points (texels, in order from either end), BROW_HEAD eye widths
+    thick at the end nearest the nose tapering to BROW_TAIL at the other, hanging BROW_DROP below the points."""
+    import cv2
+
+    medial_first = abs(points[0, 0] - size / 2) < abs(points[-1, 0] - size / 2)
+    pts = np.array(points if medial_first else points[::-1], float)
+    # FLAME's embedding puts the outermost point down on the temple; the brow's tail ends a third of the way there.
+    pts[-1] = pts[-2] + BROW_TAIL_REACH * (pts[-1] - pts[-2])
+    dense = np.concatenate([np.linspace(a, b, 8, endpoint=False) for a, b in zip(pts[:-1], pts[1:], strict=True)])
+    dense = np.vstack([dense, pts[-1]])
+    along = np.linspace(0, 1, len(dense))
+    out = np.zeros((size, size), np.uint8)
+    for (x, y), t in zip(dense, along, strict=True):
+        thick = eye_w * (BROW_HEAD + (BROW_TAIL - BROW_HEAD) * t)
+        centre = (round(16 * x), round(16 * (y + BROW_DROP * eye_w)))
+        cv2.circle(out, centre, max(1, round(8 * thick)), 1, -1, cv2.LINE_8, 4)
+    return out > 0
 
 
 def skin_features(albedo: np.ndarray) -> np.ndarray:
@@ -171,7 +214,8 @@ def occluder_mask(
     import cv2
 
     size = seen.shape[0]
-    distance = skin_distance(albedo, seen, zones, skin) if colour else np.zeros(seen.shape, np.float32)
+    ungated = skin_distance(albedo, seen, zones, skin)
+    distance = ungated if colour else np.zeros(seen.shape, np.float32)
     if learned is not None:  # where the network is sure of skin, a colour departure is make-up, a lid crease...
         distance = np.where(learned >= COLOUR_GATE, distance, 0.0)
     free = seen & (~zones.keep | zones.reach)
@@ -201,7 +245,94 @@ def occluder_mask(
     mask = np.isin(labels, np.unique(labels[outside > 0])).astype(np.uint8) & mask
     margin = max(1, round(MARGIN_1024 * scale))
     mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1,) * 2)) > 0
-    return mask & seen & (~zones.keep | zones.reach)
+    mask &= seen & (~zones.keep | zones.reach)
+    return mask | fringe_over_brows(albedo, seen, zones, mask & (ungated > SEED_SIGMA), ungated)
+
+
+def hair_colour(albedo: np.ndarray, mask: np.ndarray, zones: FaceZones) -> np.ndarray | None:
+    """(3,) linear colour, the median, of what a mask covers over and around the brows but not on them (a fringe's
+    hair: the colour a hidden brow is painted in); None when too little is masked there."""
+    hair = mask & ((zones.brows > 0) | zones.over_brows) & (zones.brow_core == 0)
+    return np.median(albedo[hair], axis=0) if hair.sum() >= MIN_HAIR else None
+
+
+def paint_hidden_brows(albedo: np.ndarray, weight: np.ndarray, zones: FaceZones, colours: list) -> np.ndarray:
+    """The filled texture with a brow painted (brow_core's shape, soft-edged, in the median of `colours`, the photos'
+    hair_colour) on each side whose brow no photo saw, on either side of the face (a fringe over both brows): the
+    fill alone would leave a browless forehead. `weight` (H, W): the photos' summed weights."""
+    import cv2
+
+    found = [c for c in colours if c is not None]
+    if not found:
+        return albedo
+    seen = weight > SEEN_WEIGHT
+    seen |= seen[:, ::-1]  # a brow seen on the other side is mirrored by the fill
+    paint = np.zeros(weight.shape, np.float32)
+    for side in (1, 2):
+        core = zones.brow_core == side
+        if core.any() and seen[core].mean() < 1 - BROW_HIDDEN:
+            paint[core] = 1.0
+    if not paint.any():
+        return albedo
+    size = albedo.shape[0]
+    alpha = cv2.GaussianBlur(paint, (0, 0), max(BROW_SOFT_1024 * size / 1024, 0.5))
+    alpha *= 1 - BROW_STRANDS + BROW_STRANDS * brow_hairs(paint > 0, size)
+    alpha = BROW_ALPHA * alpha
+    return albedo * (1 - alpha[..., None]) + np.median(found, axis=0) * alpha[..., None]
+
+
+def brow_hairs(region: np.ndarray, size: int) -> np.ndarray:
+    """(H, W) float32 0..1: short strokes over `region` running out from the face's middle and a little up, as
+    brow hairs grow (a flat brow reads as painted on). Seeded: the same texture every run."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    rows, cols = np.nonzero(region)
+    out = np.zeros(region.shape, np.float32)
+    if not len(rows):
+        return out
+    length = BROW_HAIR_1024 * size / 1024
+    for k in rng.choice(len(rows), size=min(len(rows), max(1, len(rows) // 6)), replace=False):
+        y, x = rows[k], cols[k]
+        out_dir = 1.0 if x >= size / 2 else -1.0
+        angle = np.radians(rng.uniform(10, 35))
+        dx, dy = out_dir * np.cos(angle) * length, -np.sin(angle) * length
+        cv2.line(out, (int(x), int(y)), (int(x + dx), int(y + dy)), float(rng.uniform(0.6, 1.0)), 1, cv2.LINE_AA)
+    return np.clip(out, 0, 1)
+
+
+def fringe_over_brows(
+    albedo: np.ndarray, seen: np.ndarray, zones: FaceZones, hair: np.ndarray, distance: np.ndarray
+) -> np.ndarray:  # fmt: skip
+    """(H, W) bool: brow-zone texels that continue a fringe masked above them — not skin (`distance` from the skin
+    model beyond GROW_SIGMA), of the fringe's colour and joined to it — and, on a side where that covers most of the
+    seen brow, the whole brow (what shows there is the fringe's edge, not the brow: it is mirrored from the other
+    side or painted, see paint_hidden_brows). `hair`: texels certainly masked and certainly not skin.
+
+    Neither marker finds these by itself: the network learned brows as skin and takes a fringe's lower edge for
+    them, and the colour model may not mark the brows (they are dark hair too)."""
+    import cv2
+
+    out = np.zeros_like(seen)
+    hair = hair & zones.over_brows
+    if hair.sum() < MIN_HAIR:
+        return out
+    mean, cov = _robust_model(skin_features(albedo[hair]))
+    x = skin_features(albedo[seen]) - mean
+    x[:, 2] = np.where(x[:, 2] < 0, DARKER_HAIR * x[:, 2], x[:, 2])  # the fringe's shadowed lower edge is hair too
+    near = np.zeros_like(seen)
+    near[seen] = np.einsum("nc,cd,nd->n", x, np.linalg.inv(cov), x) < HAIR_SIGMA**2
+    candidates = near & (zones.brows > 0) & (distance > GROW_SIGMA)
+    n, labels = cv2.connectedComponents((candidates | hair).astype(np.uint8), connectivity=8)
+    joined = np.zeros(n, bool)
+    joined[np.unique(labels[hair])] = True
+    joined[0] = False
+    out = candidates & joined[labels]
+    for side in (1, 2):
+        core = seen & (zones.brow_core == side)
+        if core.any() and (out & core).sum() > BROW_HIDDEN * core.sum():
+            out |= core
+    return out
 
 
 def keep_factor(mask: np.ndarray) -> np.ndarray:

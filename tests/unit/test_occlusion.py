@@ -38,13 +38,16 @@ def _uv_face(model, size: int = 256, seed: int = 0):
 
 
 def test_mask_finds_a_dark_band_and_spares_brows_and_moles(procedural_model):
+    import cv2
+
     baker, albedo, seen = _uv_face(procedural_model)
     zones = baker.zones
     assert not occlusion.occluder_mask(albedo, seen, zones).any()  # plain skin: nothing masked
     free = seen & ~zones.keep & ~zones.core & ~zones.lower
     rows, cols = np.nonzero(free)
-    top = rows.min()
-    band = free & (np.arange(256)[:, None] < top + 8)  # a fringe along the top of the free skin
+    # Hair down the side of the face, clear of the brows (a fringe over them: the next test).
+    near_brows = cv2.dilate((zones.brows > 0).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    band = free & (np.arange(256)[None, :] < cols.min() + 8) & ~near_brows
     albedo[band] = [0.04, 0.025, 0.02]
     albedo[zones.keep & seen & ~zones.reach] = [0.05, 0.035, 0.025]  # dark brows / lashes: features, kept
     r, c = rows[len(rows) // 2], cols[len(cols) // 2]
@@ -55,6 +58,44 @@ def test_mask_finds_a_dark_band_and_spares_brows_and_moles(procedural_model):
     assert iou > 0.6, iou
     assert not (mask & zones.keep & ~zones.reach).any()
     assert not mask[r - 1 : r + 2, c - 1 : c + 2].any()
+
+
+def test_a_fringe_over_the_brows_hides_them_and_the_bake_paints_them(procedural_model):
+    """Hair of the fringe's colour continuing from over the brows into their zones is masked there, and where it
+    covers most of a brow the whole brow is masked; with no photo seeing either brow, the bake paints them in the
+    fringe's colour. A fringe that stops above the brows, with skin between, leaves them alone."""
+    import cv2
+
+    baker, albedo, seen = _uv_face(procedural_model)
+    zones = baker.zones
+    hair = np.array([0.04, 0.025, 0.02])
+    brows = seen & (zones.brows > 0)
+    albedo[brows & (zones.brow_core > 0)] = [0.06, 0.04, 0.03]  # dark brows
+    fringe = seen & zones.over_brows
+    albedo[fringe] = hair
+    # Down to the brows' zones, with skin between it and the brows themselves: they are kept.
+    assert fringe.sum() > 50
+    assert not (occlusion.occluder_mask(albedo, seen, zones) & brows).any()
+    # Down over the brows: the zones' upper parts are hair too.
+    albedo[brows & ~(zones.brow_core > 0) & (np.arange(256)[:, None] < np.nonzero(brows)[0].mean())] = hair
+    mask = occlusion.occluder_mask(albedo, seen, zones)
+    for side in (1, 2):
+        core = seen & (zones.brow_core == side)
+        assert core.sum() > 20 and mask[core].all(), side
+    assert not (mask & zones.keep & (zones.brows == 0) & ~zones.reach).any()  # eyes and lips still kept
+
+    colour = occlusion.hair_colour(albedo, mask, zones)
+    assert colour is not None and np.abs(colour - hair).max() < 0.01
+    filled = np.broadcast_to(SKIN, albedo.shape).astype(np.float32)
+    weight = np.where(seen & ~mask, 1.0, 0.0)
+    painted = occlusion.paint_hidden_brows(filled, weight, zones, [colour, None])
+    core = zones.brow_core > 0
+    share = (SKIN - painted[core]) / (SKIN - hair)  # 0 skin .. 1 hair, per texel and channel
+    assert 0.25 < np.median(share) <= occlusion.BROW_ALPHA and share.std() > 0.05  # hair strokes, not a flat band
+    assert np.abs(painted - filled)[~(cv2.dilate(core.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0)].max() == 0
+    # A brow that a photo saw is not painted over; nor anything without a fringe colour.
+    assert (occlusion.paint_hidden_brows(filled, np.ones_like(weight), zones, [colour]) == filled).all()
+    assert (occlusion.paint_hidden_brows(filled, weight, zones, [None]) == filled).all()
 
 
 def test_the_network_alone_masks_what_it_marks_and_spares_the_features(procedural_model):
