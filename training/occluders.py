@@ -144,20 +144,17 @@ def crop_pair(
     import cv2
 
     box = jittered_box(points68, CROP_SCALE, rng)  # as the dense network's crops
-    seg = cv2.warpAffine(segment, crop_matrix(box, SIZE), (SIZE, SIZE), flags=cv2.INTER_NEAREST,
-                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)  # fmt: skip
+    a = crop_matrix(box, SIZE)
+    seg = cv2.warpAffine(segment, a, (SIZE, SIZE), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
+                         borderValue=0)  # fmt: skip
     crop = crop_image(image, box, SIZE)
     target, occluder = np.isin(seg, NOT_SKIN).astype(np.float32), seg == OCCLUDER
+    eyes = np.array([points68[36:42].mean(0), points68[42:48].mean(0)]) @ a[:, :2].T + a[:, 2]
     if rng is not None and cutouts is not None and rng.random() < FRINGE_SHARE:
-        a = crop_matrix(box, SIZE)
-        eyes = np.array([points68[36:42].mean(0), points68[42:48].mean(0)]) @ a[:, :2].T + a[:, 2]
         hair_fringe(crop, target, eyes, cutouts, rng)
-        occluder = occluder | (target > 0.5) & (seg != 0) & (seg != 3)
     if rng is not None and skins and rng.random() < HAND_SHARE:
-        a = crop_matrix(box, SIZE)
-        eyes = np.array([points68[36:42].mean(0), points68[42:48].mean(0)]) @ a[:, :2].T + a[:, 2]
         skin_hand(crop, target, eyes, skins, rng)
-        occluder = occluder | (target > 0.5) & (seg != 0) & (seg != 3)
+    occluder = occluder | (target > 0.5) & (seg != 0) & (seg != 3)  # what was pasted over the head
     if rng is not None and rng.random() < 0.5:  # faces are near-symmetric; occluders are not
         crop, target, occluder = crop[:, :, ::-1].copy(), target[:, ::-1].copy(), occluder[:, ::-1].copy()
     return crop, target, occluder

@@ -175,8 +175,7 @@ class TextureBaker:
                 skin &= ~occluded
                 sh, shading, warnings = self._fit_light(basis, sampled, skin, visible)
                 albedo = np.clip(sampled / shading[:, None], 0.0, 1.0)
-            if occluded.any():
-                occluded_image = self._to_image(occluded[:, None])[..., 0] > 0
+            if occluded.any():  # measured on the final albedo: the colour a hidden brow is painted in
                 hair = occlusion.hair_colour(self._to_image(albedo), occluded_image, self.zones)
         fraction = float(occluded.sum() / max(visible.sum(), 1))
         luminance_sh = sh @ detail.LUMINANCE

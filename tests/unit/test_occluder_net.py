@@ -73,8 +73,33 @@ def test_a_pasted_fringe_is_hair_only_and_labelled():
     assert target[75:, :].sum() == 0  # nothing below the eyes
 
 
+def test_a_pasted_hand_is_the_most_contrasting_skin_and_labelled():
+    """skin_hand pastes a palm-and-fingers shape of the other skin most unlike the crop's, labelled not-skin;
+    cheek_patch takes only all-skin regions of a render."""
+    from facesmith.training.occluders import cheek_patch, skin_hand
+
+    crop, target = np.full((3, 128, 128), 0.25, np.float32), np.zeros((128, 128), np.float32)  # dark skin
+    target[:20] = 1  # background above the head
+    skins = [np.full((12, 16, 3), 0.3, np.float32), np.full((12, 16, 3), 0.8, np.float32)]
+    before = target.copy()
+    for seed in range(5):
+        skin_hand(crop, target, np.array([[48.0, 60.0], [80.0, 60.0]]), skins, np.random.default_rng(seed))
+    pasted = (target > 0.5) & (before < 0.5)
+    assert pasted.sum() > 500
+    assert crop[:, pasted].mean() > 0.6  # the light skin, not the near one (shading ramps 0.75-1.2)
+
+    image = np.zeros((100, 100, 3), np.uint8)
+    segment = np.ones((100, 100), np.uint8)
+    points = np.zeros((68, 2))
+    points[36], points[39], points[40:42], points[33] = (30, 40), (45, 40), (30, 44), (50, 70)
+    assert cheek_patch(image, segment, points).shape == (70 - 46, 15, 3)
+    segment[50, 35] = 3  # a strand of hair: not a hand's skin
+    segment[50:60, 30:40] = 3
+    assert cheek_patch(image, segment, points) is None
+
+
 def test_fine_tune_with_fringes(synth_data, tmp_path):
-    """--init from a run and --cutouts train and write their metrics."""
+    """--init from a run, --cutouts and --hands train and write their metrics."""
     data, flame = synth_data
     path = tmp_path / "cut.npz"
     np.savez(path, **_cutouts())
@@ -82,7 +107,7 @@ def test_fine_tune_with_fringes(synth_data, tmp_path):
             "4", "--every", "2", "--val-images", "8", "--flame", flame, "--steps", "2"]  # fmt: skip
     first = subprocess.run([str(a) for a in [*base, "--out", tmp_path / "a"]], capture_output=True, text=True)
     assert first.returncode == 0, first.stderr
-    tuned = [*base, "--out", tmp_path / "b", "--init", tmp_path / "a", "--cutouts", path]
+    tuned = [*base, "--out", tmp_path / "b", "--init", tmp_path / "a", "--cutouts", path, "--hands"]
     out = subprocess.run([str(a) for a in tuned], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert json.loads((tmp_path / "b" / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 2
