@@ -28,17 +28,19 @@ same occluders are painted in; the albedo baked without and with the mask is com
 over the occluded region (after the per-channel gain that best maps the clean render's bake onto the truth:
 de-lighting leaves the albedo's scale open): model_error_before / model_error_after, and the IoU as above.
 Measured (--mark both, the default; 10 portraits, 6 in-model heads; 29/29 goals; unmasked in brackets), kinds
-fringe / long fringe (down over the brows) / glasses / hand / shadow: own-bake error after 31.1 / 42.1 / 14.4 / 9.7
-/ 18.9 (76.1 / 84.4 / 77.3 / 65.1 / 60.7); in the brows' zones 39.6 / 45.1 / 19.9 / - / 11.5 (69.1 / 80.2 / 65.4 /
-- / 59.3); IoU 0.97 / 0.87 / 0.59 / 0.90 / 0.86; in-model 41.3 / 60.8 / 20.4 / 21.8 / 21.5 (88.3 / 91.8 / 84.0 /
-66.7 / 61.7); clean faces masked 0 %; 48 ms. With the brows never masked (as before the fringe-over-brows rule),
-same draws: own-bake 51.9 / 72.7 / 33.5 / 10.2 / 41.4, brows 68.1 / 79.1 / 64.6 / - / 57.6, in-model 65.2 / 80.1
-/ 41.1 / 22.6 / 44.8 (3 goals missed: both brow goals and long_fringe_maskable_after). The network before its
-real-skin hands fine-tune (run 2): hand IoU 0.88, in-model 22.6; a light hand on dark-skinned 096 over 8 draws
-IoU 0.45 (0.18 on one cheek) against 0.83 now. Earlier (other draws, before the long fringe): the colour model
-alone 52.6 / - / 33.7 / 23.9 / 44.2, IoU 0.91 / - / 0.58 / 0.64 / 0.66, clean faces 7.0 % masked.
+fringe / long fringe (down over the brows) / glasses / hand / shadow: own-bake error after 25.9 / 28.3 / 12.0 / 9.5
+/ 18.0 (55.4 / 64.4 / 72.3 / 64.3 / 59.9); in the brows' zones 31.0 / 30.0 / 16.1 / - / 10.8 (61.2 / 67.5 / 60.1 /
+- / 58.9); IoU 0.97 / 0.87 / 0.59 / 0.90 / 0.86; in-model 35.0 / 40.2 / 19.5 / 21.5 / 20.5 (67.1 / 71.8 / 78.8 /
+65.1 / 61.2); clean faces masked 0 %; 55 ms. With the brows never masked (as before the fringe-over-brows rule),
+same draws: own-bake 40.5 / 54.5 / 29.5 / 9.5 / 39.4, brows 59.0 / 66.1 / 58.2 / - / 56.6, in-model 51.3 / 62.5 /
+37.3 / 21.5 / 40.9 (both brow goals missed). Before the fill was drawn from skin texels only (albedo.fill_unseen):
+own-bake 31.1 / 42.1 / 14.4 / 9.7 / 18.9 after (76.1 / 84.4 / 77.3 / 65.1 / 60.7 unmasked: the truth, a bake too,
+changed with it), in-model 41.3 / 60.8 / 20.4 / 21.8 / 21.5. A light hand on dark skin, `--faces 096_03 096_08
+--repeat 8 --model-heads 0 --no-check`: hand IoU 0.81 and error 14.0 (the network before its real-skin hands
+fine-tune: 0.54 and 34.2). Earlier (other draws, before the long fringe): the colour model alone 52.6 / - / 33.7
+/ 23.9 / 44.2, IoU 0.91 / - / 0.58 / 0.64 / 0.66, clean faces 7.0 % masked.
 
-Usage: python bench/occluders.py [--faces 002_03 ...] [--size 512] [--flame PATH] [--no-check]
+Usage: python bench/occluders.py [--faces 002_03 ...] [--repeat K] [--size 512] [--flame PATH] [--no-check]
 """
 
 from __future__ import annotations
@@ -216,6 +218,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512, help="texture size for the error and IoU figures")
     parser.add_argument("--flame", default=None)
     parser.add_argument("--model-heads", type=int, default=6, help="in-model renders with a known albedo (0: skip)")
+    parser.add_argument("--repeat", type=int, default=1, help="draws of each occluder per portrait (other placements)")
     parser.add_argument("--mark", choices=MARKS, default="both",
                         help="what marks occluders: the skin colour model, the segmentation network, or both")  # fmt: skip
     add_check_argument(parser)
@@ -238,7 +241,7 @@ def main() -> None:
         masked_clean[name] = clean_on.occluded_fraction
         seen = clean.weight > 0
         pts = ibug_points(fit, photo.scale)
-        for kind in KINDS:
+        for kind in [k for k in KINDS for _ in range(args.repeat)]:
             rgb, occ = occlude(photo.rgb, pts, kind, rng)
             region = occluded_texels(clean, occ)
             control = seen & ~region

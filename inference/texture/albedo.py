@@ -284,7 +284,8 @@ class TextureBaker:
             sum(w[..., None] * p.albedo for w, (p, _) in zip(weights, parts, strict=True))
             / np.maximum(total, 1e-8)[..., None]
         )
-        filled = fill_unseen(albedo, total, self.raster.covered)
+        skin = sum(w * p.skin for w, (p, _) in zip(weights, parts, strict=True))
+        filled = fill_unseen(albedo, total, self.raster.covered, skin)
         if self.zones is not None:
             filled = occlusion.paint_hidden_brows(filled, total, self.zones, [p.hair for p, _ in parts])
         notes = [w for p, _ in parts for w in p.warnings]
@@ -388,10 +389,15 @@ def _upsample(image: np.ndarray, h: int, w: int) -> np.ndarray:
     return out.reshape(h, w, -1)
 
 
-def fill_unseen(albedo: np.ndarray, weight: np.ndarray, covered: np.ndarray) -> np.ndarray:
+def fill_unseen(
+    albedo: np.ndarray, weight: np.ndarray, covered: np.ndarray, skin: np.ndarray | None = None
+) -> np.ndarray:  # fmt: skip
     """Seen texels stay; unseen ones take their UV mirror where that was seen, then a smooth skin fill.
 
-    Weights are feathered (blurred) before blending, so the borders between the three sources are soft."""
+    `skin` (H, W), optional: the part of `weight` on skin-coloured texels; the smooth fill is then drawn from those
+    alone (next to brows, lashes, lips and the edges of masked hair, their colours would tint a large hole: a blond
+    fringe's tips made a dark forehead olive). Weights are feathered (blurred) before blending, so the borders
+    between the three sources are soft."""
     import cv2
 
     mirrored, m_weight = albedo[:, ::-1], weight[:, ::-1]
@@ -399,7 +405,13 @@ def fill_unseen(albedo: np.ndarray, weight: np.ndarray, covered: np.ndarray) -> 
     mirror = np.clip(m_weight / 0.3, 0, 1) * (1 - direct)
     colour = (direct[..., None] * albedo + mirror[..., None] * mirrored) / np.maximum(direct + mirror, 1e-8)[..., None]
     known = np.clip(direct + mirror, 0, 1) * covered
-    smooth = push_pull(colour, known)
+    sources = known
+    if skin is not None:
+        on_skin = np.clip(skin / 0.3, 0, 1)
+        sources = np.clip(direct * on_skin + mirror * on_skin[:, ::-1], 0, 1) * covered
+        if sources.sum() < 0.01 * max(known.sum(), 1.0):  # (almost) no skin seen: from whatever was
+            sources = known
+    smooth = push_pull(colour, sources)
     feather = cv2.GaussianBlur(known.astype(np.float32), (0, 0), sigmaX=max(albedo.shape[0] / 256, 1.0))
     alpha = np.minimum(known, feather)[..., None]
     return np.clip(alpha * colour + (1 - alpha) * smooth, 0, 1)

@@ -20,8 +20,8 @@ either side is painted in the fringe's colour in a brow's shape drawn from the l
 
 Measured (bench/occluders.py, 10 portraits × fringe / long fringe / glasses / hand / shadow, and in-model renders
 with a known texture): the network with the gated colour model keeps clean faces unmasked (0 % vs 7 % for colour
-alone), mask IoU 0.97 / 0.87 / 0.59 / 0.90 / 0.86, about 50 ms a photo at 1024²; the brow rule takes the error in
-the brows' zones under a fringe from 68 to 40 sRGB levels (a long fringe 79 to 45). Without the network's file (or
+alone), mask IoU 0.97 / 0.87 / 0.59 / 0.90 / 0.86, about 55 ms a photo at 1024²; the brow rule takes the error in
+the brows' zones under a fringe from 59 to 31 sRGB levels (a long fringe 66 to 30). Without the network's file (or
 onnxruntime) the colour model works alone. The network learned hair from rendered hair caps and strands, then real
 hair pasted as fringes and hands cut from other heads' skin (a light hand over dark skin).
 
@@ -63,7 +63,8 @@ HAIR_BAND = 0.3  # eye widths above the brows' zones where a fringe's colour is 
 HAIR_SIGMA = 4.5  # Mahalanobis distance from that colour within which a brow texel joined to the fringe is fringe
 BROW_ALPHA = 0.8  # opacity of a painted brow (skin shows through a real one)
 BROW_SOFT_1024 = 3.0  # Gaussian sigma, texels at 1024², of its edge
-BROW_STRANDS = 0.6  # share of a painted brow's opacity that comes from its hair strokes
+BROW_DARKER = 0.5  # a painted brow's luminance at most this share of the skin's
+BROW_STRANDS = 0.4  # share of a painted brow's opacity that comes from its hair strokes
 BROW_HAIR_1024 = 10.0  # length of a brow hair stroke, texels at 1024²
 SEEN_WEIGHT = 0.05  # summed photo weight of a texel that counts as seen
 DARKER_HAIR = 0.3  # luminance below the fringe's counts this much
@@ -257,15 +258,16 @@ def hair_colour(albedo: np.ndarray, mask: np.ndarray, zones: FaceZones) -> np.nd
 
 
 def paint_hidden_brows(albedo: np.ndarray, weight: np.ndarray, zones: FaceZones, colours: list) -> np.ndarray:
-    """The filled texture with a brow painted (brow_core's shape, soft-edged, in the median of `colours`, the photos'
-    hair_colour) on each side whose brow no photo saw, on either side of the face (a fringe over both brows): the
-    fill alone would leave a browless forehead. `weight` (H, W): the photos' summed weights."""
+    """The filled texture with a brow painted (brow_core's shape, soft-edged, in brow_colour of the median of
+    `colours`, the photos' hair_colour) on each side whose brow no photo saw, on either side of the face (a fringe
+    over both brows): the fill alone would leave a browless forehead. `weight` (H, W): the photos' summed weights."""
     import cv2
 
     found = [c for c in colours if c is not None]
     if not found:
         return albedo
     seen = weight > SEEN_WEIGHT
+    colour = brow_colour(np.median(found, axis=0), np.median(albedo[seen], axis=0) if seen.any() else None)
     seen |= seen[:, ::-1]  # a brow seen on the other side is mirrored by the fill
     paint = np.zeros(weight.shape, np.float32)
     for side in (1, 2):
@@ -278,7 +280,17 @@ def paint_hidden_brows(albedo: np.ndarray, weight: np.ndarray, zones: FaceZones,
     alpha = cv2.GaussianBlur(paint, (0, 0), max(BROW_SOFT_1024 * size / 1024, 0.5))
     alpha *= 1 - BROW_STRANDS + BROW_STRANDS * brow_hairs(paint > 0, size)
     alpha = BROW_ALPHA * alpha
-    return albedo * (1 - alpha[..., None]) + np.median(found, axis=0) * alpha[..., None]
+    return albedo * (1 - alpha[..., None]) + colour * alpha[..., None]
+
+
+def brow_colour(hair: np.ndarray, skin: np.ndarray | None) -> np.ndarray:
+    """(3,) linear: the fringe's colour, darkened (chromaticity kept) to at most BROW_DARKER of the skin's
+    luminance: brows read darker than the skin on nearly everyone, also under a blond fringe on dark skin."""
+    if skin is None:
+        return hair
+    lum = np.array([0.2126, 0.7152, 0.0722])
+    cap = BROW_DARKER * float(skin @ lum)
+    return hair * min(1.0, cap / max(float(hair @ lum), 1e-6))
 
 
 def brow_hairs(region: np.ndarray, size: int) -> np.ndarray:
@@ -295,10 +307,11 @@ def brow_hairs(region: np.ndarray, size: int) -> np.ndarray:
     for k in rng.choice(len(rows), size=min(len(rows), max(1, len(rows) // 6)), replace=False):
         y, x = rows[k], cols[k]
         out_dir = 1.0 if x >= size / 2 else -1.0
-        angle = np.radians(rng.uniform(10, 35))
+        angle = np.radians(rng.uniform(5, 40))
         dx, dy = out_dir * np.cos(angle) * length, -np.sin(angle) * length
         cv2.line(out, (int(x), int(y)), (int(x + dx), int(y + dy)), float(rng.uniform(0.6, 1.0)), 1, cv2.LINE_AA)
-    return np.clip(out, 0, 1)
+    # Strokes a texel wide alias into hatching at 512²: soften them to a hair's width at that size.
+    return np.clip(cv2.GaussianBlur(out, (0, 0), 0.6 * size / 1024 + 0.3), 0, 1)
 
 
 def fringe_over_brows(

@@ -75,6 +75,24 @@ def test_fill_uses_the_mirror_first():
     assert np.isfinite(filled).all() and filled.min() >= 0
 
 
+def test_fill_is_drawn_from_skin_when_told_which_texels_are_skin():
+    """A hole bordered by skin on one side and a band of hair tips on the other: with `skin`, the smooth fill takes
+    the skin's colour alone; without it, the hair tints it."""
+    albedo = np.zeros((32, 32, 3), np.float32)
+    weight = np.zeros((32, 32), np.float32)
+    albedo[:, :] = (0.5, 0.3, 0.2)
+    weight[20:, :] = 1.0  # skin seen below
+    albedo[:8], weight[:8] = (0.9, 0.8, 0.3), 1.0  # blond hair tips seen above (left and right: no mirror help)
+    covered = np.ones((32, 32), bool)
+    skin = np.where(np.arange(32)[:, None] >= 20, weight, 0.0)
+    hole = slice(10, 18)
+    told = fill_unseen(albedo, weight, covered, skin)[hole]
+    untold = fill_unseen(albedo, weight, covered)[hole]
+    assert np.abs(told - (0.5, 0.3, 0.2)).max() < 0.02
+    assert np.abs(untold - (0.5, 0.3, 0.2)).max() > 0.1
+    assert np.allclose(fill_unseen(albedo, weight, covered, skin)[:5], (0.9, 0.8, 0.3), atol=1e-3)  # seen stay
+
+
 def fit_result(model, paths):
     with Reconstructor(DEFAULTS, model) as reconstructor:
         return reconstructor.fit(paths)

@@ -96,6 +96,13 @@ def test_a_fringe_over_the_brows_hides_them_and_the_bake_paints_them(procedural_
     # A brow that a photo saw is not painted over; nor anything without a fringe colour.
     assert (occlusion.paint_hidden_brows(filled, np.ones_like(weight), zones, [colour]) == filled).all()
     assert (occlusion.paint_hidden_brows(filled, weight, zones, [None]) == filled).all()
+    # A blond fringe over dark skin: the brow is painted darker than the skin, in the fringe's hue.
+    blond, dark = np.array([0.45, 0.35, 0.15]), np.array([0.08, 0.05, 0.04])
+    brow = occlusion.brow_colour(blond, dark)
+    luminance = np.array([0.2126, 0.7152, 0.0722])
+    assert brow @ luminance <= occlusion.BROW_DARKER * (dark @ luminance) + 1e-9
+    assert np.allclose(brow / brow.sum(), blond / blond.sum())
+    assert np.allclose(occlusion.brow_colour(hair, SKIN), hair)  # dark hair on light skin: as it is
 
 
 def test_the_network_alone_masks_what_it_marks_and_spares_the_features(procedural_model):
