@@ -28,17 +28,18 @@ same occluders are painted in; the albedo baked without and with the mask is com
 over the occluded region (after the per-channel gain that best maps the clean render's bake onto the truth:
 de-lighting leaves the albedo's scale open): model_error_before / model_error_after, and the IoU as above.
 Measured (--mark both, the default; 10 portraits, 6 in-model heads; 29/29 goals; unmasked in brackets), kinds
-fringe / long fringe (down over the brows) / glasses / hand / shadow: own-bake error after 25.9 / 28.3 / 12.0 / 9.5
-/ 18.0 (55.4 / 64.4 / 72.3 / 64.3 / 59.9); in the brows' zones 31.0 / 30.0 / 16.1 / - / 10.8 (61.2 / 67.5 / 60.1 /
-- / 58.9); IoU 0.97 / 0.87 / 0.59 / 0.90 / 0.86; in-model 35.0 / 40.2 / 19.5 / 21.5 / 20.5 (67.1 / 71.8 / 78.8 /
-65.1 / 61.2); clean faces masked 0 %; 55 ms. With the brows never masked (as before the fringe-over-brows rule),
-same draws: own-bake 40.5 / 54.5 / 29.5 / 9.5 / 39.4, brows 59.0 / 66.1 / 58.2 / - / 56.6, in-model 51.3 / 62.5 /
-37.3 / 21.5 / 40.9 (both brow goals missed). Before the fill was drawn from skin texels only (albedo.fill_unseen):
-own-bake 31.1 / 42.1 / 14.4 / 9.7 / 18.9 after (76.1 / 84.4 / 77.3 / 65.1 / 60.7 unmasked: the truth, a bake too,
-changed with it), in-model 41.3 / 60.8 / 20.4 / 21.8 / 21.5. A light hand on dark skin, `--faces 096_03 096_08
---repeat 8 --model-heads 0 --no-check`: hand IoU 0.81 and error 14.0 (the network before its real-skin hands
-fine-tune: 0.54 and 34.2). Earlier (other draws, before the long fringe): the colour model alone 52.6 / - / 33.7
-/ 23.9 / 44.2, IoU 0.91 / - / 0.58 / 0.64 / 0.66, clean faces 7.0 % masked.
+fringe / long fringe (down over the brows) / glasses / hand / shadow: own-bake error after 16.1 / 18.9 / 12.5 / 9.5
+/ 17.4 (55.4 / 64.4 / 72.3 / 64.3 / 59.9); in the brows' zones 21.3 / 20.8 / 16.7 / - / 9.7 (61.2 / 67.5 / 60.1 /
+- / 58.9); IoU 0.97 / 0.87 / 0.59 / 0.90 / 0.86; in-model 32.0 / 34.3 / 19.4 / 21.5 / 20.1 (67.1 / 71.8 / 78.8 /
+65.1 / 61.2); clean faces masked 0 %; 55-65 ms. With the brows never masked (as before the fringe-over-brows rule),
+same draws: own-bake 38.9 / 54.5 / 29.7 / 9.5 / 39.4, brows 58.2 / 66.1 / 58.0 / - / 56.5, in-model 50.2 / 62.5 /
+37.3 / 21.5 / 40.8 (both brow goals missed). Before the fill was drawn from skin texels clear of the mask
+(albedo.fill_unseen): own-bake 31.1 / 42.1 / 14.4 / 9.7 / 18.9 after (76.1 / 84.4 / 77.3 / 65.1 / 60.7 unmasked:
+the truth, a bake too, changed with it), in-model 41.3 / 60.8 / 20.4 / 21.8 / 21.5. A light hand on dark skin,
+`--faces 096_03 096_08 --repeat 8 --model-heads 0 --no-check`: hand IoU 0.81 and error 13.8 (the network before
+its real-skin hands fine-tune: 0.54 and 34.2, with the fill of then). Earlier (other draws, before the long
+fringe): the colour model alone 52.6 / - / 33.7 / 23.9 / 44.2, IoU 0.91 / - / 0.58 / 0.64 / 0.66, clean faces
+7.0 % masked.
 
 Usage: python bench/occluders.py [--faces 002_03 ...] [--repeat K] [--size 512] [--flame PATH] [--no-check]
 """

@@ -47,6 +47,7 @@ SH_CONSTANTS = np.array([
 MIN_FACING = 0.15  # cos(view angle) below which a texel is not used
 REFIT_SHARE = 0.02  # the light is fitted again when this share of the skin it used was masked
 EDGE_TAPER_1024 = 24.0  # texels at 1024² (≈ 8 mm on the cheek) over which photo weights fade at the face edge
+FILL_CLEAR_1024 = 12.0  # texels at 1024² around an occluder mask that the skin fill does not draw from
 
 
 def sample_bilinear(image: np.ndarray, px: np.ndarray) -> np.ndarray:
@@ -284,7 +285,7 @@ class TextureBaker:
             sum(w[..., None] * p.albedo for w, (p, _) in zip(weights, parts, strict=True))
             / np.maximum(total, 1e-8)[..., None]
         )
-        skin = sum(w * p.skin for w, (p, _) in zip(weights, parts, strict=True))
+        skin = sum(w * p.skin * self._clear_of(p.occluded) for w, (p, _) in zip(weights, parts, strict=True))
         filled = fill_unseen(albedo, total, self.raster.covered, skin)
         if self.zones is not None:
             filled = occlusion.paint_hidden_brows(filled, total, self.zones, [p.hair for p, _ in parts])
@@ -296,6 +297,18 @@ class TextureBaker:
             tuple(p.pixels[p.occluded] if p.occluded is not None else np.zeros((0, 2)) for p, _ in parts),
         )  # fmt: skip
         return textures, [p.sh for p, _ in parts]
+
+    def _clear_of(self, occluded: np.ndarray | None) -> np.ndarray:
+        """(H, W) bool: texels farther than FILL_CLEAR_1024 from a photo's occluder mask. The mask's margin leaves
+        mixed pixels (a blond fringe's tips over dark skin) that pass the loose skin-colour test and, right at the
+        hole's border, would set the fill's colour."""
+        import cv2
+
+        if occluded is None or not occluded.any():
+            return np.ones((self.size, self.size), bool)
+        r = max(1, round(FILL_CLEAR_1024 * self.size / 1024))
+        disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2)
+        return cv2.dilate(occluded.astype(np.uint8), disc) == 0
 
     def relief(self, parts: list[tuple[PhotoTexture, float]]) -> np.ndarray:
         """Displacement in metres from all photos' shading residuals on skin, feathered to zero at the edge.

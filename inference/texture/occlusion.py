@@ -21,7 +21,7 @@ either side is painted in the fringe's colour in a brow's shape drawn from the l
 Measured (bench/occluders.py, 10 portraits × fringe / long fringe / glasses / hand / shadow, and in-model renders
 with a known texture): the network with the gated colour model keeps clean faces unmasked (0 % vs 7 % for colour
 alone), mask IoU 0.97 / 0.87 / 0.59 / 0.90 / 0.86, about 55 ms a photo at 1024²; the brow rule takes the error in
-the brows' zones under a fringe from 59 to 31 sRGB levels (a long fringe 66 to 30). Without the network's file (or
+the brows' zones under a fringe from 58 to 21 sRGB levels (a long fringe 66 to 21). Without the network's file (or
 onnxruntime) the colour model works alone. The network learned hair from rendered hair caps and strands, then real
 hair pasted as fringes and hands cut from other heads' skin (a light hand over dark skin).
 
@@ -63,7 +63,7 @@ HAIR_BAND = 0.3  # eye widths above the brows' zones where a fringe's colour is 
 HAIR_SIGMA = 4.5  # Mahalanobis distance from that colour within which a brow texel joined to the fringe is fringe
 BROW_ALPHA = 0.8  # opacity of a painted brow (skin shows through a real one)
 BROW_SOFT_1024 = 3.0  # Gaussian sigma, texels at 1024², of its edge
-BROW_DARKER = 0.5  # a painted brow's luminance at most this share of the skin's
+BROW_DARKER = 0.35  # a painted brow's luminance at most this share of the skin's
 BROW_STRANDS = 0.4  # share of a painted brow's opacity that comes from its hair strokes
 BROW_HAIR_1024 = 10.0  # length of a brow hair stroke, texels at 1024²
 SEEN_WEIGHT = 0.05  # summed photo weight of a texel that counts as seen

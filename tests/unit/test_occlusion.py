@@ -186,6 +186,19 @@ def test_bake_treats_occluded_texels_as_unseen(procedural_model):
     assert len(both.occluded_fractions) == 2 and both.occluded_fractions[1] == 0
 
 
+def test_the_skin_fill_keeps_clear_of_the_mask(procedural_model):
+    """The fill does not draw from texels right next to a photo's mask (mixed pixels of the occluder's edge)."""
+    from facesmith.inference.texture.albedo import FILL_CLEAR_1024
+
+    baker = TextureBaker(procedural_model, 256, learned_occluders=False)
+    mask = np.zeros((256, 256), bool)
+    mask[100:110, 100:110] = True
+    clear = baker._clear_of(mask)
+    reach = round(FILL_CLEAR_1024 * 256 / 1024)
+    assert not clear[mask].any() and not clear[105, 110 + reach - 1] and clear[105, 110 + reach + 1]
+    assert baker._clear_of(None).all() and baker._clear_of(np.zeros_like(mask)).all()
+
+
 def test_skin_model_of_a_grey_photo_is_usable():
     """A greyscale photo has no chroma spread at all: the model stays invertible (it once raised LinAlgError)."""
     from facesmith.inference.texture.occlusion import _robust_model, skin_features
