@@ -63,10 +63,9 @@ CONTROL_SLACK = 1.5
 def ibug_points(fit, scale: float) -> np.ndarray:
     """(68, 2) iBUG landmarks in working pixels: the detector's (any backend), else the fitted mesh's own 68."""
     from facesmith.inference.images import to_working
-    from facesmith.inference.texture.albedo import observed_ibug
+    from facesmith.inference.texture.albedo import ibug68
 
-    pts = observed_ibug(fit, range(68))
-    return to_working(pts if pts is not None else fit.model_landmarks68_px, scale)
+    return to_working(ibug68(fit), scale)
 
 
 def srgb(linear: np.ndarray) -> np.ndarray:

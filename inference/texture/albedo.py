@@ -161,23 +161,24 @@ class TextureBaker:
         weight = np.where(skin | (self.taper >= 1), weight, 0.0)
         sh, shading, warnings = self._fit_light(basis, sampled, skin, visible)
         albedo = np.clip(sampled / shading[:, None], 0.0, 1.0)
-        occluded, hair = np.zeros(len(tri), bool), None
+        occluded_image, hair = np.zeros((self.size, self.size), bool), None
         if self.occluders and self.zones is not None:
             seen = self._to_image(visible[:, None].astype(np.float32))[..., 0] > 0
             skin_image = self._to_image(skin[:, None].astype(np.float32))[..., 0] > 0
             learned = self._learned(photo_rgb, scale, fit, px, visible)
-            occluded = occlusion.occluder_mask(
+            # Within the seen texels, so all within the sampled ones: the same texels as an image and as a list.
+            occluded_image = occlusion.occluder_mask(
                 self._to_image(albedo), seen, self.zones, skin_image, learned, self.colour_occluders
-            )[mask]
-            if occluded.any():  # zero weight: they count as unseen
-                occluded_image = self._to_image(occluded[:, None])[..., 0] > 0
-                weight = weight * occlusion.keep_factor(occluded_image)[mask]
+            )
+        occluded = occluded_image[mask]
+        if occluded.any():  # zero weight: they count as unseen
+            weight = weight * occlusion.keep_factor(occluded_image)[mask]
             if (skin & occluded).sum() > REFIT_SHARE * skin.sum():  # they pulled the light fit: again without them
                 skin &= ~occluded
                 sh, shading, warnings = self._fit_light(basis, sampled, skin, visible)
                 albedo = np.clip(sampled / shading[:, None], 0.0, 1.0)
-            if occluded.any():  # measured on the final albedo: the colour a hidden brow is painted in
-                hair = occlusion.hair_colour(self._to_image(albedo), occluded_image, self.zones)
+            # Measured on the final albedo: the colour a hidden brow is painted in.
+            hair = occlusion.hair_colour(self._to_image(albedo), occluded_image, self.zones)
         fraction = float(occluded.sum() / max(visible.sum(), 1))
         luminance_sh = sh @ detail.LUMINANCE
         pullback = detail.uv_pullback(verts, m.faces, self.texel_corners)[tri[visible]]
@@ -189,7 +190,7 @@ class TextureBaker:
         return PhotoTexture(
             image(sampled), image(albedo), image(weight[:, None])[..., 0], sh, image(slopes),
             image(skin[:, None].astype(np.float32))[..., 0] > 0, image(px), warnings,
-            image(occluded[:, None].astype(np.float32))[..., 0] > 0, fraction, hair,
+            occluded_image, fraction, hair,
         )  # fmt: skip
 
     def _learned(
@@ -201,10 +202,7 @@ class TextureBaker:
             return None
         from ..landmarks.dense import crop_matrix
 
-        pts = observed_ibug(fit, range(68))
-        prob, box = self._net.not_skin(
-            photo_rgb, to_working(pts if pts is not None else fit.model_landmarks68_px, scale)
-        )
+        prob, box = self._net.not_skin(photo_rgb, to_working(ibug68(fit), scale))
         a = crop_matrix(box, self._net.size)
         at = px @ a[:, :2].T + a[:, 2]
         inside = ((at >= 0) & (at <= self._net.size - 1)).all(axis=1)
@@ -373,6 +371,13 @@ def observed_ibug(fit: PhotoFit, ids) -> np.ndarray | None:
     names = {n: i for i, n in enumerate(fit.landmark_names)}
     rows = [names.get(f"ibug:{k}", names.get(f"mp:{int(MEDIAPIPE_TO_IBUG68[k])}")) for k in ids]
     return None if any(r is None for r in rows) else fit.landmarks_px[rows]
+
+
+def ibug68(fit: PhotoFit) -> np.ndarray:
+    """(68, 2) iBUG points of a photo (original px): the detected ones, else (a result without them, or a backend
+    that missed some) the fitted mesh's own 68, projected."""
+    pts = observed_ibug(fit, range(68))
+    return pts if pts is not None else fit.model_landmarks68_px
 
 
 def push_pull(colour: np.ndarray, weight: np.ndarray) -> np.ndarray:

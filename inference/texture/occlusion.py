@@ -40,6 +40,7 @@ import numpy as np
 
 from ..flame.model import FlameModel
 from ..flame.paths import PACKAGE_ROOT
+from .displacement import LUMINANCE
 from .raster import uv_to_texel
 
 SEG_METADATA_KEY = "facesmith_occluder_seg"  # the segmentation network's ONNX metadata (training/occluders.py)
@@ -172,11 +173,27 @@ def _robust_model(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     cov = _floored(np.diag((1.4826 * np.median(np.abs(x - mean), axis=0)) ** 2))
     for _ in range(3):
         d = x - mean
-        r2 = np.einsum("nc,cd,nd->n", d, np.linalg.inv(cov), d)
+        r2 = _mahalanobis2(d, cov)
         inner = x[r2 <= np.percentile(r2, 75)]
         mean = inner.mean(axis=0)
         cov = _floored(np.cov(inner.T) / 0.62)  # the central 75 % of a 3-D normal has 0.62 of its variance
     return mean, cov
+
+
+def _mahalanobis2(x: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """(N,) squared Mahalanobis distances of the rows of `x` (already centred) under `cov`."""
+    return np.einsum("nc,cd,nd->n", x, np.linalg.inv(cov), x)
+
+
+def _joined(region: np.ndarray, anchors: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the 8-connected parts of `region` that hold an `anchors` texel."""
+    import cv2
+
+    n, labels = cv2.connectedComponents(region.astype(np.uint8), connectivity=8)
+    hit = np.zeros(n, bool)
+    hit[np.unique(labels[anchors & region])] = True
+    hit[0] = False
+    return hit[labels]
 
 
 def _floored(cov: np.ndarray) -> np.ndarray:
@@ -197,7 +214,7 @@ def skin_distance(albedo: np.ndarray, seen: np.ndarray, zones: FaceZones, skin: 
     mean, cov = _robust_model(skin_features(albedo[core]))
     x = skin_features(albedo[seen]) - mean
     x[:, 2] = np.where(x[:, 2] > 0, BRIGHTER * x[:, 2], x[:, 2])  # highlights and light make-up are skin
-    full = np.sqrt(np.maximum(np.einsum("nc,cd,nd->n", x, np.linalg.inv(cov), x), 0))
+    full = np.sqrt(np.maximum(_mahalanobis2(x, cov), 0))
     # On the lower face beards, stubble and the shadow under the jaw are darker and a little differently
     # coloured, and belong to the head: only larger departures count there.
     distance[seen] = np.where(zones.lower[seen], LOWER * full, full)
@@ -241,9 +258,7 @@ def occluder_mask(
     if not mask.any():
         return np.zeros_like(seen)
     # Into the reach zones only as a continuation of an occluder outside them.
-    outside = mask & (~zones.keep).astype(np.uint8)
-    n, labels = cv2.connectedComponents(mask, connectivity=8)
-    mask = np.isin(labels, np.unique(labels[outside > 0])).astype(np.uint8) & mask
+    mask = _joined(mask > 0, ~zones.keep).astype(np.uint8)
     margin = max(1, round(MARGIN_1024 * scale))
     mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1,) * 2)) > 0
     mask &= seen & (~zones.keep | zones.reach)
@@ -288,9 +303,8 @@ def brow_colour(hair: np.ndarray, skin: np.ndarray | None) -> np.ndarray:
     luminance: brows read darker than the skin on nearly everyone, also under a blond fringe on dark skin."""
     if skin is None:
         return hair
-    lum = np.array([0.2126, 0.7152, 0.0722])
-    cap = BROW_DARKER * float(skin @ lum)
-    return hair * min(1.0, cap / max(float(hair @ lum), 1e-6))
+    cap = BROW_DARKER * float(skin @ LUMINANCE)
+    return hair * min(1.0, cap / max(float(hair @ LUMINANCE), 1e-6))
 
 
 def brow_hairs(region: np.ndarray, size: int) -> np.ndarray:
@@ -324,23 +338,16 @@ def fringe_over_brows(
 
     Neither marker finds these by itself: the network learned brows as skin and takes a fringe's lower edge for
     them, and the colour model may not mark the brows (they are dark hair too)."""
-    import cv2
-
-    out = np.zeros_like(seen)
     hair = hair & zones.over_brows
     if hair.sum() < MIN_HAIR:
-        return out
+        return np.zeros_like(seen)
     mean, cov = _robust_model(skin_features(albedo[hair]))
     x = skin_features(albedo[seen]) - mean
     x[:, 2] = np.where(x[:, 2] < 0, DARKER_HAIR * x[:, 2], x[:, 2])  # the fringe's shadowed lower edge is hair too
     near = np.zeros_like(seen)
-    near[seen] = np.einsum("nc,cd,nd->n", x, np.linalg.inv(cov), x) < HAIR_SIGMA**2
+    near[seen] = _mahalanobis2(x, cov) < HAIR_SIGMA**2
     candidates = near & (zones.brows > 0) & (distance > GROW_SIGMA)
-    n, labels = cv2.connectedComponents((candidates | hair).astype(np.uint8), connectivity=8)
-    joined = np.zeros(n, bool)
-    joined[np.unique(labels[hair])] = True
-    joined[0] = False
-    out = candidates & joined[labels]
+    out = candidates & _joined(candidates | hair, hair)
     for side in (1, 2):
         core = seen & (zones.brow_core == side)
         if core.any() and (out & core).sum() > BROW_HIDDEN * core.sum():
