@@ -66,12 +66,32 @@ def skin_material(
     return mat
 
 
-def build_eye_material(name: str) -> bpy.types.Material:
-    """White sclera with a dark iris and pupil around the sphere's front pole (+z in the rig frame)."""
+def build_eye_material(name: str, image: bpy.types.Image | None = None) -> bpy.types.Material:
+    """The eyeballs' material: the eye texture (texture/eyes.py: sclera, the photo's iris, pupil) through the
+    spheres' UVs, wet and glossy; the glTF and FBX exporters carry it. Without an image (a result without an eye
+    texture) the procedural eye below."""
     mat = bpy.data.materials.new(f"{name}_eye")
     nodes, links = mat.node_tree.nodes, mat.node_tree.links
     bsdf = nodes["Principled BSDF"]
     bsdf.inputs["Roughness"].default_value = 0.05
+    if image is not None:
+        bsdf.inputs["Roughness"].default_value = 0.15  # a broad highlight; the clear coat gives the sharp one
+        bsdf.inputs["Coat Weight"].default_value = 1.0  # the cornea's wet film
+        bsdf.inputs["Coat Roughness"].default_value = 0.02
+        tex = nodes.new("ShaderNodeTexImage")
+        tex.name = tex.label = "Eye Texture"
+        tex.location = (-350, 250)
+        tex.image = image
+        tex.extension = "EXTEND"  # the back pole lies on the texture's inscribed circle
+        links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
+        return mat
+    return procedural_eye(mat)
+
+
+def procedural_eye(mat: bpy.types.Material) -> bpy.types.Material:
+    """White sclera with a dark iris and pupil around the sphere's front pole (+z in the rig frame)."""
+    nodes, links = mat.node_tree.nodes, mat.node_tree.links
+    bsdf = nodes["Principled BSDF"]
     coords = nodes.new("ShaderNodeTexCoord")
     sep = nodes.new("ShaderNodeSeparateXYZ")
     ramp = nodes.new("ShaderNodeValToRGB")  # generated z: 1 at the pupil, 0 at the back

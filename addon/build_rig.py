@@ -76,10 +76,14 @@ def apply_pose(armature: bpy.types.Object, quaternions: dict[str, np.ndarray]) -
 
 
 def build_eyeballs(rig: RigData, armature: bpy.types.Object, collection: bpy.types.Collection, material) -> list:
-    """Eyeball spheres parented to the eye bones, so gaze turns them about the eye joints."""
+    """Eyeball spheres parented to the eye bones, so gaze turns them about the eye joints; with UVs for the eye
+    texture where the rig has them."""
     objects = []
     for bone, (verts, faces) in rig.eyeballs.items():
         obj = new_mesh_object(f"{rig.name}_{bone}", verts, faces)
+        if rig.eyeball_loop_uvs is not None and len(rig.eyeball_loop_uvs) == faces.size:
+            uv = obj.data.uv_layers.new(name="UVMap")
+            uv.data.foreach_set("uv", np.ascontiguousarray(rig.eyeball_loop_uvs, dtype=np.float32).ravel())
         collection.objects.link(obj)
         obj.data.materials.append(material)
         obj.parent = armature

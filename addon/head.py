@@ -12,8 +12,8 @@ import bpy
 import numpy as np
 
 from ..inference.rig import RigData
-from ..inference.texture.maps import TextureSet, write_albedo_png, write_displacement_png
-from .build_material import build_eye_material, build_hidden_material, build_skin_material
+from ..inference.texture.maps import TextureSet, write_albedo_png, write_displacement_png, write_eyes_png
+from .build_material import build_eye_material, build_hidden_material, build_skin_material, load_packed_image
 from .build_mesh import build_head_mesh
 from .build_mouth import build_mouth_parts
 from .build_rig import (
@@ -61,11 +61,15 @@ def build_head(
         albedo = write_albedo_png(textures, Path(tmp) / f"{rig.name}_albedo.png")
         disp = write_displacement_png(textures, Path(tmp) / f"{rig.name}_displacement.png")
         mesh.data.materials.append(build_skin_material(rig.name, textures, albedo, disp))
+        eye_image = None
+        if eyeballs and textures.eyes is not None and rig.eyeball_loop_uvs is not None:
+            eye_image = load_packed_image(write_eyes_png(textures, Path(tmp) / f"{rig.name}_eyes.png"),
+                                          f"{rig.name}_eyes", "sRGB")  # fmt: skip
     eyes = []
     if eyeballs:
         mesh.data.materials.append(build_hidden_material(rig.name))
         mesh.data.polygons.foreach_set("material_index", rig.eyeball_faces.astype(np.int32))
-        eyes = build_eyeballs(rig, armature, collection, build_eye_material(rig.name))
+        eyes = build_eyeballs(rig, armature, collection, build_eye_material(rig.name, eye_image))
     apply_pose(armature, rig.pose_quaternions)
     camera = build_camera(rig.camera, armature, collection, rig.name, take_over_scene)
     build_lights(armature, collection, rig.name, take_over_scene)
@@ -128,7 +132,8 @@ def export_scene(stem: Path, formats: Iterable[str]) -> dict[str, Path]:
         "glb": export_glb,
         "fbx": export_fbx,
     }
-    paths = {fmt: stem.with_suffix(f".{fmt}") for fmt in formats}
+    # Not with_suffix: a head named after "face.jpg.chip.jpg" is "face.jpg.chip", whose ".chip" is no suffix.
+    paths = {fmt: stem.with_name(f"{stem.name}.{fmt}") for fmt in formats}
     for fmt, path in paths.items():
         writers[fmt](path)
     return paths

@@ -41,7 +41,9 @@ def pipeline_options(context) -> PipelineOptions:
     """The panel's settings and the preferences; what neither sets keeps the pipeline's default."""
     settings, prefs = context.scene.facesmith, preferences(context)
     options = dataclasses.replace(
-        DEFAULTS, textures=settings.textures, expression_keys=settings.expression_keys,
+        DEFAULTS, textures=settings.textures, colour_constancy=settings.colour_constancy,
+        detail_strength=settings.detail_strength,
+        expression_keys=settings.expression_keys,
         fit=dataclasses.replace(DEFAULTS.fit, refine=DEFAULTS.fit.refine if settings.refine else "off"),
         fitted_expression="arkit" if settings.fitted_as_arkit else "flame",
     )  # fmt: skip

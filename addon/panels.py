@@ -28,7 +28,13 @@ class FACESMITH_PT_main(bpy.types.Panel):
         col = layout.column(align=True)
         col.prop(settings, "expression_keys")
         col.prop(settings, "textures")
+        sub = col.row()
+        sub.active = settings.textures
+        sub.prop(settings, "colour_constancy")
         col.prop(settings, "displacement")
+        sub = col.row()
+        sub.active = settings.textures and settings.displacement
+        sub.prop(settings, "detail_strength")
         col.prop(settings, "eyeballs")
         col.prop(settings, "refine")
         col.prop(settings, "fitted_as_arkit")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import bpy
-from bpy.props import BoolProperty, CollectionProperty, IntProperty, PointerProperty, StringProperty
+from bpy.props import BoolProperty, CollectionProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 from ..inference.options import DEFAULTS
 
@@ -17,7 +17,16 @@ class FACESMITH_SceneSettings(bpy.types.PropertyGroup):
     image: PointerProperty(name="Image", type=bpy.types.Image, description="Or a photo already open in Blender")
     expression_keys: IntProperty(name="Expression keys", default=DEFAULTS.expression_keys, min=1, max=100)
     textures: BoolProperty(name="Photo textures", default=DEFAULTS.textures)
+    colour_constancy: BoolProperty(
+        name="Correct light colour", default=DEFAULTS.colour_constancy,
+        description="Estimate the photo's white balance and exposure (from the eye whites, the skin and the scene) "
+        "and divide them out of the albedo, so a warm or dim photo does not tint the skin",
+    )  # fmt: skip
     displacement: BoolProperty(name="Displacement", default=True)
+    detail_strength: FloatProperty(
+        name="Detail strength", default=DEFAULTS.detail_strength, min=0.0, soft_max=2.0,
+        description="Scale of the fine relief recovered from shading (0: none); lower it if creases age the face",
+    )  # fmt: skip
     eyeballs: BoolProperty(name="Eyeballs", default=True)
     refine: BoolProperty(
         name="Refine by photo-consistency", default=True,

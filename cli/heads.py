@@ -72,6 +72,8 @@ def make_head(
             report["texture_maps"] = {
                 **{m: p.name for m, p in maps.items()}, "displacement_range_m": head.textures.displacement_range,
                 "normal_convention": "tangent space, OpenGL (+Y along +v); flip green for DirectX-style engines",
+                "eyes_layout": "eyeball, Lambert azimuthal equal-area about the pupil (the centre); back pole on the "
+                               "inscribed circle; +u the eye's +x, +v up",
             }  # fmt: skip
             report["timings_ms"].update({k: round(v, 2) for k, v in written.timings_ms.items()})
             report["rig"]["corrective_drivers"] = written.drivers

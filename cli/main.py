@@ -192,6 +192,17 @@ def _add_photo_options(parser: argparse.ArgumentParser) -> None:
     _add_flame_flag(parser)
 
 
+def _strength(text: str) -> float:
+    """A finite, non-negative scale (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (np.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number ≥ 0")
+    return value
+
+
 def _add_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-fbx", action="store_true", help="skip the .fbx")
     parser.add_argument("--no-preview", action="store_true", help="skip the preview render")
@@ -200,6 +211,14 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
         "--texture-size", type=int, default=DEFAULTS.texture_size, choices=TEXTURE_SIZES, help="UV texture size"
     )
     parser.add_argument("--flat-texture", action="store_true", help="a flat skin colour instead of the photo texture")
+    parser.add_argument(
+        "--detail-strength", type=_strength, default=DEFAULTS.detail_strength, metavar="X",
+        help=f"scale of the fine relief recovered from shading: 0 none, 1 as measured (default {DEFAULTS.detail_strength:g})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--keep-photo-colour", action="store_true",
+        help="keep the photo's white balance and exposure in the albedo (default: estimated and divided out)",
+    )  # fmt: skip
     parser.add_argument(
         "--fitted-expression", choices=FITTED_EXPRESSION_MODES, default=DEFAULTS.fitted_expression,
         help="the head shows the photo's expression with FLAME's key and jaw bone, or as ARKit weights",
@@ -218,7 +237,9 @@ def pipeline_options(args: argparse.Namespace) -> PipelineOptions:
     )
     if hasattr(args, "flat_texture"):
         options = dataclasses.replace(options, textures=not args.flat_texture, texture_size=args.texture_size,
-                                      fitted_expression=args.fitted_expression)  # fmt: skip
+                                      fitted_expression=args.fitted_expression,
+                                      colour_constancy=not args.keep_photo_colour,
+                                      detail_strength=args.detail_strength)  # fmt: skip
     return options
 
 

@@ -72,6 +72,12 @@ class PipelineOptions:
     fit: FitOptions = field(default_factory=FitOptions)
     textures: bool = True  # False: a flat skin colour from the photo instead of the photo texture
     texture_size: int = 1024
+    # Divide the camera's white balance and exposure out of the albedo (texture/colour.py); False keeps the
+    # photo's own colours.
+    colour_constancy: bool = True
+    # Scale of the displacement recovered from shading (1: as measured; 0: none). Below 1 where creases from shading
+    # noise make a face look older than it is.
+    detail_strength: float = 1.0
     expression_keys: int = 50  # exp_XXX shape keys on the head (capped by the model)
     fitted_expression: str = "flame"  # one of FITTED_EXPRESSION_MODES
 

@@ -29,8 +29,9 @@ from .landmarks.detect import Detection, LandmarkDetector, available_backends, c
 from .landmarks.embedding import Embedding, load_embedding
 from .options import DEFAULTS, PipelineOptions
 from .result import FitResult, PhotoFit
-from .rig import RigData, rig_data
+from .rig import RigData, eye_geometry, rig_data
 from .texture.albedo import TextureBaker
+from .texture.eyes import EyeTexture, bake_eyes
 from .texture.maps import TextureSet, flat_textures, srgb_to_linear
 
 Progress = Callable[[float, str], None]
@@ -67,6 +68,7 @@ class HeadResult:
                     "arkit_rms_mm": None if self.rig.arkit_fitted_rms_mm is None else round(self.rig.arkit_fitted_rms_mm, 3),
                     "displacement_range_m": self.textures.displacement_range},
             "sh_lighting": [light.tolist() for light in self.lights],
+            **({"eyes": self.textures.eyes.summary()} if self.textures.eyes is not None else {}),
         }  # fmt: skip
 
 
@@ -276,15 +278,26 @@ class Reconstructor:
         return self._fit(paths, progress, cancel)[0]
 
     def textures(self, result: FitResult, photos: list[Photo]) -> tuple[TextureSet, tuple[np.ndarray, ...]]:
-        """Photo-derived albedo and displacement, or a flat skin colour; and each photo's SH light."""
+        """Photo-derived albedo and displacement, or a flat skin colour; each photo's SH light; and (either way)
+        the eyeballs' texture with the photos' irises."""
+        inputs = [(ph.rgb, ph.scale, fit) for ph, fit in zip(photos, result.photos, strict=True)]
         if not self.options.textures:
-            return flat_textures(photos[0].rgb, result.photos[0], photos[0].scale), ()
-        if self._baker is None or self._baker.size != self.options.texture_size:
-            self._baker = TextureBaker(self.model, self.options.texture_size)
-        textures, lights = self._baker.bake(
-            [(ph.rgb, ph.scale, fit) for ph, fit in zip(photos, result.photos, strict=True)]
-        )
-        return textures, tuple(lights)
+            flat = flat_textures(photos[0].rgb, result.photos[0], photos[0].scale)
+            return dataclasses.replace(flat, eyes=self._eyes(result, inputs, flat)), ()
+        size, constancy = self.options.texture_size, self.options.colour_constancy
+        if self._baker is None or (self._baker.size, self._baker.colour_constancy) != (size, constancy):
+            self._baker = TextureBaker(self.model, size, colour_constancy=constancy)
+        textures, lights = self._baker.bake(inputs)
+        detail = (textures.displacement * self.options.detail_strength).astype(np.float32)
+        return dataclasses.replace(textures, displacement=detail, eyes=self._eyes(result, inputs, textures)), tuple(lights)
+
+    def _eyes(self, result: FitResult, inputs: list, textures: TextureSet) -> EyeTexture:
+        """The eyeballs' texture; the irises corrected like the skin: divided by each photo's white balance ×
+        exposure where the albedo stage estimated them (TextureSet.photo_gains), else as the photos show them."""
+        gains = None
+        if len(textures.photo_gains) == len(inputs):
+            gains = [1.0 / np.asarray(g, np.float64) for g in textures.photo_gains]
+        return bake_eyes(inputs, eye_geometry(self.model, result.neutral_vertices), gains)
 
     def run(
         self, paths: Sequence[str | Path], name: str | None = None, progress: Progress = _quiet,

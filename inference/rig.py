@@ -23,6 +23,7 @@ from .flame.regions import face_region
 from .mouth import MouthParts, fitted_parts, load_mouth
 from .options import FITTED_EXPRESSION_MODES
 from .result import FitResult, PhotoFit
+from .texture.eyes import EyeGeometry, sphere_loop_uvs
 
 BONES = ("root", "neck", "head", "jaw", "eye_L", "eye_R")
 BONE_PARENTS = {"root": None, "neck": "root", "head": "neck", "jaw": "head", "eye_L": "head", "eye_R": "head"}
@@ -102,6 +103,8 @@ class RigData:
     arkit_fitted_rms_mm: float | None = None
     fitted_as: str = "flame"
     mouth: MouthParts | None = None  # teeth, gums, tongue, socket and lashes (inference/mouth.py)
+    # One UV per face corner of the eyeball spheres (all share uv_sphere's triangles): texture/eyes.py's layout.
+    eyeball_loop_uvs: np.ndarray | None = None
 
 
 def bone_heads(joints: np.ndarray) -> dict[str, np.ndarray]:
@@ -152,14 +155,32 @@ def uv_sphere(segments: int = 24, rings: int = 16) -> tuple[np.ndarray, np.ndarr
     return verts, np.array(faces)
 
 
+EYEBALL_SCALE = 1.02  # the spheres are this much larger than FLAME's eyeballs: they cover them without z-fighting
+
+
 def eyeballs(model: FlameModel, basis: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Spheres fitted to FLAME's eyeball vertices, 2 % larger so they cover them without z-fighting."""
+    """Spheres fitted to FLAME's eyeball vertices, EYEBALL_SCALE larger; their front pole (+z) is the pupil."""
     unit_v, unit_f = uv_sphere()
     out = {}
     for joint, bone in ((3, "eye_L"), (4, "eye_R")):
         centre, radius = fit_sphere(basis[model.lbs_weights[:, joint] > 0.99])
-        out[bone] = (centre + unit_v * radius * 1.02, unit_f)
+        out[bone] = (centre + unit_v * radius * EYEBALL_SCALE, unit_f)
     return out
+
+
+def eyeball_loop_uvs() -> np.ndarray:
+    """The eyeball spheres' UVs, one per face corner, in the eye texture's layout (texture/eyes.py)."""
+    return sphere_loop_uvs(*uv_sphere())
+
+
+def eye_geometry(model: FlameModel, basis: np.ndarray) -> EyeGeometry:
+    """What the iris measurement needs of the head: the pupil vertices and the eyeball spheres' radius (mm)."""
+    from .fit.gaze import pupil_vertices
+
+    eyeball = model.lbs_weights[:, 3] > 0.99
+    if eyeball.sum() < 4:
+        return EyeGeometry(np.array([-1, -1]))
+    return EyeGeometry(pupil_vertices(model), 1000.0 * fit_sphere(basis[eyeball])[1] * EYEBALL_SCALE)
 
 
 def region_scales(model: FlameModel, shape: np.ndarray) -> dict[str, float]:
@@ -262,4 +283,5 @@ def rig_data(
         arkit_fitted_rms_mm=rms,
         fitted_as=fitted_as,
         mouth=mouth_parts(model, basis, scales),
+        eyeball_loop_uvs=eyeball_loop_uvs(),
     )  # fmt: skip

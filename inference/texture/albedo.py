@@ -4,7 +4,7 @@ All colour work is in linear RGB. Per photo: each texel of FLAME's UV layout is 
 mesh, projected with the fitted camera, kept where a depth buffer shows it and the surface faces the
 camera (weighted by the view angle), and read from the photo. A 9×3 spherical-harmonics light is fitted
 by least squares on skin texels (DECA / Deng et al.'s model: colour = albedo × SH(n)); albedo = colour ÷
-shading. Photos are fused by visibility × view angle × photo confidence; texels no photo saw are filled
+shading ÷ gain, the gain being the camera's white balance and exposure (texture/colour.py). Photos are fused by visibility × view angle × photo confidence; texels no photo saw are filled
 from their left–right mirror (FLAME's UV layout is symmetric about u = ½), then by a push–pull pyramid,
 blended through feathered weights so no seam shows.
 
@@ -25,6 +25,7 @@ from ..flame.regions import face_region
 from ..images import to_working
 from ..options import DEFAULTS
 from ..result import PhotoFit
+from . import colour as colour_model
 from . import displacement as detail
 from . import occlusion
 from .maps import TextureSet, srgb_to_linear
@@ -48,6 +49,9 @@ MIN_FACING = 0.15  # cos(view angle) below which a texel is not used
 REFIT_SHARE = 0.02  # the light is fitted again when this share of the skin it used was masked
 EDGE_TAPER_1024 = 24.0  # texels at 1024² (≈ 8 mm on the cheek) over which photo weights fade at the face edge
 FILL_CLEAR_1024 = 12.0  # texels at 1024² around an occluder mask that the skin fill does not draw from
+MIN_SKIN_TEXELS = 200  # fewer visible skin texels than this: no light estimate, no skin cue
+MAX_LIGHT_CHROMA = 1.5  # bound on a channel's shading relative to the luminance shading (light_chroma)
+SCENE_MARGIN = 0.25  # of the face size: the head's outline grown by this for hair and ears (the scene cue)
 
 
 def sample_bilinear(image: np.ndarray, px: np.ndarray) -> np.ndarray:
@@ -83,6 +87,45 @@ class PhotoTexture:
     occluded: np.ndarray | None = None  # (H, W) bool, seen texels showing no skin (hair, glasses, hands, shadows)
     occluded_fraction: float = 0.0  # their share of the seen face texels
     hair: np.ndarray | None = None  # (3,) linear colour of a fringe over the brows (occlusion.hair_colour)
+    # The camera's white balance and exposure with the light's colour and strength (texture/colour.py): the
+    # albedo is the photo's colour ÷ shading ÷ gain. Ones without colour constancy.
+    gain: np.ndarray = field(default_factory=lambda: np.ones(3))
+    cues: tuple[str, ...] = ()  # which cues the gain came from (sclera, skin, scene)
+    skin_colour: np.ndarray | None = None  # (3,) median de-lit skin colour before the gain (what the skin cue saw)
+
+
+@dataclass(frozen=True)
+class ColourContext:
+    sclera: np.ndarray  # (N, 3) linear eye-white pixels
+    scene: tuple[np.ndarray, float]  # shades-of-grey colour of the scene around the head, and its image share
+
+
+@dataclass(frozen=True)
+class Delit:
+    """One photo's de-lighting: SH light, albedo per sampled texel, and the gain divided out."""
+
+    sh: np.ndarray
+    albedo: np.ndarray
+    warnings: tuple[str, ...]
+    gain: np.ndarray
+    cues: tuple[str, ...]
+    skin_colour: np.ndarray | None
+    context: ColourContext
+
+
+def light_chroma(basis: np.ndarray, sh: np.ndarray, skin: np.ndarray) -> np.ndarray:
+    """(N, 3) how the light's colour varies over the face relative to its average on skin (a coloured side
+    light): each channel's SH shading over the luminance shading, both normalised on skin. Bounded, since the
+    per-channel fits also see the skin's own colour variation (redder cheeks) where it follows the normals."""
+    channel = basis @ sh
+    lum = channel @ detail.LUMINANCE
+    if not skin.any():
+        return np.ones_like(channel)
+    ref_c, ref_l = np.median(channel[skin], axis=0), np.median(lum[skin])
+    if not (np.all(ref_c > 1e-6) and ref_l > 1e-6):
+        return np.ones_like(channel)
+    ratio = (channel / ref_c) / np.maximum(lum / ref_l, 1e-6)[:, None]
+    return np.clip(np.nan_to_num(ratio, nan=1.0), 1 / MAX_LIGHT_CHROMA, MAX_LIGHT_CHROMA)
 
 
 @dataclass
@@ -95,6 +138,8 @@ class TextureBaker:
     # What marks them: the skin colour model and/or the segmentation network (when its file is there).
     colour_occluders: bool = True
     learned_occluders: bool = True
+    # Estimate the camera's white balance and exposure (texture/colour.py) and divide them out of the albedo.
+    colour_constancy: bool = True
     raster: UVRaster = field(init=False)
     _net: occlusion.OccluderNet | None = field(init=False, default=None)
 
@@ -117,6 +162,7 @@ class TextureBaker:
         self.zones = occlusion.face_zones(m, self.size)
         if self.occluders and self.learned_occluders:
             self._net = occlusion.load_occluder_net()
+        self.colour_prior = colour_model.ColourPrior.load() if self.colour_constancy else None
 
     def _edge_taper(self) -> np.ndarray:
         """Per sampled texel, 0 → 1 over EDGE_TAPER_1024 texels from the sampled region's edge: photo weights fade
@@ -159,8 +205,8 @@ class TextureBaker:
         # In the fading band at the face edge, only skin-coloured texels count: hair over the cheeks and
         # temples, with nothing else near, would otherwise tint the fill beyond it (dark smudges).
         weight = np.where(skin | (self.taper >= 1), weight, 0.0)
-        sh, shading, warnings = self._fit_light(basis, sampled, skin, visible)
-        albedo = np.clip(sampled / shading[:, None], 0.0, 1.0)
+        light = self._delight(basis, sampled, skin, visible, self.colour_context(linear, fit, scale))
+        sh, albedo, warnings = light.sh, light.albedo, light.warnings
         occluded_image, hair = np.zeros((self.size, self.size), bool), None
         if self.occluders and self.zones is not None:
             seen = self._to_image(visible[:, None].astype(np.float32))[..., 0] > 0
@@ -175,8 +221,8 @@ class TextureBaker:
             weight = weight * occlusion.keep_factor(occluded_image)[mask]
             if (skin & occluded).sum() > REFIT_SHARE * skin.sum():  # they pulled the light fit: again without them
                 skin &= ~occluded
-                sh, shading, warnings = self._fit_light(basis, sampled, skin, visible)
-                albedo = np.clip(sampled / shading[:, None], 0.0, 1.0)
+                light = self._delight(basis, sampled, skin, visible, light.context)
+                sh, albedo, warnings = light.sh, light.albedo, light.warnings
             # Measured on the final albedo: the colour a hidden brow is painted in.
             hair = occlusion.hair_colour(self._to_image(albedo), occluded_image, self.zones)
         fraction = float(occluded.sum() / max(visible.sum(), 1))
@@ -190,8 +236,38 @@ class TextureBaker:
         return PhotoTexture(
             image(sampled), image(albedo), image(weight[:, None])[..., 0], sh, image(slopes),
             image(skin[:, None].astype(np.float32))[..., 0] > 0, image(px), warnings,
-            occluded_image, fraction, hair,
+            occluded_image, fraction, hair, light.gain, light.cues, light.skin_colour,
         )  # fmt: skip
+
+    def colour_context(self, linear: np.ndarray, fit: PhotoFit, scale: float) -> ColourContext:
+        """What the photo shows besides the skin that tells the gain: its eye whites and the scene around the head."""
+        import cv2
+
+        points = to_working(ibug68(fit), scale)
+        sclera = colour_model.sclera_pixels(linear, [points[36:42], points[42:48]])
+        # The head's outline (scalp and neck included), grown by a quarter of the face for hair and ears.
+        hull = cv2.convexHull(np.round(to_working(fit.camera.project(fit.vertices), scale)).astype(np.int32))
+        head = np.zeros(linear.shape[:2], np.uint8)
+        cv2.fillConvexPoly(head, hull, 1)
+        r = max(1, round(SCENE_MARGIN * fit.face_size_px / scale))
+        head = cv2.dilate(head, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2)) > 0
+        return ColourContext(sclera, colour_model.scene_colour(linear, head))
+
+    def _delight(
+        self, basis: np.ndarray, colour: np.ndarray, skin: np.ndarray, visible: np.ndarray, context: ColourContext
+    ) -> Delit:  # fmt: skip
+        """The light over the face (SH), then the photo's gain; albedo = colour ÷ shading ÷ gain."""
+        sh, shading, warnings = self._fit_light(basis, colour, skin, visible)
+        delit = colour / (shading[:, None] * light_chroma(basis, sh, skin))
+        skin_colour = np.median(delit[skin], axis=0) if skin.sum() >= MIN_SKIN_TEXELS else None
+        gain, cues = np.ones(3), ()
+        if self.colour_prior is not None:
+            prior = self.colour_prior
+            found = colour_model.photo_cues(prior, skin_colour, context.sclera, context.scene)
+            log_gain = colour_model.photo_gain(found, prior, colour_model.exposure(prior, context.scene))
+            gain, cues = np.exp(log_gain), tuple(c.name for c in found)
+        albedo = np.clip(delit / gain, 0.0, 1.0)
+        return Delit(sh, albedo, warnings, gain, cues, skin_colour, context)
 
     def _learned(
         self, photo_rgb: np.ndarray, scale: float, fit: PhotoFit, px: np.ndarray, visible: np.ndarray
@@ -251,7 +327,7 @@ class TextureBaker:
         """SH light (9, 3) by least squares on skin texels with the albedo taken as constant there, then the
         shading luminance per texel, normalised to 1 on average skin (the albedo keeps the photo's colour)."""
         warnings = []
-        if skin.sum() < 200:
+        if skin.sum() < MIN_SKIN_TEXELS:
             return np.zeros((9, 3)), np.ones(len(colour)), ("too little visible skin to estimate the light",)
         sh = np.zeros((9, 3))
         keep = skin.copy()
@@ -287,12 +363,14 @@ class TextureBaker:
         filled = fill_unseen(albedo, total, self.raster.covered, skin)
         if self.zones is not None:
             filled = occlusion.paint_hidden_brows(filled, total, self.zones, [p.hair for p, _ in parts])
+            filled = occlusion.lift_eye_rings(filled, self.zones, total)
         notes = [w for p, _ in parts for w in p.warnings]
         displacement = self.relief(parts)
         textures = TextureSet(
             filled.astype(np.float32), displacement, tuple(notes), self.texel_metres,
             tuple(p.occluded_fraction for p, _ in parts),
             tuple(p.pixels[p.occluded] if p.occluded is not None else np.zeros((0, 2)) for p, _ in parts),
+            photo_gains=tuple(p.gain for p, _ in parts),
         )  # fmt: skip
         return textures, [p.sh for p, _ in parts]
 

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..files import atomic_write
 from ..result import PhotoFit
+
+if TYPE_CHECKING:
+    from .eyes import EyeTexture
 
 FALLBACK_SKIN_SRGB = (0.80, 0.62, 0.52)  # used when no face pixel can be sampled
 
@@ -28,6 +32,11 @@ class TextureSet:
     # where those texels lie in its working image (N, 2) x, y — for the report and the preview's outline.
     occluded_fractions: tuple[float, ...] = ()
     occluded_pixels: tuple[np.ndarray, ...] = ()
+    # The eyeballs' texture with the photos' irises (texture/eyes.py); None: the default eye (an older result).
+    eyes: EyeTexture | None = None
+    # Per photo, the camera's white balance × exposure that the albedo was divided by (texture/albedo.py; albedo =
+    # colour ÷ shading ÷ gain): the irises are corrected by the same. Empty: none estimated.
+    photo_gains: tuple[np.ndarray, ...] = ()
 
     @property
     def displacement_range(self) -> float:
@@ -112,11 +121,25 @@ def write_displacement_png(textures: TextureSet, path: str | Path) -> Path:
     return atomic_write(path, lambda f: f.write(data.tobytes()))
 
 
-TEXTURE_MAPS = ("albedo", "displacement", "normal")  # written as NAME_<map>.png beside every export
+def write_eyes_png(textures: TextureSet, path: str | Path) -> Path:
+    """8-bit sRGB PNG of the eyeball texture (the default eye when the textures have none)."""
+    import cv2
+
+    from .eyes import default_eye_texture
+
+    eyes = textures.eyes if textures.eyes is not None else default_eye_texture()
+    rgb = np.round(linear_to_srgb(eyes.image) * 255).astype(np.uint8)
+    ok, data = cv2.imencode(".png", rgb[..., ::-1])
+    return atomic_write(path, lambda f: f.write(data.tobytes()))
+
+
+TEXTURE_MAPS = ("albedo", "displacement", "normal", "eyes")  # written as NAME_<map>.png beside every export
 
 
 def write_texture_maps(textures: TextureSet, folder: str | Path, name: str) -> dict[str, Path]:
-    """NAME_albedo.png (8-bit sRGB), NAME_displacement.png (16-bit, ± displacement_range metres) and
-    NAME_normal.png (tangent space, from the displacement) in `folder`."""
-    writers = {"albedo": write_albedo_png, "displacement": write_displacement_png, "normal": write_normal_png}
+    """NAME_albedo.png (8-bit sRGB), NAME_displacement.png (16-bit, ± displacement_range metres),
+    NAME_normal.png (tangent space, from the displacement) and NAME_eyes.png (the eyeballs, 8-bit sRGB) in
+    `folder`."""
+    writers = {"albedo": write_albedo_png, "displacement": write_displacement_png, "normal": write_normal_png,
+               "eyes": write_eyes_png}  # fmt: skip
     return {m: writers[m](textures, Path(folder) / f"{name}_{m}.png") for m in TEXTURE_MAPS}

@@ -56,6 +56,10 @@ MIN_SPREAD = np.array([0.01, 0.01, 0.2])
 BRIGHTER = 0.5  # brighter than the skin counts this much (a light hand on dark skin; not highlights)
 LOWER = 0.4  # distances below the nose count this much (beards, stubble, the shadow under the jaw)
 REACH = 0.2  # how far, in eye widths, an occluder may be followed into the eyes', lips' and nostrils' zones
+RING = 0.3  # the eye rings' zone: this many eye widths around the lid margin (lashes, lid shadows, eyeliner)
+RING_REFERENCE = 0.6  # the periocular skin a ring is compared with: out to this many eye widths
+RING_FLOOR = 0.8  # ring texels darker than this share of that skin's luminance are lifted
+MIN_RING_REFERENCE = 50  # seen reference texels needed to judge the rings
 # The brow drawn where a fringe hides both (eye widths): thick at the head, thin at the tail, a little below the
 # iBUG points, which run along the brow's upper edge. Chosen by overlaying it on the portraits' visible brows.
 BROW_HEAD, BROW_TAIL, BROW_DROP, BROW_TAIL_REACH = 0.3, 0.15, 0.08, 0.35
@@ -86,6 +90,10 @@ class FaceZones:
     brows: np.ndarray  # (H, W) uint8: the brows' zones (part of keep), 1 for iBUG 17-21, 2 for 22-26
     brow_core: np.ndarray  # (H, W) uint8: the brows themselves within them, labelled alike (a painted brow's shape)
     over_brows: np.ndarray  # (H, W) bool: the forehead just above the brows (where a fringe's colour is measured)
+    # (H, W) bool: the lids and the skin around each eye opening, where lashes and their shadows fall
+    # (lift_eye_rings), and the periocular skin just outside it that says how light that skin is
+    eye_rings: np.ndarray | None = None
+    ring_reference: np.ndarray | None = None
 
 
 def face_zones(model: FlameModel, size: int) -> FaceZones | None:
@@ -136,7 +144,36 @@ def face_zones(model: FlameModel, size: int) -> FaceZones | None:
     lower[int(np.clip(np.ceil(nose_base), 0, size)) :] = True
     rows = np.arange(size)[:, None]
     over = (cv2.dilate((brows > 0).astype(np.uint8), disc(HAIR_BAND * eye_w)) > 0) & ~keep & (rows < pts[27, 1])
-    return FaceZones(keep, reach & keep, core, lower, brows, brow_core, over)
+    rings, reference = np.zeros_like(keep, np.uint8), np.zeros_like(keep, np.uint8)
+    for ids in (range(36, 42), range(42, 48)):
+        opening = np.zeros_like(rings)
+        cv2.fillPoly(opening, [poly(ids)], 1, cv2.LINE_8, 4)
+        ring = cv2.dilate(opening, disc(RING * eye_w))
+        rings |= ring & (1 - opening)
+        reference |= cv2.dilate(opening, disc(RING_REFERENCE * eye_w)) & (1 - ring)
+    no_brows = brows == 0
+    return FaceZones(keep, reach & keep, core, lower, brows, brow_core, over, (rings > 0) & no_brows,
+                     (reference > 0) & no_brows & ~over)  # fmt: skip
+
+
+def lift_eye_rings(albedo: np.ndarray, zones: FaceZones, weight: np.ndarray) -> np.ndarray:
+    """The albedo with the dark rings around the eyes lifted: in each eye's ring zone, texels darker than
+    RING_FLOOR × the periocular skin's median luminance (seen texels of `weight` > 0 just outside the ring) are
+    blended towards that skin's colour, fully at half the floor. Lashes, the lids' shadows and eyeliner are baked
+    there from the photo, and on a head seen from the side or with its own lashes they read as black rings."""
+    if zones.eye_rings is None or not zones.eye_rings.any():
+        return albedo
+    reference = zones.ring_reference & (weight > 0)
+    if reference.sum() < MIN_RING_REFERENCE:
+        return albedo
+    skin = np.median(albedo[reference], axis=0)
+    floor = RING_FLOOR * float(skin @ LUMINANCE)
+    ring = zones.eye_rings
+    lum = albedo[ring] @ LUMINANCE
+    blend = np.clip((floor - lum) / (0.5 * floor), 0, 1)[:, None]
+    out = albedo.copy()
+    out[ring] = albedo[ring] * (1 - blend) + skin * blend
+    return out
 
 
 def brow_shape(points: np.ndarray, eye_w: float, size: int) -> np.ndarray:

@@ -26,7 +26,7 @@ def model_file(dev_model, tmp_path_factory):
 def test_reconstruct_writes_five_files_with_preview(bpy, model_file, tmp_path, capsys):
     assert main(["reconstruct", str(FACES / "002_08.jpg"), "-o", str(tmp_path), "--flame", str(model_file)]) == 0
     names = sorted(p.name for p in tmp_path.iterdir())
-    maps = ["002_08_albedo.png", "002_08_displacement.png", "002_08_normal.png"]
+    maps = ["002_08_albedo.png", "002_08_displacement.png", "002_08_eyes.png", "002_08_normal.png"]
     assert names == ["002_08.blend", "002_08.fbx", "002_08.glb", "002_08.json", *maps, "002_08_preview.png"]
     preview = Image.open(tmp_path / "002_08_preview.png")
     assert preview.size == (4 * 512, 512)  # photo | render | overlay | render turned 45°

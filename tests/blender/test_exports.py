@@ -79,7 +79,17 @@ def test_glb_passes_the_khronos_validator_with_skin_morphs_and_texture(head):
     assert head_mesh["extras"]["targetNames"] == blend["shape_keys"]
     assert all(len(p["targets"]) == len(blend["shape_keys"]) for p in head_mesh["primitives"])
     images = {i.get("name") for i in gltf["images"]}
-    assert "002_08_albedo" in images
+    assert {"002_08_albedo", "002_08_eyes"} <= images
+
+
+def test_glb_eye_material_carries_the_eye_texture(head):
+    out, _ = head
+    gltf = glb_json(out / "002_08.glb")
+    (material,) = [m for m in gltf["materials"] if m["name"] == "002_08_eye"]
+    texture = gltf["textures"][material["pbrMetallicRoughness"]["baseColorTexture"]["index"]]
+    assert gltf["images"][texture["source"]]["name"] == "002_08_eyes"
+    eye_meshes = [m for m in gltf["meshes"] if m["name"].startswith("002_08_eye_")]
+    assert len(eye_meshes) == 2 and all("TEXCOORD_0" in p["attributes"] for m in eye_meshes for p in m["primitives"])
 
 
 def test_fbx_in_assimp_has_its_texture_embedded_and_the_bones(head):
@@ -88,9 +98,9 @@ def test_fbx_in_assimp_has_its_texture_embedded_and_the_bones(head):
     res = subprocess.run(["assimp", "info", str(out / "002_08.fbx")], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     text = res.stdout
-    assert re.search(r"Textures \(embed\.\):\s+1\b", text), text  # the albedo travels inside the file
+    assert re.search(r"Textures \(embed\.\):\s+2\b", text), text  # the albedo and the eyes travel inside the file
     refs = text.split("Texture Refs:")[1].split("Node hierarchy:")[0].split()
-    assert [Path(r.strip("'")).name for r in refs] == ["002_08_albedo.png"]
+    assert sorted(Path(r.strip("'")).name for r in refs) == ["002_08_albedo.png", "002_08_eyes.png"]
     per_mesh = [int(b) for b in re.findall(r"\(002_08\): \[\d+ / (\d+) / \d+", text)]
     assert per_mesh and all(b == len(blend["bones"]) for b in per_mesh)  # every bone skins the head
 
@@ -100,6 +110,8 @@ def test_texture_maps_beside_the_exports(head):
     report = json.loads((out / "002_08.json").read_text())
     maps = report["texture_maps"]
     assert maps["displacement_range_m"] > 0 and maps["normal"] == "002_08_normal.png"
+    assert maps["eyes"] == "002_08_eyes.png" and Image.open(out / maps["eyes"]).mode == "RGB"
+    assert report["eyes"]["measured"] and 5.5 <= report["eyes"]["iris_radius_mm"] <= 6.5
     height = Image.open(out / maps["displacement"])
     assert height.mode.startswith("I") and height.size == (512, 512)  # 16-bit grey
     normal = np.asarray(Image.open(out / maps["normal"]).convert("RGB")).astype(float) / 255 * 2 - 1

@@ -167,5 +167,5 @@ def test_zip_installs_and_reconstructs_in_a_clean_blender_python(zips, dev_model
     # the panel shows which backend ran: auto's choice (dense), then each one forced
     ran = [EXPECTED_BACKENDS[version][0], *EXPECTED_BACKENDS[version]]
     assert [s.rsplit(", ", 1)[-1] for s in report["summaries"]] == ran, report["summaries"]
-    made = [".blend", ".fbx", ".glb", ".json", "_albedo.png", "_displacement.png", "_normal.png"]
+    made = [".blend", ".fbx", ".glb", ".json", "_albedo.png", "_displacement.png", "_eyes.png", "_normal.png"]
     assert report["cli_files"] == [f"005_03{s}" for s in made] and report["disabled"] is True

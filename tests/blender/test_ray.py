@@ -22,7 +22,7 @@ from ..conftest import SHARED
 FACES = SHARED / "data" / "faces"
 pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason=f"needs {FACES}")
 PHOTOS = ("001_03", "002_03", "004_03", "005_03")
-FILES = (".blend", ".fbx", ".glb", ".json", "_albedo.png", "_displacement.png", "_normal.png")
+FILES = (".blend", ".fbx", ".glb", ".json", "_albedo.png", "_displacement.png", "_eyes.png", "_normal.png")
 
 
 @pytest.fixture(scope="module")

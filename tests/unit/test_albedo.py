@@ -270,3 +270,19 @@ def test_teeth_inside_the_lips_are_found_and_closed_lips_are_not():
     assert found[52:67, 52:108].mean() > 0.95  # teeth and inside
     assert found[72:78, 60:100].sum() == 0  # the lower lip stays
     assert mouth_interior(closed, outer).sum() == 0
+
+
+@pytest.mark.skipif(not FACES.is_dir(), reason=f"needs {FACES}")
+def test_detail_strength_scales_the_displacement(dev_model):
+    import dataclasses
+
+    options = dataclasses.replace(DEFAULTS, texture_size=256)
+    path = FACES / "002_03.jpg"
+    maps = {}
+    for strength in (1.0, 0.5, 0.0):
+        with Reconstructor(dataclasses.replace(options, detail_strength=strength), dev_model) as rec:
+            result, photos = rec._fit([path], lambda *a: None, None)
+            maps[strength] = rec.textures(result, photos)[0].displacement
+    assert np.abs(maps[1.0]).max() > 0
+    np.testing.assert_allclose(maps[0.5], 0.5 * maps[1.0], atol=1e-9)
+    assert not maps[0.0].any()

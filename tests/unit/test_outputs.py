@@ -80,6 +80,7 @@ def test_set_is_complete_only_with_every_file(tmp_path):
         "h_albedo.png",
         "h_displacement.png",
         "h_normal.png",
+        "h_eyes.png",
         "h.json",
     ]  # the JSON last
     for p in files.paths[:-1]:
@@ -104,6 +105,7 @@ def test_commit_replaces_the_set_and_drops_files_it_no_longer_has(tmp_path):
         "h.json",
         "h_albedo.png",
         "h_displacement.png",
+        "h_eyes.png",
         "h_normal.png",
     ]
     assert all(p.read_text() == "new" for p in new.paths)
