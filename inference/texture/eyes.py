@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..images import to_working
 from ..result import PhotoFit
 from .maps import linear_to_srgb, srgb_to_linear
 
@@ -340,6 +339,8 @@ def measure_photo(
     photo_rgb: np.ndarray, scale: float, fit: PhotoFit, geometry: EyeGeometry, gain: np.ndarray | None = None,
 ) -> list[IrisMeasurement]:  # fmt: skip
     """Both eyes of one photo (`photo_rgb` uint8 at working size, `scale` original px per working px)."""
+    from ..images import to_working  # here: images imports Pillow, which the add-on's registration must not load
+
     corners = _eye_corners(fit)
     if not corners:
         return []

@@ -214,7 +214,7 @@ def test_shards_and_merge_equal_one_full_run(model_file, tmp_path):
     def heads(folder: Path) -> list[str]:
         return sorted(p.name for p in folder.iterdir() if not p.name.startswith("batch_report"))
 
-    assert heads(sharded) == heads(full) and len(heads(full)) == 4 * 6  # 4 heads of 6 files
+    assert heads(sharded) == heads(full) and len(heads(full)) == 4 * 7  # 4 heads of 7 files
     reports = [json.loads((f / "batch_report.json").read_text()) for f in (full, sharded)]
     assert [[(r["name"], r["status"]) for r in rep["results"]] for rep in reports] == [
         [("001_03", "ok"), ("002_03", "ok"), ("004_03", "ok"), ("p003", "ok")]
