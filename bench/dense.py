@@ -14,11 +14,15 @@ identity error of the neutral head (median vertex distance over the face region 
 mm) for the fit to dense landmarks, to MediaPipe's, to the exact projections of the same 554 vertices (what a
 perfect network would give), and the mean face — same images, same run.
 
+Test-time mirroring (`--mirror both`, the default): the landmark error, σ calibration, network + fit time and
+dense identity error with the network's test-time mirroring off and on, same images, same run (the main
+figures are the inference default's, on; `without_mirror` holds the others).
+
 Several views, in-model: `--views` identities rendered at 0°, ±30° by the same engine; the fit to the 0° view,
 the best of the three single-view fits, and the joint fit (reported; bench/identity.py holds the goal).
 
 Usage: python bench/dense.py [--model assets/dense_landmarks.onnx] [--data .cache/dense/val] [--n 100]
-       [--views 20] [--no-check]
+       [--views 20] [--mirror both|on|off] [--no-check]
 """
 
 from __future__ import annotations
@@ -31,26 +35,27 @@ from pathlib import Path
 import numpy as np
 from _common import IN_MODEL, Goal, add_check_argument, finish, load_bench_model
 
-from facesmith.inference.fit import fit_flame
+from facesmith.inference.fit import Observation, fit_flame
 from facesmith.inference.flame import flame_forward
 from facesmith.inference.flame.regions import face_region
 from facesmith.inference.landmarks.dense import DENSE_MODEL, DenseLandmarker, crop_box, crop_image
-from facesmith.inference.landmarks.detect import MediaPipeBackend
+from facesmith.inference.landmarks.detect import MediaPipeBackend, dense_face
 from facesmith.inference.options import DEFAULTS
 from facesmith.inference.pipeline import default_embedding
-from facesmith.training.dense.views import load_images, observe, score_views, view_sets
+from facesmith.training.dense.views import load_images, score_views, view_sets
 from facesmith.training.metrics import median_error_mm
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def latency_ms(net: DenseLandmarker, crop: np.ndarray, runs: int = 200) -> float:
+    """One crop through `run_crop`: one pass, or the crop and its mirror image as a batch of two."""
     for _ in range(10):
-        net.run(crop[None])
+        net.run_crop(crop)
     times = []
     for _ in range(runs):
         t = time.perf_counter()
-        net.run(crop[None])
+        net.run_crop(crop)
         times.append(time.perf_counter() - t)
     return float(np.median(times) * 1000)
 
@@ -76,6 +81,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=REPO / ".cache" / "dense" / "val")
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--views", type=int, default=20, help="identities rendered at 0°, ±30° (0: skip)")
+    parser.add_argument("--mirror", choices=("both", "on", "off"), default="both",
+                        help="test-time mirroring: both compares off and on in the same run")  # fmt: skip
     parser.add_argument("--flame")
     add_check_argument(parser)
     args = parser.parse_args()
@@ -83,6 +90,7 @@ def main() -> None:
     model = load_bench_model(args.flame)
     net = DenseLandmarker(args.model, device="cpu", threads=2)
     net.check_model(model)
+    modes = {"both": (False, True), "on": (True,), "off": (False,)}[args.mirror]
     spec = net.spec
     ids, rows = np.array(spec.vertex_ids), np.array(spec.ibug_rows)
     data = load_images(args.data, args.n)
@@ -92,27 +100,40 @@ def main() -> None:
     detector = MediaPipeBackend()
 
     first = data["vertices_px"][0][ids]
-    ms_net = latency_ms(net, crop_image(data["images"][0], crop_box(first[rows], spec.crop_scale), spec.input_size))
-    err_all, err_vis, calib, fit_ms, id_dense, id_mp, id_mean, id_exact, missed = [], [], [], [], [], [], [], [], 0
+    crop0 = crop_image(data["images"][0], crop_box(first[rows], spec.crop_scale), spec.input_size)
+    ms_net = {}
+    for mode in (False, True):
+        net.mirror = mode
+        ms_net[mode] = latency_ms(net, crop0)
+    # Per mirroring mode: landmark errors, σ calibration, network + fit ms, dense identity error.
+    per = {m: {"all": [], "vis": [], "calib": [], "ms": [], "id": []} for m in modes}
+    id_mp, id_mean, id_exact, missed = [], [], [], 0
+    same = lambda p: np.asarray(p, float)  # noqa: E731  (the renders are their own working images)
     for img, vpx, vis, beta in zip(data["images"], data["vertices_px"], data["visible"], data["shape"], strict=True):
-        found = observe(img, detector, net)
-        if found is None:
+        faces = detector.detect(img)
+        if not faces:
             missed += 1
             continue
-        obs, obs_mp, pred = found  # pred: the dense FaceLandmarks (points and σ in the render's pixels)
-        t = time.perf_counter()  # network (both crops) + fit, the detector excluded
-        net.predict(img, obs_mp.ibug68())
-        sol = fit_flame(model, [obs], options)
-        fit_ms.append((time.perf_counter() - t) * 1000)
+        obs_mp = Observation.from_face(faces[0], same, img.shape[1::-1])
         truth = vpx[ids]
         lo, hi = truth[rows].min(0), truth[rows].max(0)
         size = float(np.sqrt(max(hi[0] - lo[0], 1) * max(hi[1] - lo[1], 1)))
-        d = np.linalg.norm(pred.points - truth, axis=1)
-        err_all.append(d.mean() / size)
-        err_vis.append(d[vis[ids]].mean() / size)
-        calib.append(np.median(d / pred.sigma))
         true_neutral = flame_forward(model, beta[: model.n_shape]).vertices[0]
-        id_dense.append(median_error_mm(flame_forward(model, sol.shape).vertices[0], true_neutral, mask))
+        for mode in modes:
+            net.mirror = mode
+            pred = dense_face(net, img, faces[0])  # the dense FaceLandmarks (points and σ in the render's pixels)
+            obs = Observation.from_face(pred, same, img.shape[1::-1])
+            t = time.perf_counter()  # network (both crops) + fit, the detector excluded
+            net.predict(img, obs_mp.ibug68())
+            sol = fit_flame(model, [obs], options)
+            r = per[mode]
+            r["ms"].append((time.perf_counter() - t) * 1000)
+            d = np.linalg.norm(pred.points - truth, axis=1)
+            r["all"].append(d.mean() / size)
+            r["vis"].append(d[vis[ids]].mean() / size)
+            r["calib"].append(np.median(d / pred.sigma))
+            r["id"].append(median_error_mm(flame_forward(model, sol.shape).vertices[0], true_neutral, mask))
+        net.mirror = modes[-1]
         sol_mp = fit_flame(model, [obs_mp], options, embedding=embedding)
         id_mp.append(median_error_mm(flame_forward(model, sol_mp.shape).vertices[0], true_neutral, mask))
         id_mean.append(median_error_mm(flame_forward(model).vertices[0], true_neutral, mask))
@@ -121,24 +142,33 @@ def main() -> None:
         exact = dataclasses.replace(obs, points=truth.astype(np.float64), sigma=np.full(len(ids), 0.01 * size))
         sol_exact = fit_flame(model, [exact], options)
         id_exact.append(median_error_mm(flame_forward(model, sol_exact.shape).vertices[0], true_neutral, mask))
+
+    def figures(r: dict) -> dict:
+        return {"network_and_fit_ms_median": round(float(np.median(r["ms"])), 1),
+                "nme_all_pct_face": round(100 * float(np.mean(r["all"])), 3),
+                "nme_visible_pct_face": round(100 * float(np.mean(r["vis"])), 3),
+                "sigma_calibration_median": round(float(np.median(r["calib"])), 3),
+                "identity_dense_mm": round(float(np.median(r["id"])), 3)}  # fmt: skip
+
+    main_fig = figures(per[modes[-1]])
     views = score_views(model, view_sets(model, net, detector, args.views), options, mask) if args.views else {}
     detector.close()
     report = {
         "model": str(args.model), "trained_on": spec.trained_on, "landmarks": len(ids), "input_size": spec.input_size,
         "images": len(data["images"]), "no_face_found": missed,
-        "network_ms_batch1_2threads": round(ms_net, 3), "crop_passes": 2,
-        "network_and_fit_ms_median": round(float(np.median(fit_ms)), 1),
-        "nme_all_pct_face": round(100 * float(np.mean(err_all)), 3),
-        "nme_visible_pct_face": round(100 * float(np.mean(err_vis)), 3),
-        "sigma_calibration_median": round(float(np.median(calib)), 3),
-        "in_model_identity_mm": {"dense": round(float(np.median(id_dense)), 3), "mediapipe": round(float(np.median(id_mp)), 3),
+        "network_ms_batch1_2threads": round(ms_net[False], 3),
+        "network_ms_mirrored_2threads": round(ms_net[True], 3), "crop_passes": 2, "test_time_mirror": bool(modes[-1]),
+        **{k: v for k, v in main_fig.items() if k != "identity_dense_mm"},
+        "without_mirror": figures(per[False]) if len(modes) == 2 else None,
+        "in_model_identity_mm": {"dense": main_fig["identity_dense_mm"], "mediapipe": round(float(np.median(id_mp)), 3),
                                  "mean_face": round(float(np.median(id_mean)), 3),
                                  "exact_dense_landmarks": round(float(np.median(id_exact)), 3)},
         "in_model_views": views,
         **cuda_rate(args.model, spec.input_size),
     }  # fmt: skip
     goals = [
-        Goal("network_ms", report["network_ms_batch1_2threads"], "<=", 15.0),
+        Goal("network_ms", report["network_ms_mirrored_2threads" if modes[-1] else "network_ms_batch1_2threads"],
+             "<=", 15.0),
         Goal("network_and_fit_ms", report["network_and_fit_ms_median"], "<=", 60.0),
         Goal("in_model_identity_dense_mm", report["in_model_identity_mm"]["dense"], "<=",
              report["in_model_identity_mm"]["mediapipe"], report["in_model_identity_mm"]["mediapipe"],

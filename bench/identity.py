@@ -49,7 +49,8 @@ Issue H (perspective camera with fitted focal length; ratios to the mean face): 
 3 photos 0.974, ±60° 0.960, pairs 0.436, max |mean β| 0.197; MediaPipe in the same code 0.931, 1.047, 1.187,
 0.501, 2.31.
 
-Usage: python bench/identity.py [--n 20] [--backend auto|dense|mediapipe|dlib] [--pairs 102] [--no-check]
+Usage: python bench/identity.py [--n 20] [--backend auto|dense|mediapipe|dlib] [--pairs 102] [--dense-mirror on|off]
+       [--no-check]
 """
 
 from __future__ import annotations
@@ -337,9 +338,14 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--flame")
+    parser.add_argument("--dense-mirror", choices=("on", "off"), default="on",
+                        help="the dense network's test-time mirroring (on: the default of inference)")  # fmt: skip
     add_check_argument(parser)
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from facesmith.inference.landmarks import dense
+
+    dense.TEST_TIME_MIRROR = args.dense_mirror == "on"  # read when the pipeline builds its DenseLandmarker
     from _identity_geom import NOW_POINTS, Ict
 
     from facesmith.inference import flame
@@ -377,7 +383,7 @@ def main() -> None:
         return None if v is None else round((mean - v) / (mean - floor), 4)
 
     report = {
-        "backend": args.backend, "heads": args.n, "heads_scored": ict_scores["mean_face"]["heads"]
+        "backend": args.backend, "dense_mirror": args.dense_mirror, "heads": args.n, "heads_scored": ict_scores["mean_face"]["heads"]
         if ict_scores["mean_face"] else 0, "failed": ict_scores["failed"],
         "mean_face_median_mm": mean, "floor_median_mm": floor, "floor_ratio": round(floor / mean, 4),
         "ict_1photo_median_mm": fig("fit_1photo"), "ict_3photo_median_mm": fig("fit_3photo"),
@@ -394,7 +400,9 @@ def main() -> None:
         "render_or_load_s": round(t_render, 1), "ict_fit_score_s": round(t_ict, 1), "pairs_s": round(t_pairs, 1),
         "cache": str(args.cache),
     }  # fmt: skip
-    (args.cache / f"per_head_{args.backend}_{args.seed:02d}.json").write_text(json.dumps(ict_scores["per_head"]))
+    (args.cache / f"per_head_{args.backend}_mirror-{args.dense_mirror}_{args.seed:02d}.json").write_text(
+        json.dumps(ict_scores["per_head"])
+    )
     r1, r3 = report["ict_1photo_ratio"], report["ict_3photo_ratio"]
     singles = [r for r in (r1, report["ict_1photo_p30_ratio"], report["ict_1photo_m30_ratio"]) if r is not None]
     best = min(singles) if singles else 0.0

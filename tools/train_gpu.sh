@@ -7,13 +7,17 @@
 #
 # From this machine (device tool), with the development model and the albedo bank carried (21 MB):
 #   run(command="tools/train_gpu.sh", carry=[".cache/models", ".cache/synth"], timeout_s=600)
-# SMOKE=1 makes it a 1-minute dry run (200 images, 20 steps) that also works on a CPU-only machine.
+# SMOKE=1 makes it a 1-minute dry run (200 + 64 images, 20 steps) that also works on a CPU-only machine; its data
+# go to $OUT/smoke_data, so a dry run never touches .cache/dense (where a CPU campaign may be writing).
+# CONFIG=training/configs/dense_cpu_v2.toml RUN=.cache/dense/run_v2 continues the CPU campaign's run there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONFIG="${CONFIG:-training/configs/dense_gpu.toml}"
 RUN="${RUN:-.cache/dense/run_gpu}"
 OUT="${OUT:-out/gpu}"
 N_TRAIN="${N_TRAIN:-50000}"
+N_VAL="${N_VAL:-1000}"
+DATA="${DATA:-.cache/dense}"
 PY="${PY:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}"
 mkdir -p "$OUT"
 # The repository root is the package `facesmith`: without an install, import it through a link.
@@ -27,13 +31,18 @@ NPROC=$(( GPUS > 0 ? GPUS : 1 ))
 STEPS_ARGS=()
 if [ "${SMOKE:-0}" = 1 ]; then
     N_TRAIN=200
+    N_VAL=64
+    DATA="$OUT/smoke_data"
+    RUN="$OUT/smoke_run"
+    rm -rf "$RUN"
     sed -e 's/^steps = .*/steps = 20/' -e 's/^val_every = .*/val_every = 10/' -e 's/^workers = .*/workers = 1/' \
-        -e 's/^batch = .*/batch = 8/' -e 's/^val_images = .*/val_images = 32/' "$CONFIG" > "$OUT/smoke.toml"
+        -e 's/^batch = .*/batch = 8/' -e 's/^val_images = .*/val_images = 32/' \
+        -e "s|^train = .*|train = \"$DATA/train\"|" -e "s|^val = .*|val = \"$DATA/val\"|" "$CONFIG" > "$OUT/smoke.toml"
     CONFIG="$OUT/smoke.toml"
 fi
 start=$(date +%s)
-[ -f .cache/dense/train/manifest.json ] || "${FS[@]}" synth --n "$N_TRAIN" --seed 1 --out .cache/dense/train --workers "$(nproc)" > "$OUT/synth.log" 2>&1
-[ -f .cache/dense/val/manifest.json ] || "${FS[@]}" synth --n 1000 --seed 2 --out .cache/dense/val --workers "$(nproc)" >> "$OUT/synth.log" 2>&1
+[ -f "$DATA/train/manifest.json" ] || "${FS[@]}" synth --n "$N_TRAIN" --seed 1 --out "$DATA/train" --workers "$(nproc)" > "$OUT/synth.log" 2>&1
+[ -f "$DATA/val/manifest.json" ] || "${FS[@]}" synth --n "$N_VAL" --seed 2 --out "$DATA/val" --workers "$(nproc)" >> "$OUT/synth.log" 2>&1
 echo "data_s $(( $(date +%s) - start ))" | tee "$OUT/times.txt"
 start=$(date +%s)
 "$PY" -m torch.distributed.run --standalone --nproc_per_node "$NPROC" -m facesmith.cli.main train \

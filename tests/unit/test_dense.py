@@ -224,3 +224,157 @@ def test_cuda_asked_for_without_cuda_fails_in_one_line(face_photo, dev_model) ->
     assert res.returncode == 1
     errors = [line for line in res.stderr.splitlines() if "error" in line]
     assert len(errors) == 1 and "CUDA was asked for" in errors[0] and "setup.sh --gpu" in errors[0]
+
+
+def _symmetric_set(n_side: int = 30, n_mid: int = 6, seed: int = 0) -> np.ndarray:
+    """Points on both sides of x = 0 (each with its mirror image) and on the midline, shuffled."""
+    rng = np.random.default_rng(seed)
+    side = rng.normal(0, 0.05, (n_side, 3))
+    side[:, 0] = np.abs(side[:, 0]) + 0.01
+    mid = rng.normal(0, 0.05, (n_mid, 3))
+    mid[:, 0] = 0.0
+    pts = np.concatenate([side, side * [-1, 1, 1], mid])
+    return pts[rng.permutation(len(pts))]
+
+
+def test_mirror_map_is_the_left_right_permutation_and_an_involution_on_a_symmetric_set() -> None:
+    pts = _symmetric_set()
+    w = dense.mirror_weights(pts, np.arange(len(pts)))
+    assert set(np.unique(w)) <= {0.0, 1.0} and (w.sum(0) == 1).all() and (w.sum(1) == 1).all()  # a permutation
+    np.testing.assert_array_equal(w @ w, np.eye(len(pts)))  # an involution
+    np.testing.assert_allclose(w @ pts, pts * [-1, 1, 1], atol=1e-7)  # each point goes to its mirror image
+    mid = np.flatnonzero(pts[:, 0] == 0)
+    np.testing.assert_array_equal(w[mid, mid], 1.0)  # the midline maps to itself
+
+
+def test_mirror_map_on_flame_interpolates_the_mirror_positions(flame_model) -> None:
+    ids, _ = select_vertices(flame_model)  # the shipped set's size (a sparser one interpolates less well)
+    t = np.asarray(flame_model.v_template, np.float64)[ids]
+    w = dense.mirror_weights(flame_model.v_template, ids).astype(np.float64)
+    np.testing.assert_allclose(w.sum(1), 1.0, atol=1e-5)
+    err = np.linalg.norm(w @ t - t * [-1, 1, 1], axis=1)  # an affine field is reproduced (up to the ridge)
+    assert np.median(err) < 1e-4 and err.max() < 3e-3, (np.median(err), err.max())
+    back = np.linalg.norm(w @ (w @ t) - t, axis=1)  # an involution up to the interpolation
+    assert np.median(back) < 5e-4 and back.max() < 5e-3, (np.median(back), back.max())
+
+
+class _StubNet(DenseLandmarker):
+    """A DenseLandmarker whose 'network' is a fixed random, not symmetric, function of the crop."""
+
+    def __init__(self, points: np.ndarray, mirror: bool) -> None:  # no .onnx: run is replaced
+        self.mirror, self.mirror_map = mirror, dense.mirror_weights(points, np.arange(len(points)))
+        rng = np.random.default_rng(3)
+        self.proj = rng.normal(0, 0.02, (len(points) * 3, 3 * 16 * 16))
+
+    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        out = np.tanh(batch.reshape(len(batch), -1) @ self.proj.T).reshape(len(batch), -1, 3)
+        return out[..., :2].astype(np.float32), np.exp(out[..., 2] - 3).astype(np.float32), np.zeros((len(batch), 0))
+
+
+def test_mirrored_input_gives_the_mirrored_output() -> None:
+    pts = _symmetric_set()
+    crop = np.random.default_rng(4).random((3, 16, 16)).astype(np.float32)
+    flipped = np.ascontiguousarray(crop[:, :, ::-1])
+    net = _StubNet(pts, mirror=True)
+    p, s, _ = net.run_crop(crop)
+    q, t, _ = net.run_crop(flipped)
+    # The flipped crop's landmark i is where the mirror of landmark perm(i) is, x negated.
+    np.testing.assert_allclose(q, net.mirror_map @ (p * [-1, 1]), atol=1e-6)
+    np.testing.assert_allclose(t, net.mirror_map @ s, atol=1e-7)
+    plain = _StubNet(pts, mirror=False)  # without mirroring the stub is not equivariant: the test has teeth
+    p0, _, _ = plain.run_crop(crop)
+    q0, _, _ = plain.run_crop(flipped)
+    assert np.abs(q0 - plain.mirror_map @ (p0 * [-1, 1])).max() > 0.05
+    # and mirroring is the average of the direct and the carried-over flipped prediction
+    np.testing.assert_allclose(p, (p0 + net.mirror_map @ (q0 * [-1, 1])) / 2, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("step", "steps", "want"),
+    [
+        (0, 100, 1e-3 / 10),
+        (9, 100, 1e-3),
+        (10, 100, 1e-3),
+        (30, 100, 1e-3 / np.sqrt(2)),
+        (30, 10000, 1e-3 / np.sqrt(2)),
+    ],
+)
+def test_rsqrt_schedule_does_not_depend_on_the_step_count(step, steps, want) -> None:
+    from facesmith.training.dense.train import TrainConfig, learning_rate
+
+    cfg = TrainConfig(steps=steps, lr=1e-3, warmup=10, schedule="rsqrt", decay_steps=20)
+    assert learning_rate(step, cfg) == pytest.approx(want)
+
+
+def test_heatmap_head_starts_from_an_exported_backbone_trains_and_exports(synth_data, tmp_path) -> None:
+    data, flame = synth_data
+    fc = tmp_path / "fc"
+    assert _run([FACESMITH, "train", "--config", _config(tmp_path / "fc.toml", data, 10), "--out", fc,
+                 "--flame", flame]).returncode == 0  # fmt: skip
+    fc_onnx = tmp_path / "fc.onnx"
+    assert _run([FACESMITH, "export-onnx", fc, "-o", fc_onnx]).returncode == 0
+    config = _config(tmp_path / "hm.toml", data, 10, schedule='"rsqrt"', decay_steps=5, ema=0.9, loss='"distance"',
+                     heatmap_weight=0.1)  # fmt: skip
+    text = config.read_text().replace("hidden = 32\n", f'head = "heatmap"\ndecoder = 16\ninit = "{fc_onnx}"\n')
+    config.write_text(text.replace("workers = 0\n", "workers = 0\ngrowing = true\n"))
+    run = tmp_path / "hm"
+    res = _run([FACESMITH, "train", "--config", config, "--out", run, "--flame", flame])
+    assert res.returncode == 0 and "started from" in res.stdout + res.stderr, res.stderr[-3000:]
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r["loss"]) for r in rows if "loss" in r) and any("val_nme_face" in r for r in rows)
+    onnx_path = tmp_path / "hm.onnx"
+    exported = _run([FACESMITH, "export-onnx", run, "-o", onnx_path])
+    assert exported.returncode == 0, exported.stderr
+    from facesmith.inference.flame.io import load_flame
+
+    net = DenseLandmarker(onnx_path, device="cpu")
+    net.check_model(load_flame(flame))
+    rgb = (np.random.default_rng(1).random((120, 160, 3)) * 255).astype(np.uint8)
+    pred = net.predict(rgb, np.random.default_rng(2).random((68, 2)) * 60 + 40)
+    assert pred.points.shape == (len(net.spec.vertex_ids), 2) and (pred.sigma > 0).all()
+
+
+def test_init_from_onnx_reproduces_the_exported_network(synth_data, tmp_path) -> None:
+    import torch
+
+    from facesmith.training.dense.export import load_run
+    from facesmith.training.dense.train import init_from_onnx
+
+    data, flame = synth_data
+    run = tmp_path / "run"
+    assert _run([FACESMITH, "train", "--config", _config(tmp_path / "a.toml", data, 10), "--out", run,
+                 "--flame", flame]).returncode == 0  # fmt: skip
+    assert _run([FACESMITH, "export-onnx", run, "-o", tmp_path / "a.onnx"]).returncode == 0
+    trained, _, _ = load_run(run)
+    fresh, _, _ = load_run(run)
+    for p in fresh.parameters():
+        torch.nn.init.normal_(p)
+    crops = torch.rand(16, 3, 64, 64)
+    init_from_onnx(fresh, tmp_path / "a.onnx", crops)
+    fresh.eval()
+    with torch.no_grad():
+        for a, b in zip(trained(crops), fresh(crops), strict=True):
+            torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_a_stopped_synth_resumes_keeping_its_finished_shards(procedural_model, tmp_path) -> None:
+    from facesmith.training.synth.engine import Assets, Engine
+    from facesmith.training.synth.shards import generate, shard_path
+
+    engine = Engine(procedural_model, Assets(np.full((1, 8, 8, 3), 180, np.uint8), None, ()), 48)
+    out = tmp_path / "s"
+    generate(engine, 6, 5, out, workers=1, shard_size=2, log=lambda s: None)
+    first = {k: shard_path(out, k).stat().st_mtime_ns for k in range(3)}
+    shard_path(out, 1).write_bytes(b"truncated")  # as a run killed while writing would leave (tmp aside)
+    (out / "manifest.json").unlink()
+    lines = []
+    generate(engine, 8, 5, out, workers=1, shard_size=2, log=lines.append)  # resumed and grown
+    assert "resuming: 2 of 4 shards already there" in lines
+    assert shard_path(out, 0).stat().st_mtime_ns == first[0] and shard_path(out, 2).stat().st_mtime_ns == first[2]
+    with np.load(shard_path(out, 1)) as z:
+        np.testing.assert_array_equal(z["index"], [2, 3])
+    other = tmp_path / "other"  # another seed's shards are not taken for this one's
+    generate(engine, 2, 6, other, workers=1, shard_size=2, log=lambda s: None)
+    lines = []
+    generate(engine, 2, 5, other, workers=1, shard_size=2, log=lines.append)
+    assert not any("resuming" in s for s in lines)

@@ -46,15 +46,20 @@ class CropRule:
     shift_jitter: float = SHIFT_JITTER
 
 
-def shard_files(folder: str | Path) -> list[Path]:
+def shard_files(folder: str | Path, growing: bool = False) -> list[Path]:
+    """The manifest's shards; with `growing`, the finished shards present instead (a `facesmith synth` that
+    is still writing the folder, or one stopped before its manifest: training can start on what is there)."""
     folder = Path(folder)
     manifest = folder / "manifest.json"
-    if not manifest.is_file():
+    if growing:
+        files = sorted(f for f in folder.glob("shard_*.npz") if not f.name.endswith(".tmp.npz"))
+    elif not manifest.is_file():
         raise FileNotFoundError(f"{folder}: no manifest.json (make the data with `facesmith synth --out {folder}`)")
-    names = json.loads(manifest.read_text())["shards"]
-    files = [folder / n for n in names if (folder / n).is_file()]
+    else:
+        names = json.loads(manifest.read_text())["shards"]
+        files = [folder / n for n in names if (folder / n).is_file()]
     if not files:
-        raise FileNotFoundError(f"{folder}: none of the manifest's shards is there")
+        raise FileNotFoundError(f"{folder}: no shards there (make the data with `facesmith synth --out {folder}`)")
     return files
 
 
@@ -69,13 +74,14 @@ def sample(image: np.ndarray, vertices_px: np.ndarray, shape: np.ndarray, rule: 
 
 
 class ShardStream(IterableDataset):
-    """Endless (training: shuffled, jittered) or one pass (validation: in order, exact crops) over shards."""
+    """Endless (training: shuffled, jittered) or one pass (validation: in order, exact crops) over shards.
+    With `folder`, the shard list is read again at each pass (a folder that `facesmith synth` still fills)."""
 
     def __init__(self, files: list[Path], rule: CropRule, seed: int, rank: int = 0, world: int = 1,
-                 train: bool = True, limit: int = 0) -> None:  # fmt: skip
+                 train: bool = True, limit: int = 0, folder: Path | None = None) -> None:  # fmt: skip
         super().__init__()
         self.files, self.rule, self.seed, self.rank, self.world = files, rule, seed, rank, world
-        self.train, self.limit = train, limit
+        self.train, self.limit, self.folder = train, limit, folder
 
     def _mine(self) -> tuple[list[Path], int]:
         info = get_worker_info()
@@ -89,6 +95,9 @@ class ShardStream(IterableDataset):
         files, part = self._mine()
         done, epoch = 0, 0
         while True:
+            if epoch and self.folder is not None:
+                self.files = shard_files(self.folder, growing=True)
+                files, part = self._mine()
             rng = np.random.default_rng([self.seed, part, epoch])
             order = rng.permutation(len(files)) if self.train else range(len(files))
             for k in order:

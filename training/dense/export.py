@@ -24,7 +24,7 @@ def load_run(run_dir: Path) -> tuple[torch.nn.Module, DenseSpec, dict]:
     cfg = config_from_dict(ck["config"], str(path))
     spec = DenseSpec.from_json(ck["spec"])
     net = build_net(spec, cfg)
-    net.load_state_dict(ck["model"])
+    net.load_state_dict(ck.get("ema", ck["model"]))  # the moving average where the run kept one
     net.eval()
     return net, spec, ck
 

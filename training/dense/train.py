@@ -8,15 +8,28 @@ again with the same RUN_DIR and it resumes from the checkpoint; a different conf
 
 Config (TOML; paths relative to the current directory):
 
-    [data]   train = "DIR", val = "DIR" (facesmith synth folders), val_images = 500, workers = 1
-    [model]  input_size = 128, crop_scale = 1.6, widths = [16, 32, 64, 128, 192], hidden = 512, n_shape = 50
+    [data]   train = "DIR", val = "DIR" (facesmith synth folders), val_images = 500, workers = 1,
+             growing = false (train on the finished shards present, read again each pass: a folder that
+             `facesmith synth` is still filling)
+    [model]  input_size = 128, crop_scale = 1.6, widths = [16, 32, 64, 128, 192], hidden = 512, n_shape = 50,
+             head = "fc" (the shipped DenseNet) | "heatmap" (HeatmapNet: integral regression),
+             heatmap_stride = 4 | 8, decoder = 64 (heatmap channels),
+             init = "" | an exported .onnx whose backbone (and fc head, for head "fc") starts the run
     [train]  steps, batch = 64 (per process), lr = 2e-3, weight_decay = 1e-4, warmup = 500,
-             beta_weight = 0.05, log_every = 25, val_every = 1000, checkpoint_every = 500, seed = 0, threads = 0
+             schedule = "cosine" (to 2 % of lr at `steps`) | "rsqrt" (lr / sqrt(1 + (step - warmup) /
+             decay_steps): it does not depend on `steps`, so extending a run never raises the rate),
+             decay_steps = 2000, ema = 0 (e.g. 0.999: validate, checkpoint and export an exponential moving
+             average of the weights), loss = "nll" (Gaussian NLL of points and σ) | "distance" (mean point
+             distance, plus the NLL of σ with the points held fixed), heatmap_weight = 0 (head "heatmap": the
+             weight of HeatmapNet.heatmap_loss), beta_weight = 0.05, log_every = 25,
+             val_every = 1000, checkpoint_every = 500, seed = 0, threads = 0
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import itertools
 import json
 import math
 import os
@@ -34,7 +47,7 @@ from ...inference.flame.model import FlameModel
 from ...inference.landmarks.dense import DenseSpec, basis_hash, select_vertices
 from ...inference.progress import ProgressBar
 from .data import CropRule, ShardStream, shard_files
-from .net import DenseNet, gaussian_nll
+from .net import DenseNet, HeatmapNet, gaussian_nll, point_distance_loss
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -45,6 +58,7 @@ class DataConfig:
     val: str = ""
     val_images: int = 500
     workers: int = 1
+    growing: bool = False
 
 
 @dataclass(frozen=True)
@@ -54,6 +68,10 @@ class ModelConfig:
     widths: tuple[int, ...] = (16, 32, 64, 128, 192)
     hidden: int = 512
     n_shape: int = 50
+    head: str = "fc"
+    heatmap_stride: int = 4
+    decoder: int = 64
+    init: str = ""
 
 
 @dataclass(frozen=True)
@@ -63,6 +81,11 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     warmup: int = 500
+    schedule: str = "cosine"
+    decay_steps: int = 2000
+    ema: float = 0.0
+    loss: str = "nll"
+    heatmap_weight: float = 0.0
     beta_weight: float = 0.05
     log_every: int = 25
     val_every: int = 1000
@@ -94,11 +117,21 @@ def config_from_dict(raw: dict, where: str = "config") -> Config:
     unknown = sorted(set(raw) - {"data", "model", "train"})
     if unknown:
         raise ValueError(f"{where}: unknown section(s) {', '.join(unknown)}; known: data, model, train")
-    return Config(
+    cfg = Config(
         _section(DataConfig, raw.get("data", {}), "data", where),
         _section(ModelConfig, raw.get("model", {}), "model", where),
         _section(TrainConfig, raw.get("train", {}), "train", where),
     )
+    for value, name, known in ((cfg.model.head, "[model] head", HEADS), (cfg.train.schedule, "[train] schedule",
+                               SCHEDULES), (cfg.train.loss, "[train] loss", LOSSES)):  # fmt: skip
+        if value not in known:
+            raise ValueError(f"{where}: {name} = {value!r}; known: {', '.join(known)}")
+    return cfg
+
+
+HEADS = ("fc", "heatmap")
+SCHEDULES = ("cosine", "rsqrt")
+LOSSES = ("nll", "distance")
 
 
 def load_config(path: str | Path) -> Config:
@@ -119,8 +152,11 @@ def make_spec(model: FlameModel, cfg: Config, trained_on: str = "") -> DenseSpec
     )  # fmt: skip
 
 
-def build_net(spec: DenseSpec, cfg: Config) -> DenseNet:
-    return DenseNet(len(spec.vertex_ids), spec.n_shape, cfg.model.widths, cfg.model.input_size, cfg.model.hidden)
+def build_net(spec: DenseSpec, cfg: Config) -> torch.nn.Module:
+    m = cfg.model
+    if m.head == "heatmap":
+        return HeatmapNet(len(spec.vertex_ids), spec.n_shape, m.widths, m.input_size, m.decoder, m.heatmap_stride)
+    return DenseNet(len(spec.vertex_ids), spec.n_shape, m.widths, m.input_size, m.hidden)
 
 
 def crop_rule(spec: DenseSpec) -> CropRule:
@@ -129,11 +165,24 @@ def crop_rule(spec: DenseSpec) -> CropRule:
 
 
 def learning_rate(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up, then cosine decay to 2 % of the peak."""
+    """Linear warm-up, then cosine decay to 2 % of the peak at `steps`, or (rsqrt) a decay that does not know
+    the end: lr / sqrt(1 + (step - warmup) / decay_steps), never higher after `steps` is raised."""
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
+    if cfg.schedule == "rsqrt":
+        return cfg.lr / math.sqrt(1 + (step - cfg.warmup) / max(cfg.decay_steps, 1))
     t = (step - cfg.warmup) / max(cfg.steps - cfg.warmup, 1)
     return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+
+
+def point_losses(points, log_sigma, target, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, NLL for the log): "nll" the Gaussian NLL of points and σ together; "distance" the mean point
+    distance (the validation metric) plus the NLL of σ around points held fixed (σ learns the error it
+    cannot change), so a hard point is not given up by growing its σ."""
+    nll = gaussian_nll(points, log_sigma, target)
+    if kind == "nll":
+        return nll, nll
+    return point_distance_loss(points, target) + gaussian_nll(points.detach(), log_sigma, target), nll
 
 
 @dataclass
@@ -161,11 +210,78 @@ def init_distributed() -> tuple[Dist, torch.device]:
 
 
 def save_checkpoint(path: Path, net: torch.nn.Module, opt: torch.optim.Optimizer, step: int, cfg: Config,
-                    spec: DenseSpec, best: dict) -> None:  # fmt: skip
+                    spec: DenseSpec, best: dict, ema: torch.nn.Module | None = None) -> None:  # fmt: skip
+    """Atomically; with `ema`, its weights are saved as well (export takes them)."""
     tmp = path.with_name(path.name + ".tmp")
-    torch.save({"model": net.state_dict(), "optimizer": opt.state_dict(), "step": step, "config": cfg.to_dict(),
-                "spec": spec.to_json(), "last_val": best}, tmp)  # fmt: skip
+    state = {"model": net.state_dict(), "optimizer": opt.state_dict(), "step": step, "config": cfg.to_dict(),
+             "spec": spec.to_json(), "last_val": best}  # fmt: skip
+    if ema is not None:
+        state["ema"] = ema.state_dict()
+    torch.save(state, tmp)
     os.replace(tmp, path)
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, net: torch.nn.Module, decay: float) -> None:
+    """ema ← decay·ema + (1 − decay)·net for parameters; buffers (BatchNorm statistics) copied."""
+    for e, p in zip(ema.parameters(), net.parameters(), strict=True):
+        e.lerp_(p, 1 - decay)
+    for e, b in zip(ema.buffers(), net.buffers(), strict=True):
+        e.copy_(b)
+
+
+@torch.no_grad()
+def init_from_onnx(net: torch.nn.Module, onnx_path: str | Path, crops: torch.Tensor) -> int:
+    """Start `net` from an exported network's weights: its backbone (`features`: the .onnx's convolutions in
+    order) and, for the fc head, the two fully connected layers. The exporter folded every BatchNorm into its
+    convolution, so each BatchNorm is set to reproduce the folded layer in eval mode and re-centred on the
+    statistics of `crops` (training crops), so that training-mode batch statistics change little at the
+    start. Returns how many tensors were loaded."""
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load(str(onnx_path))
+    weights = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in proto.graph.initializer}
+    convs = [n for n in proto.graph.node if n.op_type == "Conv"]
+    pairs = [(m[0], m[1]) for m in net.features.modules()
+             if isinstance(m, torch.nn.Sequential) and len(m) >= 2 and isinstance(m[0], torch.nn.Conv2d)
+             and isinstance(m[1], torch.nn.BatchNorm2d)]  # fmt: skip
+    if len(pairs) > len(convs):
+        raise ValueError(f"{onnx_path}: {len(convs)} convolutions, the backbone has {len(pairs)}")
+    for (conv, bn), node in zip(pairs, convs, strict=False):
+        w, b = weights[node.input[1]], weights[node.input[2]]
+        if w.shape != conv.weight.shape:
+            raise ValueError(
+                f"{onnx_path}: convolution {node.name} is {tuple(w.shape)}, not {tuple(conv.weight.shape)}"
+            )
+        conv.weight.copy_(w)
+        bn.weight.fill_(1.0)
+        bn.bias.copy_(b)
+        bn.running_mean.zero_()
+        bn.running_var.fill_(1.0 - bn.eps)
+    loaded = 2 * len(pairs)
+    if isinstance(net, DenseNet):
+        for name in ("head.1.weight", "head.1.bias", "head.3.weight", "head.3.bias"):
+            net.get_parameter(name).copy_(weights[name])
+            loaded += 1
+    # Re-centre: BN(z) = γ(z − μ)/σ + β equals z + b for γ = σ, β = μ + b with μ, σ of this data.
+    seen: dict[torch.nn.BatchNorm2d, torch.Tensor] = {}
+    hooks = [bn.register_forward_hook(lambda m, i, o: seen.__setitem__(m, i[0])) for _, bn in pairs]
+    was = net.training
+    net.eval()
+    net(crops)
+    for hook in hooks:
+        hook.remove()
+    for _, bn in pairs:
+        z = seen[bn]
+        mu, sd = z.mean(dim=(0, 2, 3)), z.var(dim=(0, 2, 3)).add(bn.eps).sqrt()
+        bias = bn.bias.clone()
+        bn.weight.copy_(sd)
+        bn.bias.copy_(mu + bias)
+        bn.running_mean.copy_(mu)
+        bn.running_var.copy_(sd**2 - bn.eps)
+    net.train(was)
+    return loaded
 
 
 def same_run(saved: dict, now: dict) -> bool:
@@ -180,14 +296,18 @@ def load_checkpoint(path: Path) -> dict:
 
 @torch.no_grad()
 def validate(net: torch.nn.Module, loader, device: torch.device, ibug_rows: np.ndarray) -> dict:
-    """Mean landmark error as a share of the crop side (all landmarks; the 68 iBUG rows), median predicted σ
-    (same unit), and β RMSE, on exact (unjittered) crops."""
+    """Mean landmark error as a share of the crop side (all landmarks; the 68 iBUG rows) and of the face size
+    (all; bench/dense.py's: the geometric mean of the 68 points' box sides), median predicted σ (crop side),
+    and β RMSE, on exact (unjittered) crops."""
     net.eval()
-    err_all, err_68, sig, beta_sq, n = 0.0, 0.0, [], 0.0, 0
+    err_all, err_68, err_face, sig, beta_sq, n = 0.0, 0.0, 0.0, [], 0.0, 0
     for image, target, beta in loader:
         points, log_sigma, shape = net(image.to(device))
         d = torch.linalg.norm(points.cpu() - target, dim=-1) / 2  # crop units span 2
+        box = target[:, ibug_rows].amax(1) - target[:, ibug_rows].amin(1)  # (N, 2) crop units
+        face = torch.sqrt(box.prod(-1)) / 2  # crop sides
         err_all += float(d.mean(1).sum())
+        err_face += float((d.mean(1) / face).sum())
         err_68 += float(d[:, ibug_rows].mean(1).sum())
         sig.append(torch.exp(log_sigma).cpu().flatten() / 2)
         if shape.shape[1]:
@@ -195,7 +315,8 @@ def validate(net: torch.nn.Module, loader, device: torch.device, ibug_rows: np.n
         n += len(image)
     net.train()
     n = max(n, 1)
-    return {"val_nme_all": err_all / n, "val_nme_68": err_68 / n, "val_sigma_median": float(torch.cat(sig).median()),
+    return {"val_nme_all": err_all / n, "val_nme_68": err_68 / n, "val_nme_face": err_face / n,
+            "val_sigma_median": float(torch.cat(sig).median()),
             "val_beta_rmse": math.sqrt(beta_sq / n), "val_images": n}  # fmt: skip
 
 
@@ -241,17 +362,28 @@ def train(cfg: Config, out: Path, model: FlameModel, config_text: str = "", log:
 
 
 def describe_data(folder: str) -> tuple[str, dict]:
-    """One line on a `facesmith synth` folder (for the spec's `trained_on`), and its manifest."""
-    manifest = json.loads((Path(folder) / "manifest.json").read_text())
+    """One line on a `facesmith synth` folder (for the spec's `trained_on`), and its manifest (a growing folder
+    without one yet: its shard count)."""
+    path = Path(folder) / "manifest.json"
+    if not path.is_file():
+        shards = shard_files(folder, growing=True)
+        return f"facesmith synth shards ({len(shards)} at the start, growing) from {folder}", {}
+    manifest = json.loads(path.read_text())
     line = (f"{manifest.get('count', '?')} facesmith synth images (seed {manifest.get('seed', '?')}, "
             f"{manifest.get('image_size', '?')} px) from {folder}")  # fmt: skip
     return line, manifest
 
 
 def resume(
-    path: Path, net: torch.nn.Module, opt: torch.optim.Optimizer, cfg: Config, spec: DenseSpec
+    path: Path,
+    net: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    cfg: Config,
+    spec: DenseSpec,
+    ema: torch.nn.Module | None = None,
 ) -> tuple[int, dict]:
-    """Load a run's checkpoint into `net` and `opt`: (step, last validation figures); (0, {}) without one."""
+    """Load a run's checkpoint into `net`, `opt` (and `ema`): (step, last validation figures); (0, {}) without
+    one."""
     if not path.is_file():
         return 0, {}
     ck = load_checkpoint(path)
@@ -264,13 +396,17 @@ def resume(
         raise ValueError(f"{path.parent} was trained for another FLAME basis")
     net.load_state_dict(ck["model"])
     opt.load_state_dict(ck["optimizer"])
+    if ema is not None:
+        ema.load_state_dict(ck.get("ema", ck["model"]))
     return int(ck["step"]), ck.get("last_val", {})
 
 
 def loaders(cfg: Config, rule: CropRule, step: int, dist: Dist, device: torch.device):
     """The endless training loader of this rank, and (rank 0 only) the validation loader or None."""
     # A resumed run draws a fresh order (seed offset by the step), so it does not replay the same samples.
-    stream = ShardStream(shard_files(cfg.data.train), rule, cfg.train.seed + step, dist.rank, dist.world, train=True)
+    growing = Path(cfg.data.train) if cfg.data.growing else None
+    stream = ShardStream(shard_files(cfg.data.train, cfg.data.growing), rule, cfg.train.seed + step, dist.rank,
+                         dist.world, train=True, folder=growing)  # fmt: skip
     train_loader = torch.utils.data.DataLoader(
         stream, batch_size=cfg.train.batch, num_workers=cfg.data.workers, pin_memory=device.type == "cuda",
         persistent_workers=cfg.data.workers > 0,
@@ -294,7 +430,18 @@ def _train(cfg, out, model, config_text, log, stop, dist: Dist, device, bar_stre
     spec = make_spec(model, cfg, trained_on)
     net = build_net(spec, cfg).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    step, last_val = resume(ckpt_path, net, opt, cfg, spec)
+    ema = copy.deepcopy(net).eval() if tc.ema else None
+    step, last_val = resume(ckpt_path, net, opt, cfg, spec, ema)
+    rule = crop_rule(spec)
+    if not step and cfg.model.init:
+        # Every rank starts from the same weights: the same crops (the first training shard, seeded) calibrate.
+        files = shard_files(cfg.data.train, cfg.data.growing)
+        crops = torch.stack([c for c, _, _ in itertools.islice(ShardStream(files[:1], rule, tc.seed), 64)])
+        loaded = init_from_onnx(net, cfg.model.init, crops.to(device))
+        if ema is not None:
+            ema.load_state_dict(net.state_dict())
+        if dist.main:
+            log(f"started from {cfg.model.init} ({loaded} tensors)")
     if dist.main:
         if step:
             log(f"resuming {out} at step {step}/{tc.steps}")
@@ -306,7 +453,7 @@ def _train(cfg, out, model, config_text, log, stop, dist: Dist, device, bar_stre
         model_ddp = torch.nn.parallel.DistributedDataParallel(
             net, device_ids=[device.index] if device.type == "cuda" else None
         )
-    loader, val_loader = loaders(cfg, crop_rule(spec), step, dist, device)
+    loader, val_loader = loaders(cfg, rule, step, dist, device)
     metrics = (out / "metrics.jsonl").open("a") if dist.main else None
     bar = ProgressBar(tc.steps, step, bar_stream) if dist.main else None
     ibug = np.array(spec.ibug_rows)
@@ -322,14 +469,21 @@ def _train(cfg, out, model, config_text, log, stop, dist: Dist, device, bar_stre
             image, target, beta = (t.to(device, non_blocking=True) for t in next(batches))
             for group in opt.param_groups:
                 group["lr"] = learning_rate(step, tc)
-            points, log_sigma, shape = model_ddp(image)
-            nll = gaussian_nll(points, log_sigma, target)
+            if tc.heatmap_weight and isinstance(net, HeatmapNet):
+                points, log_sigma, shape, log_prob = model_ddp(image, heatmaps=True)
+                hm_loss = net.heatmap_loss(log_prob, target)
+            else:
+                points, log_sigma, shape = model_ddp(image)
+                hm_loss = torch.zeros((), device=device)
+            point_loss, nll = point_losses(points, log_sigma, target, tc.loss)
             beta_loss = ((shape - beta) ** 2).mean() if spec.n_shape else torch.zeros((), device=device)
-            loss = nll + tc.beta_weight * beta_loss
+            loss = point_loss + tc.beta_weight * beta_loss + tc.heatmap_weight * hm_loss
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
             opt.step()
+            if ema is not None:  # warm-up (as TensorFlow's num_updates): early steps do not drag the start along
+                update_ema(ema, net, min(tc.ema, (1 + step) / (10 + step)))
             step += 1
             seen += len(image) * dist.world
             if dist.main and (step % tc.log_every == 0 or step == tc.steps):
@@ -337,23 +491,24 @@ def _train(cfg, out, model, config_text, log, stop, dist: Dist, device, bar_stre
                 with torch.no_grad():
                     nme = float(torch.linalg.norm(points - target, dim=-1).mean()) / 2
                 row = {"step": step, "loss": float(loss), "nll": float(nll), "beta_mse": float(beta_loss),
-                       "train_nme_all": nme, "lr": opt.param_groups[0]["lr"],
+                       "heatmap_ce": float(hm_loss), "train_nme_all": nme, "lr": opt.param_groups[0]["lr"],
                        "images_per_s": seen / max(now - t_log, 1e-9), "time": time.time()}  # fmt: skip
                 metrics.write(json.dumps(row) + "\n")
                 metrics.flush()
                 bar.update(step, f"loss {row['loss']:.3f} err {100 * nme:.2f}% {row['images_per_s']:.0f} img/s")
                 t_log, seen = now, 0
             if dist.main and val_loader is not None and (step % tc.val_every == 0 or step == tc.steps):
-                last_val = {"step": step, **validate(net, val_loader, device, ibug)}
+                last_val = {"step": step, **validate(net if ema is None else ema, val_loader, device, ibug)}
                 metrics.write(json.dumps(last_val) + "\n")
                 metrics.flush()
-                log(f"step {step}: validation error {100 * last_val['val_nme_all']:.2f}% of the crop side "
+                log(f"step {step}: validation error {100 * last_val['val_nme_all']:.2f}% of the crop side, "
+                    f"{100 * last_val['val_nme_face']:.2f}% of the face "
                     f"(68 points {100 * last_val['val_nme_68']:.2f}%), β RMSE {last_val['val_beta_rmse']:.3f}")  # fmt: skip
             if dist.main and (step % tc.checkpoint_every == 0 or step == tc.steps):
-                save_checkpoint(ckpt_path, net, opt, step, cfg, spec, last_val)
+                save_checkpoint(ckpt_path, net, opt, step, cfg, spec, last_val, ema)
     finally:
         if dist.main:
-            save_checkpoint(ckpt_path, net, opt, step, cfg, spec, last_val)
+            save_checkpoint(ckpt_path, net, opt, step, cfg, spec, last_val, ema)
             bar.close()
             metrics.close()
             plot_losses(out / "metrics.jsonl", out / "loss.png")

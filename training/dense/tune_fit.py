@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> None:
 
     model = load_pipeline_model(DEFAULTS)
     net = DenseLandmarker(args.model, device="cpu", threads=2)
+    net.check_model(model)  # also gives the template test-time mirroring needs (as the pipeline)
     detector = MediaPipeBackend()
     mask = face_region(model)
     data = load_images(args.data, args.n)

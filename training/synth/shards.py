@@ -1,7 +1,9 @@
 """Write N synthetic images as .npz shards with a manifest and a 50-image grid, on a small process pool.
 
 Image i of seed S is generated from default_rng([S, i]) alone, so it is the same for any shard size or
-worker count. Shard k holds images [k·shard_size, (k+1)·shard_size)."""
+worker count. Shard k holds images [k·shard_size, (k+1)·shard_size). Shards are zlib-compressed (about half
+the bytes; np.load reads either kind), written atomically, and a stopped run started again with the same
+arguments keeps the shards it finds complete and makes only the rest."""
 
 from __future__ import annotations
 
@@ -32,6 +34,8 @@ LABEL_DOC = {
     "fitted_expression": "(n,) int16 fitted-ψ bank entry the expression started from (-1: random)",
     "person_index": "(n,) int16 people cut-out behind the head (-1: procedural hair mass / shoulders or none)",
     "index": "(n,) int64 image index within the seed",
+    "seed": "() int64 the seed (a resumed run keeps shards of its own seed only)",
+    "size": "() int64 the image side in pixels",
 }
 
 
@@ -72,9 +76,21 @@ def write_shard(engine: Engine, seed: int, out: Path, k: int, start: int, count:
     arrays = {key: np.stack(v) for key, v in labels.items()}
     path = shard_path(out, k)
     tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez(tmp, images=np.stack(images), segment=np.stack(segs), index=np.arange(start, start + count), **arrays)
+    np.savez_compressed(tmp, images=np.stack(images), segment=np.stack(segs), index=np.arange(start, start + count),
+                        seed=np.int64(seed), size=np.int64(engine.size), **arrays)  # fmt: skip
     os.replace(tmp, path)
     return k, count, time.perf_counter() - t0
+
+
+def shard_done(path: Path, seed: int, size: int, start: int, count: int) -> bool:
+    """A shard left by an earlier run of the same job: readable, of this seed and image size, and holding
+    images [start, start + count)."""
+    try:
+        with np.load(path) as z:
+            index, got_seed, got_size = z["index"], int(z["seed"]), int(z["size"])
+    except Exception:  # missing, truncated, not an .npz or without its seed: make it again
+        return False
+    return (got_seed, got_size, len(index)) == (seed, size, count) and int(index[0]) == start
 
 
 def _work(job: tuple[int, Path, int, int, int]) -> tuple[int, int, float]:
@@ -90,13 +106,18 @@ def generate(
     """Write the shards, manifest.json, grid.png and grid_landmarks.png; return the manifest."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(seed, out, k, s, min(shard_size, n - s)) for k, s in enumerate(range(0, n, shard_size))]
+    all_jobs = [(seed, out, k, s, min(shard_size, n - s)) for k, s in enumerate(range(0, n, shard_size))]
+    # Resume: a shard of this seed already there is kept (image i depends on (seed, i) only).
+    jobs = [j for j in all_jobs if not shard_done(shard_path(out, j[2]), seed, engine.size, j[3], j[4])]
+    if len(jobs) < len(all_jobs):
+        log(f"resuming: {len(all_jobs) - len(jobs)} of {len(all_jobs)} shards already there")
     t0 = time.perf_counter()
     done = 0
-    if workers <= 1 or len(jobs) == 1:
+    if workers <= 1 or len(jobs) <= 1:
         results = (write_shard(engine, *job) for job in jobs)
         for _k, count, _dt in results:
             done += count
+            log(f"{done}/{sum(j[4] for j in jobs)} images, {done / (time.perf_counter() - t0):.2f} images/s")
     else:
         import multiprocessing as mp
 
@@ -106,7 +127,7 @@ def generate(
         with ctx.Pool(workers, initializer=_init, initargs=(engine,)) as pool:
             for _k, count, _dt in pool.imap_unordered(_work, jobs):
                 done += count
-                log(f"{done}/{n} images, {done / (time.perf_counter() - t0):.2f} images/s")
+                log(f"{done}/{sum(j[4] for j in jobs)} images, {done / (time.perf_counter() - t0):.2f} images/s")
             pool.close()
             pool.join()
     seconds = time.perf_counter() - t0
@@ -117,7 +138,7 @@ def generate(
         "count": n,
         "image_size": engine.size,
         "shard_size": shard_size,
-        "shards": [shard_path(out, k).name for k in range(len(jobs))],
+        "shards": [shard_path(out, k).name for k in range(len(all_jobs))],
         "determinism": "image i of seed S is drawn from numpy default_rng([S, i]) only",
         "model": {
             "description": m.description,
@@ -132,7 +153,7 @@ def generate(
         "non_commercial_sources_used": bool((sources or {}).get("non_commercial_sources_used", False)),
         "workers": workers,
         "seconds": round(seconds, 2),
-        "images_per_second": round(n / max(seconds, 1e-9), 3),
+        "images_per_second": round(done / max(seconds, 1e-9), 3),
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
     write_grids(out, manifest)
