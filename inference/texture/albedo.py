@@ -110,7 +110,7 @@ class Delit:
     gain: np.ndarray
     cues: tuple[str, ...]
     skin_colour: np.ndarray | None
-    context: ColourContext
+    context: ColourContext | None
 
 
 def light_chroma(basis: np.ndarray, sh: np.ndarray, skin: np.ndarray) -> np.ndarray:
@@ -205,7 +205,9 @@ class TextureBaker:
         # In the fading band at the face edge, only skin-coloured texels count: hair over the cheeks and
         # temples, with nothing else near, would otherwise tint the fill beyond it (dark smudges).
         weight = np.where(skin | (self.taper >= 1), weight, 0.0)
-        light = self._delight(basis, sampled, skin, visible, self.colour_context(linear, fit, scale))
+        # Only what the gain needs: without colour constancy the eye whites and the scene are not looked at.
+        context = self.colour_context(linear, fit, scale) if self.colour_prior is not None else None
+        light = self._delight(basis, sampled, skin, visible, context)
         sh, albedo, warnings = light.sh, light.albedo, light.warnings
         occluded_image, hair = np.zeros((self.size, self.size), bool), None
         if self.occluders and self.zones is not None:
@@ -254,14 +256,15 @@ class TextureBaker:
         return ColourContext(sclera, colour_model.scene_colour(linear, head))
 
     def _delight(
-        self, basis: np.ndarray, colour: np.ndarray, skin: np.ndarray, visible: np.ndarray, context: ColourContext
+        self, basis: np.ndarray, colour: np.ndarray, skin: np.ndarray, visible: np.ndarray,
+        context: ColourContext | None,
     ) -> Delit:  # fmt: skip
         """The light over the face (SH), then the photo's gain; albedo = colour ÷ shading ÷ gain."""
         sh, shading, warnings = self._fit_light(basis, colour, skin, visible)
         delit = colour / (shading[:, None] * light_chroma(basis, sh, skin))
         skin_colour = np.median(delit[skin], axis=0) if skin.sum() >= MIN_SKIN_TEXELS else None
         gain, cues = np.ones(3), ()
-        if self.colour_prior is not None:
+        if self.colour_prior is not None and context is not None:
             prior = self.colour_prior
             found = colour_model.photo_cues(prior, skin_colour, context.sclera, context.scene)
             log_gain = colour_model.photo_gain(found, prior, colour_model.exposure(prior, context.scene))
