@@ -10,6 +10,7 @@ from pathlib import Path
 import bpy
 from mathutils import Matrix, Vector
 
+from ..inference.files import writing
 from ..inference.rig import CameraSetup
 
 PREVIEW_SAMPLES = 16
@@ -88,7 +89,8 @@ def render_png(path: Path, max_side: int = PREVIEW_MAX_SIDE, samples: int = PREV
     render.image_settings.file_format = "PNG"
     render.image_settings.color_mode = "RGBA"
     render.filepath = str(path)
-    bpy.ops.render.render(write_still=True)
+    with writing(path):
+        bpy.ops.render.render(write_still=True)
     return path
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
+from ..inference.files import writing
 from ..inference.rig import RigData
 from ..inference.texture.maps import TextureSet, write_albedo_png, write_displacement_png, write_eyes_png
 from .build_material import build_eye_material, build_hidden_material, build_skin_material, load_packed_image
@@ -135,5 +136,6 @@ def export_scene(stem: Path, formats: Iterable[str]) -> dict[str, Path]:
     # Not with_suffix: a head named after "face.jpg.chip.jpg" is "face.jpg.chip", whose ".chip" is no suffix.
     paths = {fmt: stem.with_name(f"{stem.name}.{fmt}") for fmt in formats}
     for fmt, path in paths.items():
-        writers[fmt](path)
+        with writing(path):
+            writers[fmt](path)
     return paths

@@ -16,7 +16,7 @@ import bpy
 import numpy as np
 from PIL import Image
 
-from ..inference.files import EXPORT_FORMATS
+from ..inference.files import EXPORT_FORMATS, writing
 from ..inference.pipeline import HeadResult, check_cancel
 from ..inference.preview import compose_preview
 from .build_scene import configure_cpu_render, render_png, turned_view
@@ -69,7 +69,8 @@ def write_head(
         check_cancel(cancel)
         path = folder / f"{name}_preview.png"
         outline = head.textures.occluded_pixels[0] if head.textures.occluded_pixels else None
-        Image.fromarray(compose_preview(head.photo_rgb, front, turned, outline)).save(path)
+        with writing(path):
+            Image.fromarray(compose_preview(head.photo_rgb, front, turned, outline)).save(path)
         for scratch in ("front.png", "turned.png"):
             (folder / scratch).unlink()
         files.append(path)

@@ -4,6 +4,8 @@ glTF/FBX exporters, Cycles) unless --verbose.
 Those libraries write to file descriptors 1 and 2 from native code as well as from Python, so only
 redirecting the descriptors hides them. Facesmith's own lines go to duplicates of the original
 descriptors, taken before the redirection.
+
+Every line Facesmith prints passes `printable`: messages name files, and a file name may hold control characters.
 """
 
 from __future__ import annotations
@@ -16,6 +18,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TextIO
 
+# Shown as escapes: control characters but tab and newline (ESC starts the sequences that move the cursor, recolour,
+# retitle or clear a terminal; CR overwrites a line), Unicode's bidirectional overrides (they reorder what a line
+# shows), and the surrogates Python decodes a file name's undecodable bytes to (printing them would raise).
+_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0))}
+_ESCAPES |= {c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+_ESCAPES |= {c: f"\\x{c - 0xDC00:02x}" for c in range(0xDC80, 0xDD00)}
+
+
+def printable(text: str) -> str:
+    """`text` safe to write to a terminal, whatever file names it holds."""
+    return text.translate(_ESCAPES)
+
 
 @dataclass(frozen=True)
 class Console:
@@ -23,16 +37,21 @@ class Console:
     err: TextIO
 
     def line(self, text: str) -> None:
-        print(text, file=self.out, flush=True)
+        print(printable(text), file=self.out, flush=True)
 
     def note(self, text: str) -> None:
-        print(text, file=self.err, flush=True)
+        print(printable(text), file=self.err, flush=True)
 
     def warn(self, text: str) -> None:
-        print(f"facesmith: warning: {text}", file=self.err, flush=True)
+        print(f"facesmith: warning: {printable(text)}", file=self.err, flush=True)
 
     def error(self, text: str) -> None:
-        print(f"facesmith: error: {text}", file=self.err, flush=True)
+        print(f"facesmith: error: {printable(text)}", file=self.err, flush=True)
+
+
+class _PrintableFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
 
 
 def _own_stream(stream: TextIO, saved_fd: int, fd: int) -> TextIO:
@@ -80,7 +99,7 @@ def quiet_output(quiet: bool) -> Iterator[Console]:
 def _logging_to(logger: logging.Logger, stream: TextIO, level: int) -> Iterator[None]:
     """Facesmith's log records go to `stream` as "facesmith: warning: ..." lines while the command runs."""
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("facesmith: %(levelname)s: %(message)s"))
+    handler.setFormatter(_PrintableFormatter("facesmith: %(levelname)s: %(message)s"))
     old = (logger.level, logger.propagate)
     logger.addHandler(handler)
     logger.setLevel(level)

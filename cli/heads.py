@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..inference.errors import FacesmithError
-from ..inference.files import atomic_write
+from ..inference.files import atomic_write, open_reason, write_error
 from ..inference.images import PHOTO_SUFFIXES
 from ..inference.pipeline import CancelledError, Reconstructor, check_cancel
 from ..inference.texture.maps import write_texture_maps
@@ -88,27 +88,34 @@ def make_head(
     )  # fmt: skip
 
 
-def batch_jobs(folder: Path) -> tuple[list[Job], list[str]]:
+def batch_jobs(folder: Path, output: Path | None = None) -> tuple[list[Job], list[str]]:
     """The heads of a batch folder, sorted by name: each photo directly in it is one head named by its stem;
     each sub-folder holding photos is one head from all of them (several photos of one person), named by
     the folder. Names that clash (a.jpg and a.png, or a photo and a folder) get their extension appended
-    (a_jpg, a_png) rather than overwrite each other. Returns the jobs and notes about renamed ones."""
+    (a_jpg, a_png) rather than overwrite each other. Hidden files and Facesmith's own outputs in `output`
+    (the batch's output folder, which may be the input folder or inside it) are never photos, so a rerun
+    does not make heads of the last run's texture maps and previews. Returns the jobs and notes about
+    renamed ones."""
     if not folder.is_dir():
         raise FacesmithError(f"{folder}: not a folder")
+    outputs = own_outputs(folder, output) if output is not None else frozenset()
     heads: list[tuple[str, str, tuple[Path, ...]]] = []  # (name, suffix used on a clash, photos)
+    notes = []
     for entry in sorted(folder.iterdir()):
-        if entry.is_file() and entry.suffix.lower() in PHOTO_SUFFIXES:
+        if is_photo(entry, outputs):
             heads.append((entry.stem, entry.suffix[1:].lower(), (entry,)))
         elif entry.is_dir() and not entry.name.startswith("."):
-            photos = photos_in(entry)
+            photos = photos_in(entry, outputs)
             if photos:
                 heads.append((entry.name, "person", photos))
+        elif leads_nowhere(entry) and not entry.name.startswith("."):  # a link to a person's folder, perhaps
+            notes.append(f"{entry}: skipped, {link_problem(entry)}")
     if not heads:
         raise FacesmithError(f"{folder}: no photos ({', '.join(PHOTO_SUFFIXES)}) and no folders of photos")
     counts: dict[str, int] = {}
     for name, _, _ in heads:
         counts[name.casefold()] = counts.get(name.casefold(), 0) + 1
-    jobs, notes = [], []
+    jobs = []
     for name, suffix, photos in heads:
         unique = name if counts[name.casefold()] == 1 else f"{name}_{suffix}"
         if unique != name:
@@ -119,8 +126,48 @@ def batch_jobs(folder: Path) -> tuple[list[Job], list[str]]:
     return sorted(jobs, key=lambda j: j.name), notes
 
 
-def photos_in(folder: Path) -> tuple[Path, ...]:
-    return tuple(sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES))
+def is_photo(path: Path, outputs: frozenset[Path] = frozenset()) -> bool:
+    """A visible photo file that is not one of Facesmith's outputs (`outputs`: resolved paths). A link named like a
+    photo that leads nowhere counts: its head fails with the reason in the report instead of vanishing."""
+    if path.name.startswith(".") or path.suffix.lower() not in PHOTO_SUFFIXES:  # hidden: staging and temp files
+        return False
+    if leads_nowhere(path):  # resolve() would raise on a loop; no output of ours is such a link
+        return True
+    return path.is_file() and path.resolve() not in outputs
+
+
+def leads_nowhere(path: Path) -> bool:
+    """A symbolic link whose target is missing, or that leads back to itself (a loop)."""
+    return path.is_symlink() and not path.exists()
+
+
+def link_problem(path: Path) -> str:
+    try:
+        path.stat()
+    except OSError as exc:
+        return open_reason(exc, path)
+    return "not a file"
+
+
+def photos_in(folder: Path, outputs: frozenset[Path] = frozenset()) -> tuple[Path, ...]:
+    return tuple(sorted(p for p in folder.iterdir() if is_photo(p, outputs)))
+
+
+def own_outputs(source: Path, output: Path) -> frozenset[Path]:
+    """Every file (resolved) a head could have in `output`: the heads a batch of `source` would make (by name,
+    so an interrupted commit's maps count too), and the heads recorded there by their NAME.json."""
+    if not output.is_dir():
+        return frozenset()
+    names = {p.stem for p in source.iterdir() if not p.name.startswith(".")}
+    names |= {p.stem for p in output.glob("*.json") if p.is_file()}
+    owned: set[Path] = set()
+    for name in names:
+        try:
+            check_name(name)
+        except FacesmithError:
+            continue
+        owned.update(p.resolve() for p in HeadFiles(output, name).known())
+    return frozenset(owned)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -150,7 +197,7 @@ def run_job(
     on_bug: Callable[[str], None],
 ) -> Outcome:  # fmt: skip
     """One head as a batch runs it: a failure becomes a "failed" outcome (a bug too, its traceback passed to
-    `on_bug`), so the batch goes on. CancelledError passes through."""
+    `on_bug`), so the batch goes on. CancelledError passes through, and so does whatever a stop caused."""
     start = time.perf_counter()
     try:
         check_cancel(cancel)
@@ -161,7 +208,13 @@ def run_job(
         raise
     except FacesmithError as exc:
         return Outcome(job.name, "failed", str(exc), seconds=time.perf_counter() - start)
+    except OSError as exc:  # the file system (a full disk, permissions): the file and the reason, no traceback
+        return Outcome(job.name, "failed", str(write_error(exc)), seconds=time.perf_counter() - start)
     except Exception as exc:
+        if cancel.is_set():
+            # A second Ctrl-C raises inside whatever Python runs; inside a Blender operator (the glTF exporter)
+            # it comes out as that operator's RuntimeError. The run was being stopped: stop, not a failed head.
+            raise CancelledError(f"{job.name}: stopped") from exc
         on_bug(traceback.format_exc().rstrip())
         message = f"internal error ({type(exc).__name__}: {exc})"
         return Outcome(job.name, "failed", message, seconds=time.perf_counter() - start)
@@ -201,18 +254,46 @@ def write_report(
     shard: tuple[int, int] | None = None,
 ) -> Path:  # fmt: skip
     """OUT/batch_report.json (a shard's: batch_report.shard-I-of-N.json): every head's outcome, those not
-    reached when the run was stopped too."""
+    reached when the run was stopped too, merged into what other runs in OUT reported (merge_rows), under the
+    report's lock so that two batches writing into one folder both count."""
     done = {o.name for o in outcomes}
     rows = [asdict(o) for o in outcomes] + [
         {"name": j.name, "status": "not run", "message": "the run was stopped first"}
         for j in jobs
         if j.name not in done
     ]
-    report = summarise(str(source), rows, stopped)
-    if shard is not None:
-        report["shard"] = list(shard)
+    path = folder / report_name(shard)
     folder.mkdir(parents=True, exist_ok=True)
-    return atomic_write(folder / report_name(shard), lambda f: f.write(json.dumps(report, indent=1).encode()))
+    with head_lock(folder, path.stem, wait_s=REPORT_LOCK_WAIT_S):
+        report = summarise(str(source), merge_rows(previous_rows(path), rows), stopped)
+        if shard is not None:
+            report["shard"] = list(shard)
+        return atomic_write(path, lambda f: f.write(json.dumps(report, indent=1).encode()))
+
+
+REPORT_LOCK_WAIT_S = 30.0  # another batch holds the report's lock only while it reads and rewrites it
+FINISHED = ("ok", "skipped")  # statuses that mean the head's set is complete on disk
+
+
+def previous_rows(path: Path) -> list[dict]:
+    """The rows of an earlier report at `path`; none when there is none or it cannot be read."""
+    try:
+        rows = json.loads(path.read_text())["results"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return [r for r in rows if isinstance(r, dict) and isinstance(r.get("name"), str) and "status" in r]
+
+
+def merge_rows(old: Sequence[dict], new: Sequence[dict]) -> list[dict]:
+    """One row per head: this run's, except where an earlier run finished the head and this one did not (it
+    found the head busy, failed before its commit, or was stopped first): sets are committed whole, so the
+    head is still complete on disk and the earlier row stays true."""
+    merged = {r["name"]: r for r in old}
+    for row in new:
+        before = merged.get(row["name"])
+        if before is None or before["status"] not in FINISHED or row["status"] in FINISHED:
+            merged[row["name"]] = row
+    return list(merged.values())
 
 
 def summarise(source: str, rows: Sequence[dict], stopped: bool) -> dict:

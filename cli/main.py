@@ -49,7 +49,7 @@ from .heads import (
     write_report,
 )
 from .interrupt import Interrupt, Interrupted, exit_code
-from .outputs import check_folder, check_json_path, check_name, head_lock, remove_stale
+from .outputs import check_folder, check_json_path, check_name, head_lock, remove_stale, removed_if_empty
 
 
 def _add_flame_flag(parser: argparse.ArgumentParser) -> None:
@@ -309,7 +309,7 @@ def cmd_reconstruct(args: argparse.Namespace, console: Console, interrupt: Inter
         with head_lock(args.output, name):  # another run writing this head: say so before any work
             pass
     jobs = [Job(name, tuple(args.photos))]
-    with _reconstructor(args, console) as reconstructor:
+    with removed_if_empty(args.output), _reconstructor(args, console) as reconstructor:
         outcomes, stopped = run_jobs(
             reconstructor, jobs, args.output, write_options(args), interrupt.cancel, console,
             reconstructor.model.warnings,
@@ -328,7 +328,7 @@ def cmd_reconstruct(args: argparse.Namespace, console: Console, interrupt: Inter
 
 def cmd_batch(args: argparse.Namespace, console: Console, interrupt: Interrupt) -> int:
     shard = parse_shard(args.shard) if args.shard else None
-    jobs, notes = batch_jobs(args.input)
+    jobs, notes = batch_jobs(args.input, args.output)
     if shard is not None:
         jobs = shard_jobs(jobs, *shard)
     check_folder(args.output)
@@ -599,6 +599,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return exit_code(stop.signum)
         except FacesmithError as exc:
             console.error(str(exc))
+            return EXIT_FAILED
+        except OSError as exc:  # the file system refused (a full disk, permissions): the file and the reason
+            console.error(f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc))
             return EXIT_FAILED
 
 

@@ -10,10 +10,12 @@ lock when the process dies, so the next run in OUT recognises such a folder as s
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from ..inference.texture.maps import TEXTURE_MAPS
 
 STAGING_MARK = ".facesmith-staging-"
 LOCK_SUFFIX = ".facesmith-lock"
+LOCK_POLL_S = 0.05  # how often a waiting lock is tried again
 MAX_NAME_BYTES = 200  # leaves room for suffixes under the usual 255-byte file name limit
 
 
@@ -52,12 +55,20 @@ def check_name(name: str) -> str:
     return name
 
 
-def _probe_writable(folder: Path) -> None:
-    """Create and remove a file in `folder`: the only test that also holds for root and read-only mounts."""
+def _probe_writable(folder: Path, target: Path | None = None) -> None:
+    """Create and remove a file in `folder`: the only test that also holds for root and read-only mounts. The error
+    names `target`, the folder to be created in `folder`, when there is one."""
     try:
         fd, probe = tempfile.mkstemp(prefix=".facesmith-probe-", dir=folder)
     except OSError as exc:
-        raise OutputError(f"{folder}: not writable ({exc.strerror or exc})") from None
+        # ENOENT in a folder that exists: a virtual file system (/proc) that makes no files; strerror would say
+        # "No such file or directory" about a folder that is there.
+        reason = "its file system takes no new files" if exc.errno == errno.ENOENT else exc.strerror or str(exc)
+        raise OutputError(
+            f"{folder}: not writable ({reason})"
+            if target is None
+            else f"{target}: cannot be created in {folder} ({reason})"
+        ) from None
     os.close(fd)
     os.unlink(probe)
 
@@ -73,7 +84,26 @@ def check_folder(folder: Path) -> None:
         existing = existing.parent
     if not existing.is_dir():
         raise OutputError(f"{folder}: cannot be created, {existing} is not a folder")
-    _probe_writable(existing)
+    _probe_writable(existing, None if existing == folder else folder)
+
+
+@contextmanager
+def removed_if_empty(folder: Path) -> Iterator[None]:
+    """Around a command that may create `folder` (and folders above it): those it creates are removed again when
+    they are empty at the end, so a failed or stopped run leaves no trace."""
+    created = []  # deepest first
+    path = folder
+    while not path.exists() and path.parent != path:
+        created.append(path)
+        path = path.parent
+    try:
+        yield
+    finally:
+        for path in created:
+            try:
+                path.rmdir()
+            except OSError:  # holds what the run wrote (or was never made)
+                break
 
 
 def check_json_path(path: Path) -> Path:
@@ -135,7 +165,9 @@ def _lock_path(folder: Path, name: str) -> Path:
     return folder / f".{name}{LOCK_SUFFIX}"
 
 
-def _try_lock(fd: int) -> bool:
+def try_lock(fd: int) -> bool:
+    """Take an exclusive lock on the open file `fd` without waiting; False when another process holds it. The
+    operating system drops it when the holder dies, which is how a leftover of a killed run is recognised."""
     if os.name == "nt":
         import msvcrt
 
@@ -154,13 +186,21 @@ def _try_lock(fd: int) -> bool:
 
 
 @contextmanager
-def head_lock(folder: Path, name: str) -> Iterator[None]:
-    """Hold the head's lock, or fail at once with a message saying another run is writing it."""
+def head_lock(folder: Path, name: str, wait_s: float = 0.0) -> Iterator[None]:
+    """Hold the lock on `name` in `folder` (a head's, or the batch report's), waiting up to `wait_s` seconds
+    for another run to release it; then fail with a message saying another run is writing it."""
     path = _lock_path(folder, name)
+    deadline = time.monotonic() + wait_s
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        if not _try_lock(fd):
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot be created ({exc.strerror or exc})") from None
+        if not try_lock(fd):
             os.close(fd)
+            if time.monotonic() < deadline:
+                time.sleep(LOCK_POLL_S)
+                continue
             raise HeadBusyError(f"{folder / name}: another Facesmith run is writing this head; try again when it ends")
         try:  # the file may have been removed by the run that held it just before: lock the current one
             same = os.stat(path).st_ino == os.fstat(fd).st_ino

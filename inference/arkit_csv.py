@@ -12,6 +12,9 @@ applied: their units and axes differ between app versions, and the ARKit eyeLook
 from __future__ import annotations
 
 import csv
+import math
+from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +25,8 @@ from .errors import FacesmithError
 
 CAPTURE_RATES = (24.0, 25.0, 30.0, 48.0, 50.0, 60.0, 120.0)  # fps the FF field can count at
 MAX_ROWS = 2_000_000  # about 9 hours at 60 fps: more is not a take
+MAX_LINE_CHARS = 65_536  # a take's line is about 600 characters (61 columns); lines are read at most this long
+MAX_HOURS = 99  # the timecode's two-digit HH (larger numbers would overflow the seconds)
 
 
 class CsvError(FacesmithError):
@@ -54,7 +59,7 @@ def parse_timecode(text: str) -> tuple[float, float]:
         raise ValueError(f"timecode {text!r} is not HH:MM:SS:FF")
     h, m, s = (int(p) for p in parts[:3])
     frames = float(parts[3])
-    if min(h, m, s) < 0 or m > 59 or s > 59 or frames < 0:
+    if not (0 <= h <= MAX_HOURS and 0 <= m <= 59 and 0 <= s <= 59 and math.isfinite(frames) and frames >= 0):
         raise ValueError(f"timecode {text!r} is out of range")
     return h * 3600.0 + m * 60.0 + s, frames
 
@@ -72,31 +77,9 @@ def read_live_link_csv(path: str | Path, capture_fps: float | None = None) -> Ar
         raise CsvError(path, "no such file")
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
-            rows = [r for r in csv.reader(f) if any(c.strip() for c in r)]
+            whole, frames, values, columns = _read_rows(path, csv.reader(_bounded_lines(f, path)))
     except (UnicodeDecodeError, csv.Error) as exc:
         raise CsvError(path, f"not a text CSV ({exc.__class__.__name__})") from None
-    if not rows:
-        raise CsvError(path, "empty file")
-    header = [h.strip() for h in rows[0]]
-    lower = {h.lower(): i for i, h in enumerate(header)}
-    if "timecode" not in lower:
-        raise CsvError(path, "no Timecode column: not a Live Link Face CSV")
-    columns = {name: lower[name.lower()] for name in ARKIT_NAMES if name.lower() in lower}
-    if not columns:
-        raise CsvError(path, "no ARKit blendshape column (EyeBlinkLeft, JawOpen, ...)")
-    body = rows[1:]
-    if not body:
-        raise CsvError(path, "no frames after the header")
-    if len(body) > MAX_ROWS:
-        raise CsvError(path, f"{len(body)} rows: more than {MAX_ROWS}")
-    whole, frames = np.empty(len(body)), np.empty(len(body))
-    values = np.empty((len(body), len(columns)))
-    for k, row in enumerate(body, start=2):
-        try:
-            whole[k - 2], frames[k - 2] = parse_timecode(row[lower["timecode"]])
-            values[k - 2] = [float(row[i]) for i in columns.values()]
-        except (ValueError, IndexError) as exc:
-            raise CsvError(path, f"line {k}: {exc if isinstance(exc, ValueError) else 'too few columns'}") from None
     if not np.isfinite(values).all():
         raise CsvError(path, "a weight is not a finite number")
     fps = float(capture_fps) if capture_fps else capture_rate(frames)
@@ -105,3 +88,41 @@ def read_live_link_csv(path: str | Path, capture_fps: float | None = None) -> Ar
         raise CsvError(path, f"the timecode goes backwards at line {int(np.argmax(np.diff(seconds) < 0)) + 3}")
     weights = {name: np.clip(values[:, j], 0.0, 1.0) for j, name in enumerate(columns)}
     return ArkitTake(path, seconds - seconds[0], weights, fps)
+
+
+def _bounded_lines(f, path: Path) -> Iterator[str]:
+    """The file's lines, refused once one is longer than MAX_LINE_CHARS: a line is read whole before it is split."""
+    while line := f.readline(MAX_LINE_CHARS + 1):
+        if len(line) > MAX_LINE_CHARS:
+            raise CsvError(path, f"a line longer than {MAX_LINE_CHARS:,} characters: not a take")
+        yield line
+
+
+def _read_rows(path: Path, reader: Iterator[list[str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
+    """Timecodes (whole seconds, frames), the weights (rows, columns) and the ARKit columns by name, parsed a row at
+    a time (memory: 8 bytes a number, not a Python string a cell)."""
+    rows = (r for r in reader if any(c.strip() for c in r))
+    header = next(rows, None)
+    if header is None:
+        raise CsvError(path, "empty file")
+    lower = {h.strip().lower(): i for i, h in enumerate(header)}
+    if "timecode" not in lower:
+        raise CsvError(path, "no Timecode column: not a Live Link Face CSV")
+    columns = {name: lower[name.lower()] for name in ARKIT_NAMES if name.lower() in lower}
+    if not columns:
+        raise CsvError(path, "no ARKit blendshape column (EyeBlinkLeft, JawOpen, ...)")
+    whole, frames, values = array("d"), array("d"), array("d")
+    for k, row in enumerate(rows, start=2):
+        if k - 1 > MAX_ROWS:
+            raise CsvError(path, f"more than {MAX_ROWS} rows")
+        try:
+            seconds, frame = parse_timecode(row[lower["timecode"]])
+            weights = [float(row[i]) for i in columns.values()]
+        except (ValueError, IndexError) as exc:
+            raise CsvError(path, f"line {k}: {exc if isinstance(exc, ValueError) else 'too few columns'}") from None
+        whole.append(seconds)
+        frames.append(frame)
+        values.extend(weights)
+    if not whole:
+        raise CsvError(path, "no frames after the header")
+    return np.asarray(whole), np.asarray(frames), np.asarray(values).reshape(len(whole), len(columns)), columns

@@ -6,6 +6,8 @@ pixels back to the original photo (x right, y down).
 
 from __future__ import annotations
 
+import io
+import stat
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,12 +18,18 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import FacesmithError
+from .files import open_reason
 from .options import DEFAULT_WORKING_SIDE
 
 MIN_SIDE = 32  # below this no face detector can work
 MAX_PIXELS = 400_000_000  # refuse beyond this (decompression bombs), even with reduced decoding
 MID_GREY = (128, 128, 128)
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")  # what `batch` picks from a folder
+JPEG_SOI = b"\xff\xd8"
+MAX_JPEG_SEGMENTS = 4096  # before the image data: a photo has tens, one with extended XMP (a depth map) hundreds
+# Bytes of a JPEG's markers, fill and junk read one by one before the image data: a marker is 2, libjpeg skips a few
+# bytes of junk with a warning, photos have none.
+MAX_JPEG_SCAN = 65_536
 
 
 class ImageError(FacesmithError):
@@ -54,20 +62,71 @@ def to_working(xy: np.ndarray, scale: float) -> np.ndarray:
 def load_photo(path: str | Path, working_side: int = DEFAULT_WORKING_SIDE) -> Photo:
     """Open a photo by its content (not its extension) and return it upright, RGB, at most `working_side`."""
     path = Path(path)
-    if not path.is_file():
-        raise ImageError(path, "file not found" if not path.exists() else "not a file")
-    if path.stat().st_size == 0:
-        raise ImageError(path, "file is empty, not an image")
     try:
-        with _pixel_limit(MAX_PIXELS):
-            img = Image.open(path)
-            return _decode(path, img, working_side)
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # a folder, or a FIFO or device that would block or never end
+            raise ImageError(path, "not a file")
+        if info.st_size == 0:
+            raise ImageError(path, "file is empty, not an image")
+        stream = path.open("rb")
+    except OSError as exc:  # a symbolic link loop, a broken link, no permission
+        raise ImageError(path, open_reason(exc, path)) from None
+    try:
+        with stream, _pixel_limit(MAX_PIXELS):
+            problem = jpeg_header_problem(stream)
+            if problem is not None:
+                raise ImageError(path, problem)
+            stream.seek(0)
+            return _decode(path, Image.open(stream), working_side)
     except UnidentifiedImageError:
         raise ImageError(path, "not a valid image (unknown or unsupported format)") from None
     except Image.DecompressionBombError:
         raise ImageError(path, f"image too large (over {MAX_PIXELS // 1_000_000} megapixels)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(path, f"image is corrupt or truncated ({exc})") from None
+
+
+def jpeg_header_problem(stream: io.BufferedIOBase) -> str | None:
+    """What is wrong with a JPEG's segments before its image data (SOS), walked by their lengths; None when they lead
+    to a frame header (SOF) and then the image data, or the file is no JPEG (Pillow judges those). Pillow's own walk
+    reads byte by byte through whatever is not a marker, so a 2 GB file of zeros after a JPEG signature took 89 s
+    to refuse; this reads at most MAX_JPEG_SCAN bytes one by one."""
+    if stream.read(2) != JPEG_SOI:
+        return None
+    frame, budget = False, MAX_JPEG_SCAN
+    for _ in range(MAX_JPEG_SEGMENTS):
+        code, budget = _next_marker(stream, budget)
+        if code is None:
+            return "image is corrupt or truncated (" + (
+                "the JPEG ends before its image data)" if budget else "no JPEG marker where one should be)"
+            )
+        if code == 0xDA:  # start of scan: the image data
+            return None if frame else "image is corrupt (a JPEG without a frame header)"
+        if code == 0xD9:  # end of image
+            return "image is corrupt (the JPEG ends before its image data)"
+        if code == 0x01 or 0xD0 <= code <= 0xD7:  # markers without a length
+            continue
+        size = int.from_bytes(stream.read(2), "big")
+        if size < 2:
+            return "image is corrupt or truncated (a JPEG segment with a bad length)"
+        frame |= 0xC0 <= code <= 0xCF and code not in (0xC4, 0xC8, 0xCC)  # SOF0..15, not DHT, JPG, DAC
+        stream.seek(size - 2, io.SEEK_CUR)  # past the end: the next read finds nothing
+    return f"image is corrupt (more than {MAX_JPEG_SEGMENTS} JPEG segments before the image data)"
+
+
+def _next_marker(stream: io.BufferedIOBase, budget: int) -> tuple[int | None, int]:
+    """The code of the next marker (FF, then not FF or 00) and what is left of `budget`, the bytes that may still be
+    read one by one: a marker's FF, fill bytes (FF) and junk (libjpeg skips a few). None at the end of the file or
+    when the budget is spent."""
+    previous = b""
+    while budget > 0:
+        byte = stream.read(1)
+        if not byte:
+            return None, budget
+        if previous == b"\xff" and byte not in (b"\xff", b"\x00"):
+            return byte[0], budget
+        previous, budget = byte, budget - 1
+    return None, 0
 
 
 @contextmanager

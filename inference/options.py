@@ -17,6 +17,11 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")  # the Animat
 FITTED_EXPRESSION_MODES = ("flame", "arkit")
 TEXTURE_SIZES = (512, 1024, 2048)
 DEFAULT_WORKING_SIDE = 2048  # detection, fitting and texturing work on photos at most this large
+# A found face is kept only when its face score (landmarks.detect.FaceScorer: BlazeFace and dlib HOG on crops around
+# it) reaches this. From bench/false_faces.py: the non-face images' faces score at most 0.61 (a coin crop), the 204
+# portraits at least 0.94, UTKFace crops mostly above 0.70 with a tail of faces filling the whole crop down to 0.54.
+# Just above the non-face maximum, with a small margin: a false face costs a junk head, a lost face a clear error.
+FACE_SCORE_MIN = 0.63
 
 
 @dataclass(frozen=True)

@@ -4,18 +4,23 @@ and the project's own `.npz`; save the `.npz`. Every failure names the file and 
 
 from __future__ import annotations
 
+import errno
 import io
 import json
+import lzma
 import math
+import os
 import pickle
+import stat
 import zipfile
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ModelFileError
-from ..files import atomic_write
+from ..files import atomic_write, open_reason
 from . import safe_pickle
 from .model import ARRAY_SPECS, FlameModel, check_shapes, make_model, model_arrays
 
@@ -31,17 +36,56 @@ _MAGIC = {
 }
 
 
-def read_bytes(path: str | Path) -> bytes:
-    """Read a model file, with errors that name it."""
+MAX_FILE_BYTES = 8 * safe_pickle.MAX_VALUES  # as float64: the most any FLAME file (model or companion) could need
+
+
+def read_bytes(path: str | Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """Read a model file, with errors that name it. Its type and size are checked on the opened file before
+    reading: a FIFO would block for ever and /dev/zero or a sparse 20 GB file fill the memory."""
     path = Path(path)
-    if not path.exists():
-        raise ModelFileError(path, "file not found")
-    if path.is_dir():
-        raise ModelFileError(path, "is a folder, expected a FLAME .pkl or .npz file")
-    data = path.read_bytes()
+    try:
+        # O_NONBLOCK: opening a FIFO for reading waits for a writer without it (it only affects FIFOs and devices,
+        # which are refused below before any read).
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        raise ModelFileError(path, _open_reason(path, exc)) from None
+    try:
+        _check_opened(path, os.fstat(fd), limit)
+    except ModelFileError:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as f:
+        try:
+            data = f.read(limit + 1)  # bounded even if the file grows while being read
+        except OSError as exc:
+            raise ModelFileError(path, f"cannot be read ({exc.strerror or exc})") from None
+    if len(data) > limit:
+        raise ModelFileError(path, f"file grew past {limit:,} bytes while being read")
     if not data:
         raise ModelFileError(path, "file is empty")
     return data
+
+
+def _check_opened(path: Path, info: os.stat_result, limit: int) -> None:
+    if stat.S_ISDIR(info.st_mode):
+        raise ModelFileError(path, "is a folder, expected a FLAME .pkl or .npz file")
+    if not stat.S_ISREG(info.st_mode):
+        raise ModelFileError(path, f"is {_file_kind(info.st_mode)}, not a regular file")
+    if info.st_size > limit:
+        raise ModelFileError(path, f"file is {info.st_size:,} bytes, more than the {limit:,} a FLAME file could need")
+
+
+def _open_reason(path: Path, exc: OSError) -> str:
+    """Why `path` could not be opened, in the words a user looks for."""
+    if exc.errno == errno.EISDIR:
+        return "is a folder, expected a FLAME .pkl or .npz file"
+    return open_reason(exc)
+
+
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))  # fmt: skip
+    return next((what for test, what in kinds if test(mode)), "not a regular file")
 
 
 def sniff(data: bytes) -> str:
@@ -156,7 +200,10 @@ def _load_npz(path: Path, data: bytes) -> FlameModel:
                 raise ModelFileError(path, f"'meta' entry has shape {shape} and dtype {dtype}, expected short text")
             check_shapes({name: shape for name, (shape, _) in headers.items()}, path)
             arrays = npz_read(archive, names)
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
+    # zipfile's errors beyond BadZipFile: NotImplementedError for an unknown compression method, RuntimeError for an
+    # encrypted entry, and the decompressors' own (zlib.error, LZMAError; bz2's is an OSError). Found by fuzzing.
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, NotImplementedError, RuntimeError,
+            zlib.error, lzma.LZMAError) as exc:  # fmt: skip
         raise ModelFileError(path, f"truncated or corrupt .npz ({type(exc).__name__}: {exc})") from None
     try:
         meta = json.loads(str(arrays.pop("meta")))

@@ -23,18 +23,32 @@ def read_obj_uvs(path: Path) -> dict[str, np.ndarray]:
     vts: list[list[float]] = []
     faces: list[list[int]] = []
     uv_faces: list[list[int]] = []
-    for line in read_bytes(path).decode("utf-8", errors="replace").splitlines():
-        if line.startswith("vt "):
-            vts.append([float(x) for x in line.split()[1:3]])
-        elif line.startswith("f "):
-            corners = [c.split("/") for c in line.split()[1:]]
-            if len(corners) != 3 or any(len(c) < 2 or not c[1] for c in corners):
-                raise ModelFileError(path, "OBJ faces must be triangles with UV indices (f v/vt ...)")
-            faces.append([int(c[0]) - 1 for c in corners])
-            uv_faces.append([int(c[1]) - 1 for c in corners])
+    for number, line in enumerate(read_bytes(path).decode("utf-8", errors="replace").splitlines(), 1):
+        try:
+            _read_obj_line(line, vts, faces, uv_faces)
+        except ValueError as exc:
+            raise ModelFileError(path, f"line {number}: {exc}") from None
     if not vts or not faces:
         raise ModelFileError(path, "OBJ has no UVs or no faces")
     return {"faces": np.array(faces), "uv_coords": np.array(vts), "uv_faces": np.array(uv_faces)}
+
+
+def _read_obj_line(line: str, vts: list[list[float]], faces: list[list[int]], uv_faces: list[list[int]]) -> None:
+    """Append what one OBJ line holds; ValueError says what is wrong with it."""
+    if line.startswith("vt "):
+        uv = [float(x) for x in line.split()[1:3]]
+        if len(uv) != 2 or not all(np.isfinite(uv)):
+            raise ValueError("a UV (vt) needs two finite numbers")
+        vts.append(uv)
+    elif line.startswith("f "):
+        corners = [c.split("/") for c in line.split()[1:]]
+        if len(corners) != 3 or any(len(c) < 2 or not c[1] for c in corners):
+            raise ValueError("OBJ faces must be triangles with UV indices (f v/vt ...)")
+        vertices, uvs = [int(c[0]) - 1 for c in corners], [int(c[1]) - 1 for c in corners]
+        if min(vertices + uvs) < 0:  # relative (negative) indices: FLAME's template has none
+            raise ValueError("face indices must be positive")
+        faces.append(vertices)
+        uv_faces.append(uvs)
 
 
 def _read_embedding(path: Path, kind: str) -> dict[str, np.ndarray]:

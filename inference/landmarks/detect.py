@@ -6,6 +6,7 @@ Landmarks are in working-image pixels (x right, y down). Faces are sorted larges
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import logging
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ import numpy as np
 
 from ..errors import BackendError, NoFaceError
 from ..images import Photo
-from ..options import BACKENDS
+from ..options import BACKENDS, FACE_SCORE_MIN
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class FaceLandmarks:
     points: np.ndarray  # (N, 2) working-image pixels
     scheme: str  # "mediapipe478", "ibug68" or "dense" (FLAME vertices, see landmarks.dense)
     box: tuple[float, float, float, float]  # x0, y0, x1, y1
-    score: float = 1.0
+    score: float = 1.0  # the face score (FaceScorer, 0..1) once LandmarkDetector has checked it
     # Dense only: the FLAME vertex of each point, each point's σ (pixels), the rows of the 68 iBUG vertices,
     # and the detector's iris centres (the network does not place eyeballs).
     vertex_ids: np.ndarray | None = None
@@ -349,14 +350,105 @@ def make_backend(name: str, device: str = "auto") -> LandmarkBackend:
     raise BackendError(f"unknown landmark backend {name!r}; choose one of {', '.join(BACKENDS)}")
 
 
+SCORE_CROP_SCALE = 2.0  # BlazeFace's crop side, in face-box sides: the whole head and some background
+HOG_CROP_SCALE = 1.5  # dlib HOG's crop: its 80 px window wants the face to fill most of it
+SCORE_CROP_PX = 256  # BlazeFace's short-range model works at 128 px: some headroom for its own resize
+HOG_CROP_PX = 160  # upsampled once inside dlib: the face at about 200 px
+SCORE_CENTRE_TOLERANCE = 0.25  # a detection counts only when its centre is this close (crop sides) to the crop's
+HOG_OFFSET = 0.5  # dlib's HOG margin (about -1 .. 2) -> clip(margin + offset, 0, 1): -0.5 and below count as none
+
+
+def score_crop(rgb: np.ndarray, box: tuple[float, float, float, float], scale: float, px: int) -> np.ndarray:
+    """A square px² crop of `rgb` centred on `box`, `scale` box sides wide, mid-grey where it leaves the image (a
+    tight face crop stays centred; replicated edges would smear it into streaks the detectors score lower)."""
+    import cv2
+
+    x0, y0, x1, y1 = box
+    side = max(2, round(scale * max(x1 - x0, y1 - y0, 1.0)))
+    left, top = round((x0 + x1 - side) / 2), round((y0 + y1 - side) / 2)
+    h, w = rgb.shape[:2]
+    pad = ((max(0, -top), max(0, top + side - h)), (max(0, -left), max(0, left + side - w)), (0, 0))
+    window = rgb[max(0, top) : max(0, top + side), max(0, left) : max(0, left + side)]
+    if window.size == 0:  # a box wholly outside the image: nothing to score
+        return np.zeros((px, px, 3), np.uint8)
+    crop = np.pad(window, pad, mode="constant", constant_values=128)
+    return cv2.resize(np.ascontiguousarray(crop), (px, px), interpolation=cv2.INTER_AREA)
+
+
+def _centred(x0: float, y0: float, x1: float, y1: float) -> bool:
+    """A detection (box as fractions of the crop) whose centre is near the crop's: the face being scored."""
+    return max(abs((x0 + x1) / 2 - 0.5), abs((y0 + y1) / 2 - 0.5)) < SCORE_CENTRE_TOLERANCE
+
+
+def combine_scores(blazeface: float, hog_margin: float) -> float:
+    """The face score, 0..1: BlazeFace's confidence counted twice, dlib HOG's margin (shifted, clipped) once.
+    Each alone lets through something the other refuses (bench/false_faces.py: coin and page crops score 0.70 with
+    BlazeFace and -0.06 and below with HOG; a turned UTKFace face -0.04 with HOG and 0.86 with BlazeFace)."""
+    return (2.0 * blazeface + float(np.clip(hog_margin + HOG_OFFSET, 0.0, 1.0))) / 3.0
+
+
+class FaceScorer:
+    """How much a found face looks like a face: two independent detectors, MediaPipe's BlazeFace (short range)
+    and dlib's HOG, each on a crop around it (combine_scores).
+
+    Landmark backends find "faces" in cats' eyes and rocket tips (MediaPipe's small-face retry runs on windows of
+    the image, where anything round fills the frame); detectors that see the face's own surroundings refuse them.
+    Without MediaPipe or dlib (Blender's Python 3.13 has no MediaPipe) every face scores 1.0: unchecked."""
+
+    def __init__(self) -> None:
+        try:
+            import dlib
+            from mediapipe.python.solutions import face_detection
+        except ImportError as exc:
+            log.info("face score unavailable (%s): faces are not checked", exc)
+            self._blazeface = self._hog = None
+            return
+        self._blazeface = face_detection.FaceDetection(min_detection_confidence=0.01, model_selection=0)
+        self._hog = dlib.get_frontal_face_detector()
+
+    def score(self, rgb: np.ndarray, box: tuple[float, float, float, float]) -> float:
+        if self._blazeface is None or self._hog is None:
+            return 1.0
+        result = self._blazeface.process(score_crop(rgb, box, SCORE_CROP_SCALE, SCORE_CROP_PX))
+        blazeface = 0.0
+        for found in result.detections or ():
+            b = found.location_data.relative_bounding_box
+            if _centred(b.xmin, b.ymin, b.xmin + b.width, b.ymin + b.height):
+                blazeface = max(blazeface, float(found.score[0]))
+        rects, margins, _ = self._hog.run(score_crop(rgb, box, HOG_CROP_SCALE, HOG_CROP_PX), 1, -1.0)
+        n = float(HOG_CROP_PX)
+        hog = max((m for r, m in zip(rects, margins, strict=True)
+                   if _centred(r.left() / n, r.top() / n, r.right() / n, r.bottom() / n)), default=-1.0)  # fmt: skip
+        return combine_scores(blazeface, hog)
+
+    def close(self) -> None:
+        if self._blazeface is not None:
+            self._blazeface.close()
+
+
 class LandmarkDetector:
     """A primary backend with an optional fallback when it finds no face; created once, used for many photos."""
 
-    def __init__(self, backend: str, fallback: str | None = None, device: str = "auto") -> None:
+    def __init__(
+        self, backend: str, fallback: str | None = None, device: str = "auto", min_score: float = FACE_SCORE_MIN
+    ) -> None:
         self.primary_name = backend
         self.fallback_name = fallback if fallback != backend else None
         self.device = device
+        self.min_score = min_score
         self._backends: dict[str, LandmarkBackend] = {}
+        self._scorer: FaceScorer | None = None
+
+    def scored(self, name: str, rgb: np.ndarray) -> list[FaceLandmarks]:
+        """Backend `name`'s faces with their face scores (FaceScorer), however low."""
+        faces = self.backend_named(name).detect(rgb)
+        if faces and self._scorer is None:
+            self._scorer = FaceScorer()
+        return [dataclasses.replace(f, score=self._scorer.score(rgb, f.box)) for f in faces]
+
+    def faces(self, name: str, rgb: np.ndarray) -> list[FaceLandmarks]:
+        """Backend `name`'s faces that score at least `min_score`."""
+        return [f for f in self.scored(name, rgb) if f.score >= self.min_score]
 
     def backend_named(self, name: str) -> LandmarkBackend:
         """The backend of that name, created on first use."""
@@ -366,11 +458,11 @@ class LandmarkDetector:
 
     def detect(self, photo: Photo, face_index: int = 0) -> Detection:
         warnings: list[str] = []
-        faces = self.backend_named(self.primary_name).detect(photo.rgb)
+        faces = self.faces(self.primary_name, photo.rgb)
         used = self.primary_name
         if not faces and self.fallback_name:
             try:
-                faces = self.backend_named(self.fallback_name).detect(photo.rgb)
+                faces = self.faces(self.fallback_name, photo.rgb)
                 used = self.fallback_name
                 if faces:
                     warnings.append(f"{self.primary_name} found no face; used {self.fallback_name} landmarks")
@@ -390,6 +482,9 @@ class LandmarkDetector:
         for backend in self._backends.values():
             backend.close()
         self._backends.clear()
+        if self._scorer is not None:
+            self._scorer.close()
+            self._scorer = None
 
     def __enter__(self) -> LandmarkDetector:
         return self

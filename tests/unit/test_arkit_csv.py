@@ -49,6 +49,10 @@ def test_a_take_is_read_with_camel_case_names_and_seconds(tmp_path):
         ([HEADER, "00:00:00:00,61,0.1,x,0,0,0,0,0"], "line 2"),
         ([HEADER, "00:00:00:00,61,0.1"], "line 2: too few columns"),
         ([HEADER, "00:00:01:00,61,0,0,0,0,0,0,0", "00:00:00:00,61,0,0,0,0,0,0,0"], "goes backwards at line 3"),
+        ([HEADER, "00:00:00:inf,61,0,0,0,0,0,0,0"], "line 2: timecode .* is out of range"),  # found by fuzzing
+        ([HEADER, "00:00:00:nan,61,0,0,0,0,0,0,0"], "line 2: timecode .* is out of range"),
+        ([HEADER, "9" * 400 + ":00:00:00,61,0,0,0,0,0,0,0"], "line 2: timecode .* is out of range"),  # OverflowError
+        ([HEADER, "00:00:00:00,61," + "0," * 40_000 + "0"], "a line longer than 65,536 characters"),
     ],
 )
 def test_what_is_not_a_take_fails_with_the_file_and_the_reason(tmp_path, lines, reason):

@@ -14,8 +14,10 @@ from facesmith.inference.landmarks.detect import (
     DlibBackend,
     FaceAlignmentBackend,
     LandmarkDetector,
+    combine_scores,
     make_backend,
 )
+from facesmith.inference.options import FACE_SCORE_MIN
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +64,29 @@ def test_no_face_is_an_error_naming_the_file(detector, bad_inputs, name):
     with pytest.raises(NoFaceError, match="no face detected") as err:
         detector.detect(load_photo(bad_inputs / name))
     assert name in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["chelsea", "rocket", "colorwheel"])
+def test_non_faces_the_backends_take_for_faces_are_refused_by_the_face_score(detector, tmp_path, name):
+    """MediaPipe finds a face in the cat's eye, the rocket's tip and the colour wheel (issue 30); none of them
+    reaches the face score, while the portraits above and below keep theirs."""
+    import skimage.data
+    from PIL import Image
+
+    path = tmp_path / f"{name}.png"
+    Image.fromarray(np.asarray(getattr(skimage.data, name)())[..., :3]).save(path)
+    assert detector.scored("mediapipe", load_photo(path).rgb)  # the backend alone calls it a face
+    with pytest.raises(NoFaceError, match="no face detected"):
+        detector.detect(load_photo(path))
+
+
+def test_portrait_face_score_is_well_above_the_threshold(detector, face_photo):
+    assert detector.detect(load_photo(face_photo("001_03.jpg"))).face.score > FACE_SCORE_MIN + 0.1
+
+
+def test_face_score_needs_both_detectors():
+    assert combine_scores(1.0, 1.0) == 1.0 and combine_scores(0.0, -1.0) == 0.0
+    assert combine_scores(0.70, -0.06) < FACE_SCORE_MIN < combine_scores(0.86, -0.04)  # a coin crop, a turned face
 
 
 def test_small_face_in_huge_image_is_found(detector, bad_inputs):

@@ -220,3 +220,58 @@ def test_make_model_keeps_metadata(tiny_arrays):
     model = make_model(tiny_arrays, "x", source="x", description="d", is_development=True)
     assert model.info()["development_model"] is True
     assert model.info()["landmarks_mediapipe"] == 7
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes need a POSIX system")
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda p: os.mkfifo(p), "is a named pipe"),  # opening and reading it would wait for ever
+        (lambda p: p.symlink_to("/dev/zero"), "is a character device"),  # reading it would never end
+        (lambda p: os.truncate(p.write_bytes(b"") or p, 20 * 2**30), "more than the"),  # sparse 20 GB
+        (lambda p: p.symlink_to(p), "symbolic link loop"),
+    ],
+    ids=["fifo", "device", "sparse_20gb", "link_loop"],
+)
+def test_model_files_are_checked_before_reading(tmp_path, make, reason):
+    path = tmp_path / "flame2023.pkl"
+    make(path)
+    with pytest.raises(ModelFileError, match=reason) as err:
+        load_flame(path)
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("vt 0.5 abc", "line 2:"),
+        ("vt 0.5", "two finite numbers"),
+        ("f 1/1 2/x 3/3", "line 2:"),
+        ("f 0/1 1/1 2/2", "positive"),
+    ],
+)
+def test_malformed_template_obj_beside_the_model_is_one_error(tmp_path, tiny_arrays, line, reason):
+    from facesmith.inference.flame.paths import ModelChoice, load_model
+
+    model_path = save_model_npz(make_model(tiny_arrays, "tiny"), tmp_path / "tiny.npz")
+    (tmp_path / "head_template.obj").write_text(f"vt 0.1 0.2\n{line}\nf 1/1 2/1 3/1\n")
+    with pytest.raises(ModelFileError, match=reason) as err:
+        load_model(ModelChoice(model_path, "--flame"))
+    assert "head_template.obj" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("method", "flag"), [(99, 0), (14, 0), (0, 1)], ids=["unknown_method", "not_lzma", "encrypted"]
+)
+def test_odd_zip_entries_are_a_model_file_error(tmp_path, tiny_model, method, flag):
+    """Found by fuzzing: zipfile raises NotImplementedError (an unknown compression method), LZMAError (deflated data
+    claimed LZMA) and RuntimeError (an encrypted entry), none of them BadZipFile."""
+    data = bytearray(save_model_npz(tiny_model, tmp_path / "m.npz").read_bytes())
+    for mark, at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # local and central headers: flags, then the method
+        i = data.find(mark)
+        while i >= 0:
+            data[i + at : i + at + 4] = flag.to_bytes(2, "little") + method.to_bytes(2, "little")
+            i = data.find(mark, i + 4)
+    (tmp_path / "odd.npz").write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match="truncated or corrupt .npz"):
+        load_flame(tmp_path / "odd.npz")

@@ -86,3 +86,22 @@ def test_missing_and_folder(tmp_path):
         load_photo(tmp_path / "nope.jpg")
     with pytest.raises(ImageError, match="not a file"):
         load_photo(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [b"\xff\xd8\xff\xe0", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00", b"\xff\xd8\xff\xff"],
+    ids=["bad_length", "app0_then_zeros", "fill_bytes"],
+)
+def test_a_huge_file_of_zeros_behind_a_jpeg_signature_is_refused_at_once(tmp_path, header):
+    """2 GB, sparse (no disk used): Pillow's own marker scan read it byte by byte for 89 s."""
+    import time
+
+    path = tmp_path / "zeros.jpg"
+    with path.open("wb") as f:
+        f.write(header)
+        f.truncate(2 << 30)
+    start = time.perf_counter()
+    with pytest.raises(ImageError, match="image is corrupt"):
+        load_photo(path)
+    assert time.perf_counter() - start < 1.0

@@ -3,10 +3,12 @@ removed, sets that appear complete or not at all. No Blender needed."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -174,6 +176,34 @@ def test_a_folder_of_photos_is_one_person(tmp_path):
     assert notes == []
 
 
+def _last_run(folder, name: str) -> None:
+    """The files a batch wrote for head `name` in `folder` (the PNG maps and preview look like photos)."""
+    for path in HeadFiles(folder, name).paths:
+        path.write_bytes(b"x")
+
+
+@pytest.mark.parametrize("inside", [False, True], ids=["output_is_input", "output_inside_input"])
+def test_a_rerun_never_reads_its_own_outputs_as_photos(tmp_path, inside):
+    source = tmp_path / "in"
+    source.mkdir()
+    (source / "004_03.jpg").write_bytes(b"x")
+    (source / "jo").mkdir()
+    (source / "jo" / "front.jpg").write_bytes(b"x")
+    output = source / "out" if inside else source
+    output.mkdir(exist_ok=True)
+    _last_run(output, "004_03")
+    _last_run(output, "jo")
+    (output / "gone.json").write_text("{}")  # a head whose photo was since removed: its recorded set
+    _last_run(output, "gone")
+    (output / "004_08_albedo.png").write_bytes(b"x")  # an interrupted commit: maps before its JSON
+    (source / "004_08.jpg").write_bytes(b"x")
+    (output / ".004_08.tmp.png").write_bytes(b"x")  # a temp file being written
+    jobs, _ = batch_jobs(source, output)
+    assert [(j.name, [p.name for p in j.photos]) for j in jobs] == [
+        ("004_03", ["004_03.jpg"]), ("004_08", ["004_08.jpg"]), ("jo", ["front.jpg"]),
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize("text", ["0/2", "3/2", "1", "a/b", "2/0"])
 def test_bad_shards_are_refused(text):
     with pytest.raises(FacesmithError, match="--shard"):
@@ -255,3 +285,169 @@ def test_name_and_existing_file_fail_first(tmp_path):
     assert res.returncode == 1 and "--json takes a .json file path" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["face.jpg", "taken"]  # nothing written
+
+
+def test_two_batches_into_one_folder_both_count_in_the_report(tmp_path):
+    """Batch B found A's heads busy (or was stopped) while A finished them: the report keeps A's rows, and B's own."""
+    jobs = [Job(n, ()) for n in ("a", "b", "c")]
+    write_report(tmp_path, tmp_path, jobs[:2], [Outcome("a", "ok"), Outcome("b", "ok")], False)
+    busy = "another Facesmith run is writing this head"
+    write_report(tmp_path, tmp_path, jobs, [Outcome("a", "failed", busy), Outcome("c", "ok")], True)
+    report = json.loads((tmp_path / "batch_report.json").read_text())
+    assert {r["name"]: r["status"] for r in report["results"]} == {"a": "ok", "b": "ok", "c": "ok"}
+    assert (report["ok"], report["failed"], report["photos"]) == (3, 0, 3)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # the report's lock is gone
+
+
+def test_an_unwritable_report_is_one_error_naming_it(tmp_path):
+    (tmp_path / "batch_report.json").mkdir()  # cannot be replaced by a file
+    with pytest.raises(FacesmithError, match=r"batch_report\.json: cannot be written"):
+        write_report(tmp_path, tmp_path, [Job("a", ())], [Outcome("a", "ok")], False)
+
+
+class _Failing:
+    """A reconstructor whose run fails as `fail` does (no photos, no model: make_head only reaches run)."""
+
+    def __init__(self, fail):
+        self.fail = fail
+
+    def run(self, photos, name, cancel):
+        self.fail(cancel)
+
+
+def _run_job(tmp_path, fail, cancel=None):
+    from facesmith.cli.heads import WriteOptions, run_job
+
+    bugs: list[str] = []
+    cancel = cancel or threading.Event()
+    outcome = run_job(_Failing(fail), Job("h", ()), tmp_path, WriteOptions(("glb",), False, False), cancel, bugs.append)
+    return outcome, bugs
+
+
+def test_a_full_disk_fails_the_head_in_one_line(tmp_path):
+    def full(cancel):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "h_albedo.png"))
+
+    outcome, bugs = _run_job(tmp_path, full)
+    assert outcome.status == "failed" and bugs == []
+    assert outcome.message == f"{tmp_path / 'h_albedo.png'}: cannot be written (No space left on device)"
+
+
+def test_blender_operator_errors_from_the_file_system_are_one_line(tmp_path):
+    from facesmith.inference.files import WriteError, writing
+
+    path = tmp_path / "h.glb"
+    with pytest.raises(WriteError, match=r"h\.glb: cannot be written \(No space left on device\)$"):
+        with writing(path):
+            raise RuntimeError("Error: Python: Traceback ...\nOSError: [Errno 28] No space left on device: '/x'\n")
+    with pytest.raises(RuntimeError, match="a bug"):  # anything else stays a traceback
+        with writing(path):
+            raise RuntimeError("a bug")
+
+
+def test_a_second_ctrl_c_inside_a_blender_operator_stops_the_run(tmp_path):
+    """The second signal's exception, raised inside the glTF exporter, comes out of bpy as a RuntimeError."""
+    from facesmith.inference.errors import CancelledError
+
+    def interrupted(cancel):
+        cancel.set()  # the first Ctrl-C
+        raise RuntimeError("Error: Python: Traceback (most recent call last):\n ...\nInterrupted: SIGINT\n")
+
+    with pytest.raises(CancelledError):
+        _run_job(tmp_path, interrupted)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # lock and staging gone
+
+
+class _FailingReconstructor(_Failing):
+    """`_Failing` as `cmd_reconstruct` uses a reconstructor: a context manager with a model."""
+
+    model = type("Model", (), {"warnings": ()})()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+
+def test_a_failed_reconstruct_leaves_no_folder_it_made(tmp_path, monkeypatch, capsys):
+    from facesmith.inference.errors import NoFaceError
+
+    cli_main = sys.modules["facesmith.cli.main"]  # `facesmith.cli.main` is also the function the package exports
+
+    def no_face(cancel):
+        raise NoFaceError("face.jpg: no face found")
+
+    monkeypatch.setattr(cli_main, "_reconstructor", lambda args, console: _FailingReconstructor(no_face))
+    photo = tmp_path / "face.jpg"
+    photo.write_bytes(b"x")
+    assert cli_main.main(["reconstruct", str(photo), "-o", str(tmp_path / "new" / "deeper")]) == 1
+    assert "no face found" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["face.jpg"]  # neither new/ nor new/deeper/
+    (tmp_path / "kept").mkdir()  # a folder that was there before stays, empty or not
+    assert cli_main.main(["reconstruct", str(photo), "-o", str(tmp_path / "kept")]) == 1
+    assert (tmp_path / "kept").is_dir() and not list((tmp_path / "kept").iterdir())
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+def test_an_output_folder_in_proc_says_why_in_one_line(tmp_path):
+    res = run_cli("reconstruct", str(tmp_path / "face.jpg"), "-o", "/proc/x", "--flame", str(tmp_path / "no.npz"))
+    assert res.returncode == 1
+    assert (
+        res.stderr.strip()
+        == "facesmith: error: /proc/x: cannot be created in /proc (its file system takes no new files)"
+    )
+
+
+def test_a_symlink_loop_in_a_batch_is_reported_not_dropped(tmp_path):
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    (tmp_path / "loop.jpg").symlink_to(tmp_path / "loop.jpg")
+    (tmp_path / "broken.jpg").symlink_to(tmp_path / "missing.jpg")
+    (tmp_path / "person").symlink_to(tmp_path / "person")  # a link to a person's folder, looping
+    jobs, notes = batch_jobs(tmp_path)
+    assert [j.name for j in jobs] == ["a", "broken", "loop"]  # each fails with its reason in the report
+    assert notes == [f"{tmp_path / 'person'}: skipped, symbolic link loop (the link points back at itself)"]
+
+
+@pytest.mark.parametrize(
+    ("link", "reason"),
+    [("photo.jpg", "symbolic link loop"), ("missing.jpg", r"broken symbolic link \(to .*missing\.jpg")],
+)
+def test_a_photo_link_that_leads_nowhere_says_why(tmp_path, link, reason):
+    from facesmith.inference.images import ImageError, load_photo
+
+    (tmp_path / "photo.jpg").symlink_to(tmp_path / link)
+    with pytest.raises(ImageError, match=reason):
+        load_photo(tmp_path / "photo.jpg")
+
+
+def test_control_characters_in_file_names_never_reach_the_terminal(tmp_path):
+    """ESC sequences (retitle, clear, recolour), CR and a bidirectional override in a photo's name; and a name that
+    is not UTF-8. Every message that names the file shows them escaped."""
+    name = "x\x1b]0;owned\x07\x1b[2J\x1b[31m\r\u202e.jpg"
+    (tmp_path / name).write_bytes(b"not a photo")
+    (tmp_path / os.fsdecode(b"raw\xff\x9b.jpg")).write_bytes(b"not a photo either")
+    for args in (["fit", str(tmp_path / name)], ["batch", str(tmp_path), str(tmp_path / "out")]):
+        res = subprocess.run([sys.executable, "-m", "facesmith.cli", *args], capture_output=True, timeout=300)
+        text = res.stdout + res.stderr
+        assert not any(c < 32 and c not in b"\t\n" or c == 0x7F for c in text), text
+        assert "\u202e".encode() not in text and b"\xff" not in text and b"\xc2\x9b" not in text
+        assert b"x\\x1b]0;owned\\x07\\x1b[2J\\x1b[31m\\" in text  # each names the file, escaped
+
+
+def test_ray_workers_temp_folders_are_removed_once_their_worker_is_gone(tmp_path):
+    """A Ray worker keeps bpy's session folder (blender_*) in a folder of its own, locked while it lives; the folder
+    of one killed outright (no exit handlers) is swept by the next worker, a live one's is kept."""
+    from facesmith.cli.ray_engine import claim_temp_dir, sweep_temp_dirs
+
+    live, fd = claim_temp_dir(tmp_path)
+    killed = subprocess.run(
+        [sys.executable, "-c", "import os, sys; from pathlib import Path; from facesmith.cli.ray_engine import "
+         "claim_temp_dir; path, _ = claim_temp_dir(Path(sys.argv[1])); (path / 'blender_x').mkdir(); print(path); "
+         "os._exit(0)", str(tmp_path)], capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    assert Path(killed, "blender_x").is_dir()
+    assert sweep_temp_dirs(tmp_path) == [Path(killed)]
+    assert sorted(tmp_path.iterdir()) == [live]
+    os.close(fd)
+    assert sweep_temp_dirs(tmp_path) == [live]  # its lock is free once closed

@@ -1,0 +1,196 @@
+"""False faces on non-face images, and the detection rate on real faces, with and without the face score.
+
+Non-face images (made here, nothing downloaded): scikit-image's bundled photos without people (the cat, the
+rocket, coffee, coins, ...) whole and in crops, the astronaut's suit without his face, crops of the CC0 HDRIs in
+the bpy wheel (tone-mapped), and noise, blur and pattern textures. Faces: the portraits in ../shared/data/faces
+and every `--utk-step`-th UTKFace crop in ../shared/data/train_faces.
+
+Each image goes through the detector the pipeline uses (MediaPipe, dlib when MediaPipe finds none, as
+LandmarkDetector); a face counts when its face score (landmarks.detect.FaceScorer) reaches FACE_SCORE_MIN.
+Baseline from the same run: no face score (every face a backend returns counts), i.e. the behaviour before.
+Goals: 0 false faces on ≥ 200 non-face images; the portraits' and UTKFace's detection rates no lower than the
+baseline's. Also printed: the highest non-face score and the lowest face scores (where the threshold can lie).
+Usage: python bench/false_faces.py [--utk-step 20] [--min-score X] [-v] [--no-check]   (--utk-step 1: all 6,000)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from _common import SHARED_FACES, Goal, add_check_argument, finish
+from PIL import Image
+
+from facesmith.inference.landmarks.detect import FaceLandmarks, LandmarkDetector
+from facesmith.inference.options import FACE_SCORE_MIN
+
+UTK_FACES = SHARED_FACES.parent / "train_faces"
+# scikit-image photos with no person in them (camera, astronaut and lfw_subset show faces: astronaut is cropped)
+SKIMAGE_PHOTOS = ("chelsea", "rocket", "coffee", "horse", "clock", "brick", "grass", "gravel", "coins", "moon",
+                  "page", "text", "logo", "colorwheel", "hubble_deep_field", "immunohistochemistry", "retina",
+                  "checkerboard")  # fmt: skip
+CROP_SIDE = 512  # crops are resized to this square (a portrait's size)
+
+
+def to_rgb8(image: np.ndarray) -> np.ndarray:
+    """Any scikit-image array (grey, RGBA, float or bool) as contiguous (H, W, 3) uint8."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        image = np.clip(image.astype(np.float64) * (255.0 if image.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+    if image.ndim == 2:
+        image = np.stack([image] * 3, axis=-1)
+    return np.ascontiguousarray(image[..., :3])
+
+
+def crops(image: np.ndarray, count: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """`count` random square crops (a quarter to all of the short side), resized to CROP_SIDE²."""
+    h, w = image.shape[:2]
+    for _ in range(count):
+        side = int(rng.uniform(0.25, 1.0) * min(h, w))
+        y0, x0 = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+        window = Image.fromarray(image[y0 : y0 + side, x0 : x0 + side])
+        yield np.asarray(window.resize((CROP_SIDE, CROP_SIDE), Image.LANCZOS))
+
+
+def tone_map(hdr: np.ndarray) -> np.ndarray:
+    """Linear HDR radiance -> 8-bit sRGB-ish: exposure to a mid-grey mean, Reinhard, gamma 2.2."""
+    hdr = np.maximum(np.nan_to_num(hdr[..., :3].astype(np.float64)), 0.0)
+    hdr *= 0.18 / max(float(np.exp(np.log(hdr + 1e-4).mean())), 1e-6)
+    return (np.clip((hdr / (1.0 + hdr)) ** (1 / 2.2), 0, 1) * 255).astype(np.uint8)
+
+
+def hdri_paths() -> list[Path]:
+    """The world HDRIs Blender ships (CC0, see license.txt beside them)."""
+    import bpy
+
+    return sorted(Path(bpy.utils.system_resource("DATAFILES", path="studiolights/world")).glob("*.exr"))
+
+
+def read_exr(path: Path) -> np.ndarray:
+    os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")  # read when cv2 is imported
+    import cv2
+
+    bgr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    return bgr[..., 2::-1]
+
+
+def textures(count: int, rng: np.random.Generator) -> Iterator[tuple[str, np.ndarray]]:
+    """Noise at several blurs, gradients, stripes and checkerboards: CROP_SIDE² RGB."""
+    from scipy.ndimage import gaussian_filter
+
+    yy, xx = np.mgrid[0:CROP_SIDE, 0:CROP_SIDE] / CROP_SIDE
+    for i in range(count):
+        kind = ("noise", "blurred", "gradient", "stripes", "checker")[i % 5]
+        if kind == "noise":
+            img = rng.uniform(0, 255, (CROP_SIDE, CROP_SIDE, 3))
+        elif kind == "blurred":
+            sigma = float(rng.uniform(2, 30))
+            img = gaussian_filter(rng.normal(0, 1, (CROP_SIDE, CROP_SIDE, 3)), (sigma, sigma, 0))
+            img = (img - img.min()) / max(np.ptp(img), 1e-9) * 255
+        elif kind == "gradient":
+            a, b = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+            t = (np.cos(rng.uniform(0, np.pi)) * xx + np.sin(rng.uniform(0, np.pi)) * yy)[..., None]
+            img = a + (b - a) * (t - t.min()) / max(np.ptp(t), 1e-9)
+        elif kind == "stripes":
+            wave = np.sin(2 * np.pi * rng.uniform(3, 40) * (xx + rng.uniform(-1, 1) * yy))
+            img = (0.5 + 0.5 * wave)[..., None] * rng.uniform(0, 255, 3)
+        else:
+            n = int(rng.integers(2, 24))
+            cells = (np.floor(xx * n) + np.floor(yy * n)) % 2
+            img = cells[..., None] * rng.uniform(0, 255, 3) + (1 - cells[..., None]) * rng.uniform(0, 255, 3)
+        yield f"texture_{kind}_{i:02d}", np.ascontiguousarray(np.clip(img, 0, 255).astype(np.uint8))
+
+
+def non_face_images(seed: int = 0) -> Iterator[tuple[str, np.ndarray]]:
+    """The non-face set (228 images with the default counts), deterministic for a seed."""
+    import skimage.data
+
+    rng = np.random.default_rng(seed)
+    for name in SKIMAGE_PHOTOS:
+        image = to_rgb8(getattr(skimage.data, name)())
+        yield name, image
+        for i, crop in enumerate(crops(image, 5, rng)):
+            yield f"{name}_crop{i}", crop
+    suit = to_rgb8(skimage.data.astronaut())[260:, :]  # below his face (rows 71-177)
+    yield "astronaut_suit", suit
+    for i, crop in enumerate(crops(suit, 5, rng)):
+        yield f"astronaut_suit_crop{i}", crop
+    for path in hdri_paths():
+        image = tone_map(read_exr(path))
+        yield f"hdri_{path.stem}", image
+        for i, crop in enumerate(crops(image, 6, rng)):
+            yield f"hdri_{path.stem}_crop{i}", crop
+    yield from textures(40, rng)
+
+
+def scored_detection(detector: LandmarkDetector, rgb: np.ndarray) -> tuple[bool, float, float]:
+    """As LandmarkDetector.detect (the fallback only when the primary has no face): (a face without the face
+    score, the best score of the faces the detector would return, the best score of any face found)."""
+    primary = detector.scored(detector.primary_name, rgb)
+    kept = [f for f in primary if f.score >= detector.min_score]
+    fallback: list[FaceLandmarks] = []
+    if detector.fallback_name and (not primary or not kept):
+        fallback = detector.scored(detector.fallback_name, rgb)
+    baseline = bool(primary or fallback)
+    used = kept or [f for f in fallback if f.score >= detector.min_score] or primary + fallback
+    scores = [f.score for f in primary + fallback]
+    return baseline, max((f.score for f in used), default=0.0), max(scores, default=0.0)
+
+
+def face_paths(folder: Path, step: int) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() == ".jpg")[::step] if folder.is_dir() else []
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--utk-step", type=int, default=20, help="every N-th UTKFace crop (1: all 6,000)")
+    parser.add_argument("--min-score", type=float, default=FACE_SCORE_MIN)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    add_check_argument(parser)
+    args = parser.parse_args()
+    goals, result = [], {"min_score": args.min_score}
+    with LandmarkDetector("mediapipe", "dlib", min_score=args.min_score) as detector:
+        false_new, false_old, n, top = [], 0, 0, (0.0, "")
+        for name, rgb in non_face_images():
+            old, score, best = scored_detection(detector, rgb)
+            n += 1
+            false_old += old
+            top = max(top, (best, name))
+            if score >= args.min_score:
+                false_new.append(name)
+            if args.verbose and old:
+                print(f"non-face {name}: best face score {best:.3f}", file=sys.stderr)
+        result.update(non_face_images=n, false_faces=len(false_new), false_faces_baseline=false_old,
+                      highest_non_face_score=round(top[0], 4), highest_non_face=top[1], false_face_names=false_new)  # fmt: skip
+        goals.append(Goal("false_faces", len(false_new), "<=", 0, false_old, "no face score",
+                          goal=f"0 of {n} non-face images"))  # fmt: skip
+        goals.append(Goal("non_face_images", n, ">=", 200))
+        for label, folder, step in (("portraits", SHARED_FACES, 1), ("utkface", UTK_FACES, args.utk_step)):
+            paths = face_paths(folder, step)
+            if not paths:
+                print(f"{label}: {folder} missing, skipped", file=sys.stderr)
+                continue
+            found_old, found_new, scores = 0, 0, []
+            for path in paths:
+                old, score, _ = scored_detection(detector, np.asarray(Image.open(path).convert("RGB")))
+                found_old += old
+                found_new += score >= args.min_score
+                if old:
+                    scores.append(score)
+                if args.verbose and old and score < args.min_score:
+                    print(f"{label} {path.name}: face score {score:.3f}, lost", file=sys.stderr)
+            rate, base = found_new / len(paths), found_old / len(paths)
+            low = sorted(scores)[:3]
+            result[label] = {"images": len(paths), "rate": rate, "rate_baseline": base,
+                             "lowest_scores": [round(s, 4) for s in low]}  # fmt: skip
+            goals.append(Goal(f"{label}_detection_rate", rate, ">=", base, base, "no face score",
+                              goal=f">= baseline ({len(paths)} images)"))  # fmt: skip
+    finish(result, goals, not args.no_check)
+
+
+if __name__ == "__main__":
+    main()
