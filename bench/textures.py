@@ -1,17 +1,23 @@
 """Texture validation on renders with known albedo, known lighting and a known displacement map.
 
 A portrait is reconstructed once; its baked albedo becomes the known albedo. The head is rendered in
-Blender (Cycles, matte skin, no subsurface) under three lights — frontal, 45° side, from above — and
-the whole pipeline (detect, fit, bake) runs on each render. On texels the pipeline saw well, it reports
-the PSNR of the de-lit albedo against the known one, next to the PSNR of the plain projected colour
-(not de-lit) from the same run; each after a per-channel gain fit, since a single photo cannot tell
-albedo brightness from light intensity. A fourth render carries a known displacement map (band-pass
+Blender (Cycles, matte skin, no subsurface, Standard view transform) under white lights — frontal, 45° side, from above — and
+coloured or dim ones — frontal at 3000 K and 7500 K, frontal at -1 EV, a 3500 K key from the side with a
+cool fill from the other — and the whole pipeline (detect, fit, bake) runs on each render. On texels the
+pipeline saw well, it reports the PSNR of the de-lit albedo against the known one, next to the PSNR of
+the plain projected colour (not de-lit) from the same run; each after a per-channel gain fit (the
+spatial de-lighting alone). Under the coloured and dim lights the camera gain matters too: the absolute
+PSNR (and the median's CIE76 ΔE) with the render's exposure calibrated once, on the frontal white light,
+with the gain divided out (texture/colour.py) next to the same bake without it (the bake before colour
+constancy, `--keep-photo-colour`). A grey card behind the head, lit by the same lights, is the scene the
+exposure is read from (the -1 EV light dims it too). A fourth render carries a known displacement map (band-pass
 noise, ±0.5 mm, 0.7–2 mm features) as real geometry (subdivided, displaced) on a flat albedo under a key
 light from above and the side: the correlation of the recovered with the true displacement over the
 face (see displacement_report for the two frames it is measured in), next to the first version's
 high-pass reading from the same run. Also: seconds per texture at 1024². Fits go through
 `Reconstructor.fit` with the default options; textures through the pipeline's `TextureBaker` at 1024².
 Goals: under each light the de-lit albedo beats the plain projection (PSNR above the same-run baseline);
+under the coloured and dim lights the absolute PSNR beats the bake without the camera gain;
 displacement correlation (photo frame) ≥ 0.5, next to the high-pass baseline; ≤ 1 s per 1024² texture.
 Not independent truth: the known albedo is a texture baked by this pipeline itself from a real portrait,
 and the heads are FLAME meshes of the pipeline's own fit; the displacement truth is independent (a known
@@ -27,6 +33,7 @@ import dataclasses
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +41,36 @@ from _common import OWN_BAKE, SHARED_FACES, Goal, add_check_argument, finish, lo
 
 os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="facesmith-bench-"))
 DISPLACEMENT_LIGHT = (-35.0, 35.0)  # a key light from above and the side, as in portraits
-LIGHTS = {"frontal": (0.0, 0.0), "side_45": (0.0, 45.0), "top": (-50.0, 0.0)}  # sun pitch, yaw in degrees
+
+
+@dataclass(frozen=True)
+class Light:
+    """A sun (pitch, yaw in degrees) of a colour (kelvin, None: white) and strength (× the scene's), and an
+    optional second sun from the other side, bluish: the light a window or a screen adds."""
+
+    pitch: float
+    yaw: float
+    kelvin: float | None = None
+    strength: float = 1.0
+    fill: bool = False
+
+
+# White lights test the de-lighting; coloured and dim ones test the camera gain (colour constancy).
+LIGHTS = {
+    "frontal": Light(0.0, 0.0),
+    "side_45": Light(0.0, 45.0),
+    "top": Light(-50.0, 0.0),
+    "warm_3000K": Light(0.0, 0.0, kelvin=3000.0),
+    "cool_7500K": Light(0.0, 0.0, kelvin=7500.0),
+    "dim_-1EV": Light(0.0, 0.0, strength=0.5),
+    "coloured_side": Light(0.0, 40.0, kelvin=3500.0, fill=True),
+}
+COLOUR_LIGHTS = ("warm_3000K", "cool_7500K", "coloured_side")
+FILL_RGB = (0.45, 0.65, 1.0)  # the fill's colour (linear): a cool window or screen
+FILL_STRENGTH = 0.4  # × the key's energy
+BACKDROP_ALBEDO = 0.4  # linear: a light grey card, as the studio portraits' backdrop
+BACKDROP_BEHIND = 0.4  # metres behind the head's centre
+BACKDROP_SIZE = 4.0  # metres: it fills the frame
 TEXTURE_SIZE = 1024
 DISPLACEMENT_KIND = (
     "known relief rendered as geometry on the fit's own FLAME mesh, read through the fit's own texel->pixel "
@@ -49,6 +85,27 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 def gain_aligned(estimate: np.ndarray, truth: np.ndarray) -> np.ndarray:
     gain = (estimate * truth).sum(0) / np.maximum((estimate * estimate).sum(0), 1e-12)
     return np.clip(estimate * gain, 0, 1)
+
+
+def level_aligned(estimate: np.ndarray, reference: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """`estimate` scaled by the one factor that best maps `reference` (the same setting's estimate under the frontal
+    white light) onto the truth: the render's exposure is calibrated once, so a light's colour and level show."""
+    scale = float((reference * truth).sum() / max((reference * reference).sum(), 1e-12))
+    return np.clip(estimate * scale, 0, 1)
+
+
+def absolute_report(estimate: tuple, frontal: tuple) -> dict:
+    """PSNR and the median's CIE76 ΔE against the known albedo, the exposure calibrated on the frontal light, with
+    the camera gain divided out and without (the bake before colour constancy)."""
+    from facesmith.inference.texture.colour import delta_e76
+
+    with_gain, without_gain, truth = estimate
+    out = {}
+    for label, value, reference in (("", with_gain, frontal[0]), ("_without_gain", without_gain, frontal[1])):
+        aligned = level_aligned(value, reference, frontal[2])
+        out[f"psnr_absolute{label}_db"] = round(psnr(aligned, truth), 2)
+        out[f"delta_e_median{label}"] = round(float(delta_e76(np.median(aligned, 0), np.median(truth, 0))), 2)
+    return out
 
 
 def geometric_displacement(mesh, textures) -> None:
@@ -162,13 +219,24 @@ def displacement_report(tex, part, true_uv: np.ndarray, in_photo: np.ndarray) ->
     }
 
 
-def render(rig, textures, light, ambient: float, path: Path, bump_only: bool, side: int = 512, samples: int = 64):
-    """Render the head under one sun (pitch, yaw in degrees) and a grey world; returns the head."""
+def render(
+    rig,
+    textures,
+    light: Light,
+    ambient: float,
+    path: Path,
+    bump_only: bool,
+    side: int = 512,
+    samples: int = 64,
+    backdrop: bool = False,
+):
+    """Render the head under `light` and a grey world (with a grey card behind it if `backdrop`); returns the head."""
     import bpy
 
     from facesmith.addon.build_scene import render_png
     from facesmith.addon.head import build_head
     from facesmith.addon.output import reset_file
+    from facesmith.inference.texture.colour import planckian_rgb
 
     reset_file()
     head = build_head(rig, textures)
@@ -182,10 +250,46 @@ def render(rig, textures, light, ambient: float, path: Path, bump_only: bool, si
     else:
         geometric_displacement(head.mesh, textures)
     key = next(o for o in bpy.data.objects if o.type == "LIGHT")
-    key.rotation_euler = (np.radians(light[0]), np.radians(light[1]), 0.0)
+    key.rotation_euler = (np.radians(light.pitch), np.radians(light.yaw), 0.0)
+    if light.kelvin is not None:
+        key.data.color = tuple(planckian_rgb(light.kelvin) / planckian_rgb(light.kelvin).max())
+    key.data.energy *= light.strength
+    if light.fill:
+        fill = bpy.data.objects.new("fill", bpy.data.lights.new("fill", "SUN"))
+        fill.data.color, fill.data.energy = FILL_RGB, key.data.energy * FILL_STRENGTH
+        fill.rotation_euler = (0.0, -np.radians(light.yaw), 0.0)
+        bpy.context.scene.collection.objects.link(fill)
     bpy.context.scene.world.node_tree.nodes["Background"].inputs["Color"].default_value = (ambient,) * 3 + (1.0,)
+    if backdrop:
+        add_backdrop(head)
+    # The pipeline reads photos as sRGB-encoded linear light; AgX (the default view) would add its own tone curve
+    # and desaturation, which a brighter known albedo meets more of.
+    bpy.context.scene.view_settings.view_transform = "Standard"
     render_png(path, max_side=side, samples=samples)
     return head
+
+
+def add_backdrop(head) -> None:
+    """A matte grey card behind the head, facing the camera and lit by the same suns: the scene a camera meters
+    on (texture/colour.py reads the exposure from it), as the studio portraits' backdrop."""
+    import bpy
+    from mathutils import Vector
+
+    bpy.context.view_layer.update()
+    camera = head.camera.matrix_world
+    forward = (camera.to_3x3() @ Vector((0.0, 0.0, -1.0))).normalized()
+    centre = head.mesh.matrix_world @ (sum((Vector(c) for c in head.mesh.bound_box), Vector()) / 8)
+    distance = (centre - camera.translation).dot(forward) + BACKDROP_BEHIND
+    bpy.ops.mesh.primitive_plane_add(size=BACKDROP_SIZE, location=camera.translation + forward * distance)
+    card = bpy.context.active_object
+    card.rotation_euler = camera.to_euler()  # the plane's +z normal faces the camera, as the camera's own +z does
+    material = bpy.data.materials.new("backdrop")
+    material.use_nodes = True
+    bsdf = material.node_tree.nodes["Principled BSDF"]
+    bsdf.inputs["Base Color"].default_value = (BACKDROP_ALBEDO,) * 3 + (1.0,)
+    bsdf.inputs["Roughness"].default_value = 1.0
+    bsdf.inputs["Specular IOR Level"].default_value = 0.0
+    card.data.materials.append(material)
 
 
 def main() -> None:
@@ -215,33 +319,39 @@ def main() -> None:
         rig = rig_data(model, source, 0, "truth")
         flat_disp = dataclasses.replace(known, displacement=np.zeros_like(known.displacement))
 
-        def run(path: Path):
+        def run(path: Path, bake_with: TextureBaker = baker):
             result = rec.fit([path])
             ph = load_photo(path, options.working_side)
             t = time.perf_counter()
-            tex, _ = baker.bake([(ph.rgb, ph.scale, result.photos[0])])
+            tex, _ = bake_with.bake([(ph.rgb, ph.scale, result.photos[0])])
             seconds = time.perf_counter() - t
-            return tex, baker.photo_texture(ph.rgb, ph.scale, result.photos[0]), seconds
+            return tex, bake_with.photo_texture(ph.rgb, ph.scale, result.photos[0]), seconds
 
-        report, times = {}, []
+        # The pipeline before colour constancy: the same baker without the camera gain (--keep-photo-colour).
+        plain_baker = dataclasses.replace(baker, colour_constancy=False)
+        report, times, estimates = {}, [], {}
         for name, light in LIGHTS.items():
             path = out / f"light_{name}.png"
-            render(rig, flat_disp, light, 0.05, path, bump_only=True)
+            render(rig, flat_disp, light, 0.05, path, bump_only=True, backdrop=True)
             tex, part, seconds = run(path)
+            _, kept, _ = run(path, plain_baker)
             times.append(seconds)
             seen = part.weight > 0.5
             truth = known.albedo[seen]
+            estimates[name] = (part.albedo[seen], kept.albedo[seen], truth)
             report[name] = {
                 "texels": int(seen.sum()),
                 "psnr_delit_db": round(psnr(gain_aligned(part.albedo[seen], truth), truth), 2),
                 "psnr_plain_projection_db": round(psnr(gain_aligned(part.colour[seen], truth), truth), 2),
             }
+        for name in LIGHTS:  # the render's exposure, calibrated once on the frontal white light, for every light
+            report[name] |= absolute_report(estimates[name], estimates["frontal"])
             print(name, report[name])
         rng = np.random.default_rng(0)
         flat_albedo = np.broadcast_to(np.median(known.albedo.reshape(-1, 3), 0), known.albedo.shape).astype(np.float32)
         relief = TextureSet(flat_albedo.copy(), known_relief(rng, known.displacement.shape))
         path = out / "displacement.png"
-        head = render(rig, relief, DISPLACEMENT_LIGHT, 0.15, path, bump_only=False, side=1024, samples=128)
+        head = render(rig, relief, Light(*DISPLACEMENT_LIGHT), 0.15, path, bump_only=False, side=1024, samples=128)
         in_photo = render_height(head.mesh, relief, out / "height.exr")
         tex, part, seconds = run(path)
         times.append(seconds)
@@ -256,6 +366,12 @@ def main() -> None:
         Goal(f"psnr_delit_db_{name}", report[name]["psnr_delit_db"], ">", report[name]["psnr_plain_projection_db"],
              report[name]["psnr_plain_projection_db"], "plain projection", OWN_BAKE, "> baseline")
         for name in LIGHTS
+    ]  # fmt: skip
+    goals += [
+        Goal(f"psnr_absolute_db_{name}", report[name]["psnr_absolute_db"], ">",
+             report[name]["psnr_absolute_without_gain_db"], report[name]["psnr_absolute_without_gain_db"],
+             "without the camera gain", OWN_BAKE, "> baseline")
+        for name in (*COLOUR_LIGHTS, "dim_-1EV")
     ]  # fmt: skip
     goals += [
         Goal("displacement_correlation", disp["correlation"], ">=", 0.5, disp["cavity_baseline_correlation"],

@@ -3,8 +3,8 @@
 All colour work is in linear RGB. Per photo: each texel of FLAME's UV layout is placed on the fitted
 mesh, projected with the fitted camera, kept where a depth buffer shows it and the surface faces the
 camera (weighted by the view angle), and read from the photo. A 9×3 spherical-harmonics light is fitted
-by least squares on skin texels (DECA / Deng et al.'s model: colour = albedo × SH(n)); albedo = colour ÷
-shading ÷ gain, the gain being the camera's white balance and exposure (texture/colour.py). Photos are fused by visibility × view angle × photo confidence; texels no photo saw are filled
+on skin texels under a natural-light prior (texture/light.py; DECA / Deng et al.'s model: colour = albedo ×
+SH(n)); albedo = colour ÷ shading ÷ gain, the gain being the camera's white balance and exposure (texture/colour.py). Photos are fused by visibility × view angle × photo confidence; texels no photo saw are filled
 from their left–right mirror (FLAME's UV layout is symmetric about u = ½), then by a push–pull pyramid,
 blended through feathered weights so no seam shows.
 
@@ -27,6 +27,7 @@ from ..options import DEFAULTS
 from ..result import PhotoFit
 from . import colour as colour_model
 from . import displacement as detail
+from . import light as light_model
 from . import occlusion
 from .maps import TextureSet, srgb_to_linear
 from .raster import UVRaster, rasterize_uv, uv_to_texel
@@ -50,6 +51,8 @@ REFIT_SHARE = 0.02  # the light is fitted again when this share of the skin it u
 EDGE_TAPER_1024 = 24.0  # texels at 1024² (≈ 8 mm on the cheek) over which photo weights fade at the face edge
 FILL_CLEAR_1024 = 12.0  # texels at 1024² around an occluder mask that the skin fill does not draw from
 MIN_SKIN_TEXELS = 200  # fewer visible skin texels than this: no light estimate, no skin cue
+TOWARDS_CAMERA = (0.0, 0.0, 1.0)  # the fit's frame: the camera looks down -z (camera.py)
+SKIN_CHROMA_TOLERANCE = (0.04, 0.08)  # rg-chromaticity distance from the median: the studio's, the widest
 MAX_LIGHT_CHROMA = 1.5  # bound on a channel's shading relative to the luminance shading (light_chroma)
 SCENE_MARGIN = 0.25  # of the face size: the head's outline grown by this for hair and ears (the scene cue)
 
@@ -128,6 +131,37 @@ def light_chroma(basis: np.ndarray, sh: np.ndarray, skin: np.ndarray) -> np.ndar
     return np.clip(np.nan_to_num(ratio, nan=1.0), 1 / MAX_LIGHT_CHROMA, MAX_LIGHT_CHROMA)
 
 
+def fit_skin_light(
+    basis: np.ndarray, colour: np.ndarray, skin: np.ndarray, visible: np.ndarray,
+    prior: light_model.LightPrior | None = None,
+) -> tuple[np.ndarray, np.ndarray, tuple]:  # fmt: skip
+    """SH light (9, 3) on skin texels with the albedo taken as constant there, under the natural-light prior
+    (texture/light.py), then the shading luminance per texel relative to a surface facing the camera.
+
+    That surface is what the camera meters (texture/colour.py reads the exposure from the scene around the head,
+    mostly surfaces facing it), so the albedo's level does not depend on where the light comes from. Relative to
+    the median skin instead, a side light left half the face in shadow, the median dropped and every albedo came
+    out ~1.4 x too bright (bench/textures.py, 45° side light: 15.9 dB against 19.1)."""
+    warnings = []
+    if skin.sum() < MIN_SKIN_TEXELS:
+        return np.zeros((9, 3)), np.ones(len(colour)), ("too little visible skin to estimate the light",)
+    sh = np.zeros((9, 3))
+    keep = skin.copy()
+    for _ in range(2):  # refit without the worst-explained texels (specular spots, shadows of hair)
+        sh = light_model.fit_sh(basis[keep], colour[keep], prior)
+        err = np.abs(colour - basis @ sh).sum(axis=1)
+        keep = skin & (err < np.percentile(err[skin], 90))
+    lum = basis @ sh @ detail.LUMINANCE
+    reference = float((sh_basis(np.array([TOWARDS_CAMERA])) @ sh @ detail.LUMINANCE)[0])
+    if not np.isfinite(reference) or reference <= 1e-6:  # no light towards the camera (black, from behind): no ratio
+        return np.zeros((9, 3)), np.ones(len(colour)), ("no usable light estimate (the skin is unlit): not de-lit",)
+    shading = lum / reference
+    low = (shading[visible] < 0.2).mean()
+    if sh[0] @ np.ones(3) <= 0 or low > 0.05:
+        warnings.append(f"implausible light estimate ({100 * low:.0f} % of texels nearly unlit): shading clamped")
+    return sh, np.clip(shading, 0.2, 3.0), tuple(warnings)
+
+
 @dataclass
 class TextureBaker:
     """Texture extraction for one model at one resolution (the UV raster is computed once)."""
@@ -163,6 +197,7 @@ class TextureBaker:
         if self.occluders and self.learned_occluders:
             self._net = occlusion.load_occluder_net()
         self.colour_prior = colour_model.ColourPrior.load() if self.colour_constancy else None
+        self.light_prior = light_model.LightPrior.load()
 
     def _edge_taper(self) -> np.ndarray:
         """Per sampled texel, 0 → 1 over EDGE_TAPER_1024 texels from the sampled region's edge: photo weights fade
@@ -260,7 +295,7 @@ class TextureBaker:
         context: ColourContext | None,
     ) -> Delit:  # fmt: skip
         """The light over the face (SH), then the photo's gain; albedo = colour ÷ shading ÷ gain."""
-        sh, shading, warnings = self._fit_light(basis, colour, skin, visible)
+        sh, shading, warnings = fit_skin_light(basis, colour, skin, visible, self.light_prior)
         delit = colour / (shading[:, None] * light_chroma(basis, sh, skin))
         skin_colour = np.median(delit[skin], axis=0) if skin.sum() >= MIN_SKIN_TEXELS else None
         gain, cues = np.ones(3), ()
@@ -316,37 +351,19 @@ class TextureBaker:
 
     @staticmethod
     def _skin_colour(colour: np.ndarray, visible: np.ndarray) -> np.ndarray:
-        """Texels whose chromaticity and brightness are close to the median skin's (no brows, lips, beard)."""
+        """Texels whose chromaticity and brightness are close to the median skin's (no brows, lips, beard).
+
+        The chromaticity tolerance widens with the face's own spread (a blurred, compressed or unevenly lit photo
+        spreads the skin's chromaticity too: at the studio's tolerance a UTKFace crop kept a fifth of its skin, in
+        specks, and the light fitted to them was poor)."""
         total = colour.sum(axis=1) + 1e-6
         chroma = colour[:, :2] / total[:, None]
         ref_c = np.median(chroma[visible], axis=0) if visible.any() else np.array([0.45, 0.3])
         ref_l = np.median(total[visible]) if visible.any() else 1.0
-        return (np.linalg.norm(chroma - ref_c, axis=1) < 0.04) & (total > 0.4 * ref_l) & (total < 2.5 * ref_l)
-
-    @staticmethod
-    def _fit_light(
-        basis: np.ndarray, colour: np.ndarray, skin: np.ndarray, visible: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, tuple]:
-        """SH light (9, 3) by least squares on skin texels with the albedo taken as constant there, then the
-        shading luminance per texel, normalised to 1 on average skin (the albedo keeps the photo's colour)."""
-        warnings = []
-        if skin.sum() < MIN_SKIN_TEXELS:
-            return np.zeros((9, 3)), np.ones(len(colour)), ("too little visible skin to estimate the light",)
-        sh = np.zeros((9, 3))
-        keep = skin.copy()
-        for _ in range(2):  # refit without the worst-explained texels (specular spots, shadows of hair)
-            sh, *_ = np.linalg.lstsq(basis[keep], colour[keep], rcond=None)
-            err = np.abs(colour - basis @ sh).sum(axis=1)
-            keep = skin & (err < np.percentile(err[skin], 90))
-        lum = basis @ sh @ np.array([0.2126, 0.7152, 0.0722])
-        reference = float(np.median(lum[skin]))
-        if not np.isfinite(reference) or reference <= 1e-6:  # no lit skin (black, or a light from behind): no ratio
-            return np.zeros((9, 3)), np.ones(len(colour)), ("no usable light estimate (the skin is unlit): not de-lit",)
-        shading = lum / reference
-        low = (shading[visible] < 0.2).mean()
-        if sh[0] @ np.ones(3) <= 0 or low > 0.05:
-            warnings.append(f"implausible light estimate ({100 * low:.0f} % of texels nearly unlit): shading clamped")
-        return sh, np.clip(shading, 0.2, 3.0), tuple(warnings)
+        distance = np.linalg.norm(chroma - ref_c, axis=1)
+        spread = np.median(distance[visible]) if visible.any() else 0.0
+        tolerance = np.clip(spread, SKIN_CHROMA_TOLERANCE[0], SKIN_CHROMA_TOLERANCE[1])
+        return (distance < tolerance) & (total > 0.4 * ref_l) & (total < 2.5 * ref_l)
 
     def _to_image(self, values: np.ndarray) -> np.ndarray:
         img = np.zeros((self.size, self.size, values.shape[1]), np.float32)
