@@ -39,7 +39,9 @@ def cheek_discs(points68: np.ndarray) -> list[tuple[np.ndarray, float]]:
     return [(left, CHEEK_RADIUS * width), (right, CHEEK_RADIUS * width)]
 
 
-def disc_median(linear: np.ndarray, discs: list[tuple[np.ndarray, float]], alpha: np.ndarray | None = None) -> np.ndarray:
+def disc_median(
+    linear: np.ndarray, discs: list[tuple[np.ndarray, float]], alpha: np.ndarray | None = None
+) -> np.ndarray:
     h, w = linear.shape[:2]
     y, x = np.mgrid[0:h, 0:w]
     inside = np.zeros((h, w), bool)
@@ -68,7 +70,9 @@ def render_front(head, side: int, samples: int, folder: Path) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--faces", type=int, default=0, help="only N neutral portraits, spread evenly over the list (default: all)")
+    parser.add_argument(
+        "--faces", type=int, default=0, help="only N neutral portraits, spread evenly over the list (default: all)"
+    )
     parser.add_argument("--size", type=int, default=256, help="render's long side in px (default 256)")
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--flame", default=None)

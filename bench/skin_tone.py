@@ -64,7 +64,9 @@ def face_median(texture) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--faces", type=int, default=0, help="only N portraits, spread evenly over the list (default: all)")
+    parser.add_argument(
+        "--faces", type=int, default=0, help="only N portraits, spread evenly over the list (default: all)"
+    )
     parser.add_argument("--names", nargs="*", default=None, help="portrait stems, e.g. 002_03")
     parser.add_argument("--size", type=int, default=512, help="texture size (default 512)")
     parser.add_argument("--flame", default=None)
@@ -85,7 +87,9 @@ def main() -> None:
     rec = Reconstructor(pipeline_options(args.flame), model)
     bakers = {"on": TextureBaker(model, args.size), "off": TextureBaker(model, args.size, colour_constancy=False)}
     if bakers["on"].colour_prior is None:
-        raise SystemExit("bench/skin_tone.py: assets/colour_prior.npz is missing (python -m facesmith.training.colour_prior)")
+        raise SystemExit(
+            "bench/skin_tone.py: assets/colour_prior.npz is missing (python -m facesmith.training.colour_prior)"
+        )
     errors = {m: {v: [] for v in VARIANTS} for m in bakers}
     cues: dict[str, int] = {}
     t0 = time.perf_counter()
@@ -113,7 +117,9 @@ def main() -> None:
         Goal("relit_delta_e_median", stats["on"][0], "<=", 3.0, round(stats["off"][0], 2), "without", kind),
         Goal("relit_delta_e_p90", stats["on"][1], "<=", 6.0, round(stats["off"][1], 2), "without", kind),
     ]
-    finish({"portraits": len(paths), "size": args.size, "per_variant": per_variant, "cues": cues}, goals, not args.no_check)
+    finish(
+        {"portraits": len(paths), "size": args.size, "per_variant": per_variant, "cues": cues}, goals, not args.no_check
+    )
 
 
 if __name__ == "__main__":

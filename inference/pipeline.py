@@ -289,7 +289,9 @@ class Reconstructor:
             self._baker = TextureBaker(self.model, size, colour_constancy=constancy)
         textures, lights = self._baker.bake(inputs)
         detail = (textures.displacement * self.options.detail_strength).astype(np.float32)
-        return dataclasses.replace(textures, displacement=detail, eyes=self._eyes(result, inputs, textures)), tuple(lights)
+        return dataclasses.replace(textures, displacement=detail, eyes=self._eyes(result, inputs, textures)), tuple(
+            lights
+        )
 
     def _eyes(self, result: FitResult, inputs: list, textures: TextureSet) -> EyeTexture:
         """The eyeballs' texture; the irises corrected like the skin: divided by each photo's white balance ×

@@ -68,8 +68,19 @@ def reconstruct(run: Run, photo: Path, out: Path) -> Path:
     env = dict(os.environ)
     if run.pythonpath:
         env["PYTHONPATH"] = run.pythonpath
-    command = [run.python, "-m", "facesmith.cli.main", "reconstruct", str(photo.resolve()),
-               "-o", str(folder), "--name", name, "--no-fbx", "--overwrite"]
+    command = [
+        run.python,
+        "-m",
+        "facesmith.cli.main",
+        "reconstruct",
+        str(photo.resolve()),
+        "-o",
+        str(folder),
+        "--name",
+        name,
+        "--no-fbx",
+        "--overwrite",
+    ]
     print(f"[{run.label}] {name}", file=sys.stderr, flush=True)
     with open(out / run.label / f"{name}.log", "w") as log:
         subprocess.run(command, env=env, cwd=out, stdout=log, stderr=subprocess.STDOUT, check=False)
@@ -91,8 +102,7 @@ def fit(image: Image.Image, size: int) -> Image.Image:
     """The image scaled to fit a size x size square, centred on the background colour."""
     image = image.convert("RGB")
     scale = size / max(image.size)
-    scaled = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                          Image.LANCZOS)
+    scaled = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.LANCZOS)
     square = Image.new("RGB", (size, size), BACKGROUND)
     square.paste(scaled, ((size - scaled.width) // 2, (size - scaled.height) // 2))
     return square
@@ -172,8 +182,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folder", type=Path, help="draw photos from this folder")
     parser.add_argument("--count", type=int, default=16, help="how many photos to draw from --folder")
     parser.add_argument("--seed", type=int, default=0, help="seed for drawing from --folder")
-    parser.add_argument("--run", dest="runs", type=parse_run, action="append", required=True,
-                        help="LABEL=PYTHON[:PYTHONPATH], repeatable; columns in this order")
+    parser.add_argument(
+        "--run",
+        dest="runs",
+        type=parse_run,
+        action="append",
+        required=True,
+        help="LABEL=PYTHON[:PYTHONPATH], repeatable; columns in this order",
+    )
     parser.add_argument("--out", type=Path, required=True, help="per-run output folders go under here")
     parser.add_argument("--sheet", type=Path, required=True, help="the PNG to write")
     parser.add_argument("--height", type=int, default=192, help="panel size in pixels")
@@ -196,8 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     if len(photos) > args.rows_per_sheet:
         for part, start in enumerate(range(0, len(photos), args.rows_per_sheet), 1):
             path = args.sheet.with_name(f"{args.sheet.stem}_{part}{args.sheet.suffix}")
-            compose(photos[start:start + args.rows_per_sheet], args.runs, args.out, args.height,
-                    not args.no_zoom).save(path)
+            compose(
+                photos[start : start + args.rows_per_sheet], args.runs, args.out, args.height, not args.no_zoom
+            ).save(path)
             print(path)
     return 0
 

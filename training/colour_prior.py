@@ -56,8 +56,15 @@ def measure(paths: list[Path]) -> dict[str, np.ndarray]:
             ok = len(sclera) >= colour.SCLERA_MIN_PIXELS
             scleras.append(np.log(colour.robust_colour(sclera)) if ok else np.full(3, np.nan))
             counts.append(len(sclera))
-            print(f"{path.name}: skin {np.exp(skins[-1]).round(3)} sclera {np.exp(scleras[-1]).round(3)} ({len(sclera)} px)")
-    return {"skins": np.array(skins), "scleras": np.array(scleras), "counts": np.array(counts), "scenes": np.array(scenes)}
+            print(
+                f"{path.name}: skin {np.exp(skins[-1]).round(3)} sclera {np.exp(scleras[-1]).round(3)} ({len(sclera)} px)"
+            )
+    return {
+        "skins": np.array(skins),
+        "scleras": np.array(scleras),
+        "counts": np.array(counts),
+        "scenes": np.array(scenes),
+    }
 
 
 def build(skins: np.ndarray, scleras: np.ndarray, counts: np.ndarray, scenes: np.ndarray) -> colour.ColourPrior:
@@ -86,7 +93,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--faces", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/faces")
     parser.add_argument("-o", "--out", type=Path, default=colour.PRIOR_FILE)
-    parser.add_argument("--measurements", type=Path, help="an .npz of the per-portrait colours: read if it exists, else written")
+    parser.add_argument(
+        "--measurements", type=Path, help="an .npz of the per-portrait colours: read if it exists, else written"
+    )
     args = parser.parse_args(argv)
     paths = sorted(p for p in args.faces.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     if args.measurements and args.measurements.is_file():
@@ -102,9 +111,11 @@ def main(argv: list[str] | None = None) -> None:
     prior.save(args.out, source=f"{len(paths)} CC BY studio portraits ({args.faces.name}), names sha256 {digest}")
     sd = np.sqrt(np.diag(prior.joint_cov))
     ok = np.isfinite(scleras).all(axis=1)
-    print(f"wrote {args.out}: skin {np.exp(prior.joint_mean[:3]).round(3)} (log sd {sd[:3].round(2)}), "
-          f"eye whites {np.exp(prior.joint_mean[3:]).round(3)} (log sd {sd[3:].round(2)}), "
-          f"skin-eye-white luminance correlation {np.corrcoef(skins[ok, 1], scleras[ok, 1])[0, 1]:.2f}")
+    print(
+        f"wrote {args.out}: skin {np.exp(prior.joint_mean[:3]).round(3)} (log sd {sd[:3].round(2)}), "
+        f"eye whites {np.exp(prior.joint_mean[3:]).round(3)} (log sd {sd[3:].round(2)}), "
+        f"skin-eye-white luminance correlation {np.corrcoef(skins[ok, 1], scleras[ok, 1])[0, 1]:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -282,7 +282,9 @@ def photo_cues(
         value = np.concatenate(values)
         axis = prior.tone_axis[rows]
         tone = axis @ (value - mean[rows]) / (axis @ axis)
-        cues.append(Cue("+".join(names), value, mean[rows] + prior.tone_curve[rows] * (tone**2 - prior.tone_t2), cov, design))
+        cues.append(
+            Cue("+".join(names), value, mean[rows] + prior.tone_curve[rows] * (tone**2 - prior.tone_t2), cov, design)
+        )
     log, share = scene
     if share >= SCENE_MIN_SHARE:  # its colour about neutral (grey world); its level is `exposure`'s
         cov = prior.scene_cov + LEVEL_FREE * np.ones((3, 3))

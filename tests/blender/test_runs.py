@@ -19,7 +19,16 @@ from ..conftest import SHARED
 
 FACES, BAD = SHARED / "data" / "faces", SHARED / "data" / "bad_inputs"
 pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason=f"needs {FACES}")
-SET = (".blend", ".fbx", ".glb", ".json", "_albedo.png", "_displacement.png", "_eyes.png", "_normal.png")  # sorted by name
+SET = (
+    ".blend",
+    ".fbx",
+    ".glb",
+    ".json",
+    "_albedo.png",
+    "_displacement.png",
+    "_eyes.png",
+    "_normal.png",
+)  # sorted by name
 
 
 @pytest.fixture(scope="module")
