@@ -52,6 +52,11 @@ EDGE_TAPER_1024 = 24.0  # texels at 1024² (≈ 8 mm on the cheek) over which ph
 FILL_CLEAR_1024 = 12.0  # texels at 1024² around an occluder mask that the skin fill does not draw from
 MIN_SKIN_TEXELS = 200  # fewer visible skin texels than this: no light estimate, no skin cue
 TOWARDS_CAMERA = (0.0, 0.0, 1.0)  # the fit's frame: the camera looks down -z (camera.py)
+# The median skin texel's irradiance over a camera-facing surface's: 0.81 on 34 of the neutral studio portraits
+# (p10-p90 0.75-0.86; mostly the face's own geometry, its normals spread about the view), measured with the SH light
+# the bake fits. Without it the albedos came out 1.23 x brighter than the photo shows and bench/skin_ita.py's
+# terciles rendered 6-16° ITA lighter than the photos' cheeks.
+MEDIAN_SKIN_FACING = 0.81
 SKIN_CHROMA_TOLERANCE = (0.04, 0.08)  # rg-chromaticity distance from the median: the studio's, the widest
 MAX_LIGHT_CHROMA = 1.5  # bound on a channel's shading relative to the luminance shading (light_chroma)
 SCENE_MARGIN = 0.25  # of the face size: the head's outline grown by this for hair and ears (the scene cue)
@@ -141,7 +146,9 @@ def fit_skin_light(
     That surface is what the camera meters (texture/colour.py reads the exposure from the scene around the head,
     mostly surfaces facing it), so the albedo's level does not depend on where the light comes from. Relative to
     the median skin instead, a side light left half the face in shadow, the median dropped and every albedo came
-    out ~1.4 x too bright (bench/textures.py, 45° side light: 15.9 dB against 19.1)."""
+    out ~1.4 x too bright (bench/textures.py, 45° side light: 15.9 dB against 19.1). Scaled by MEDIAN_SKIN_FACING,
+    so that under the studio's light the level is where the median-skin reference put it (the preview's light
+    and the colour prior are calibrated there)."""
     warnings = []
     if skin.sum() < MIN_SKIN_TEXELS:
         return np.zeros((9, 3)), np.ones(len(colour)), ("too little visible skin to estimate the light",)
@@ -152,7 +159,7 @@ def fit_skin_light(
         err = np.abs(colour - basis @ sh).sum(axis=1)
         keep = skin & (err < np.percentile(err[skin], 90))
     lum = basis @ sh @ detail.LUMINANCE
-    reference = float((sh_basis(np.array([TOWARDS_CAMERA])) @ sh @ detail.LUMINANCE)[0])
+    reference = MEDIAN_SKIN_FACING * float((sh_basis(np.array([TOWARDS_CAMERA])) @ sh @ detail.LUMINANCE)[0])
     if not np.isfinite(reference) or reference <= 1e-6:  # no light towards the camera (black, from behind): no ratio
         return np.zeros((9, 3)), np.ones(len(colour)), ("no usable light estimate (the skin is unlit): not de-lit",)
     shading = lum / reference
