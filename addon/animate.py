@@ -4,11 +4,13 @@ animate`)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import bpy
 import numpy as np
 
 from ..inference.arkit import ARKIT_NAMES
-from ..inference.arkit_csv import ArkitTake
+from ..inference.arkit_csv import ArkitTake, gaze_rotations
 from ..inference.errors import FacesmithError
 from ..inference.rig import quaternion
 from ..inference.track import Tracked
@@ -48,10 +50,25 @@ def _key_curve(action: bpy.types.Action, owner: bpy.types.ID, path: str, index: 
     curve.update()
 
 
+def _key_rotations(armature: bpy.types.Object | None, rotations: dict[str, np.ndarray], frames) -> None:
+    """Key each bone's (N, 3) axis-angle rotations as its rotation quaternion; bones the armature lacks are skipped."""
+    if armature is None or armature.type != "ARMATURE":
+        return
+    bones = [b for b in rotations if b in armature.pose.bones]
+    for bone in bones:  # the first keyframe creates the action (and its slot, from Blender 4.4 on)
+        armature.pose.bones[bone].rotation_mode = "QUATERNION"
+        armature.pose.bones[bone].keyframe_insert("rotation_quaternion", frame=float(frames[0]))
+    for bone in bones:
+        quats = np.stack([quaternion(aa) for aa in rotations[bone]])
+        for i in range(4):
+            _key_curve(armature.animation_data.action, armature, f'pose.bones["{bone}"].rotation_quaternion', i,
+                       frames, quats[:, i])  # fmt: skip
+
+
 def key_take(obj: bpy.types.Object, take: ArkitTake, scene: bpy.types.Scene, start: int = 1) -> tuple[int, list[str]]:
     """Keyframe every ARKit weight of the take on obj's shape key of that name (one key per row, the scene's
-    frame rate), switch the photo's expression off (ARKit weights describe the face from neutral), and set the
-    scene's frame range to the take.
+    frame rate), turn the eye bones (if obj's armature has them) by the eyeLook weights, switch the photo's
+    expression off (ARKit weights describe the face from neutral), and set the scene's frame range to the take.
     Returns (frames keyed, names in the take that the head lacks)."""
     keys = obj.data.shape_keys
     fps = scene.render.fps / scene.render.fps_base
@@ -66,6 +83,7 @@ def key_take(obj: bpy.types.Object, take: ArkitTake, scene: bpy.types.Scene, sta
         keys.key_blocks[name].keyframe_insert("value", frame=float(frames[0]))
     for name in present:
         _key_curve(keys.animation_data.action, keys, f'key_blocks["{name}"].value', 0, frames, take.weights[name])
+    _key_rotations(obj.parent, gaze_rotations(take.weights), frames)
     scene.frame_start = start
     scene.frame_end = max(start, int(np.ceil(frames[-1])))
     return take.frames, missing
@@ -117,7 +135,7 @@ def footage_background(scene: bpy.types.Scene, footage, first_frame: int) -> Non
     camera = scene.camera
     if camera is None:
         return
-    clip = bpy.data.movieclips.load(str(footage))
+    clip = bpy.data.movieclips.load(str(Path(footage).resolve()))  # not relative to the working directory
     clip.frame_start = scene.frame_start - first_frame
     camera.data.show_background_images = True
     background = camera.data.background_images.new()

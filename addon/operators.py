@@ -294,6 +294,8 @@ class FACESMITH_OT_import_arkit(ChooseFile, HeadOperatorMixin, bpy.types.Operato
         except FacesmithError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
+        for warning in take.warnings:
+            self.report({"WARNING"}, warning)
         if missing:
             self.report({"WARNING"}, f"{head.name} has no shape key for {', '.join(missing)} (not keyed)")
         self.report({"INFO"}, f"Facesmith: keyed {frames} frames of {Path(self.filepath).name} on {head.name}")

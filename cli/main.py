@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..inference.errors import FacesmithError
+from ..inference.errors import FacesmithError, NoFaceError
 from ..inference.files import EXPORT_FORMATS
 from ..inference.flame.dev_model import build_dev_model
 from ..inference.flame.io import save_model_npz
@@ -465,6 +465,18 @@ def head_shape(rig: Path) -> np.ndarray:
 IDENTITY_FRAMES = 5  # frames of the footage a head is built from when no --rig is given
 
 
+def footage_frame_label(footage: Path, number: int) -> str:
+    """How messages name a frame of the user's footage (numbers count from 0, as --start and --end do)."""
+    return f"{footage}, frame {number}"
+
+
+def relabelled(message: str, labels: dict[str, str]) -> str:
+    """`message` with each internal path in `labels` replaced by what the user knows it as."""
+    for internal, label in labels.items():
+        message = message.replace(internal, label)
+    return message
+
+
 def head_from_footage(
     args: argparse.Namespace, options: TrackOptions, count: int, pipeline: PipelineOptions, model: FlameModel,
     staging: Path, console: Console, interrupt: Interrupt,
@@ -478,12 +490,18 @@ def head_from_footage(
 
     spread = dataclasses.replace(options, stride=options.stride * max(1, count // max(1, args.identity_frames)))
     _, _, frames = footage_frames(args.footage, spread)
-    paths = []
+    paths, labels = [], {}
     for number, rgb in list(frames)[: args.identity_frames]:
         paths.append(staging / f"frame_{number:06d}.png")
+        labels[str(paths[-1])] = footage_frame_label(args.footage, number)
         Image.fromarray(rgb).save(paths[-1])
     with Reconstructor(pipeline, model) as reconstructor:
-        head = reconstructor.run(paths, args.output.stem, cancel=interrupt.cancel)
+        try:
+            head = reconstructor.run(paths, args.output.stem, cancel=interrupt.cancel)
+        except NoFaceError as exc:  # it names a staged frame, deleted on return: name the user's file and frame
+            raise NoFaceError(relabelled(str(exc), labels)) from None
+    # The head records the footage as its photo: the staged frame it was built from is deleted on return.
+    head = dataclasses.replace(head, rig=dataclasses.replace(head.rig, photo_path=str(args.footage.resolve())))
     written = write_head(head, staging, ("blend",), preview=False, cancel=interrupt.cancel)
     console.note(f"{args.footage.name}: head built from {len(paths)} frames")
     return next(p for p in written.files if p.suffix == ".blend"), head.fit.shape
@@ -513,8 +531,11 @@ def cmd_animate(args: argparse.Namespace, console: Console, interrupt: Interrupt
         primary, _, _ = resolve_backends(pipeline.landmarks, False)
         bar = ProgressBar(count, 0, console.err)
         with LandmarkDetector(primary, None, args.device) as detector:
-            tracked = track(model, shape, frames, count, fps, detector, pipeline.fit, options,
-                            lambda f, m: bar.update(round(f * count), m), interrupt.cancel)  # fmt: skip
+            try:
+                tracked = track(model, shape, frames, count, fps, detector, pipeline.fit, options,
+                                lambda f, m: bar.update(round(f * count), m), interrupt.cancel)  # fmt: skip
+            except NoFaceError as exc:  # track() sees frames, not the file they came from
+                raise NoFaceError(f"{args.footage}: {exc}") from None
         bar.close()
         if tracked.lost:
             console.warn(f"{args.footage.name}: no face in {len(tracked.lost)} frame(s) (first {tracked.lost[0]}): "
@@ -553,6 +574,8 @@ def cmd_animate_arkit(args: argparse.Namespace, console: Console, interrupt: Int
     from ..inference.files import atomic_path_write
 
     take = read_live_link_csv(args.csv, args.capture_fps)
+    for warning in take.warnings:
+        console.warn(warning)
     _blend_output(args.rig, args.output, args.overwrite)
     import bpy
 

@@ -76,6 +76,9 @@ def atomic_path_write(path: str | Path, write: Callable[[Path], object]) -> Path
         raise write_error(exc, path) from None
     os.close(fd)
     tmp = Path(name)
+    # The writer gets a name no file holds yet: Blender keeps a file it saves over as NAME.blend1 (an empty hidden
+    # .NAME.xxxx.blend1 beside every output), other writers may refuse one. mkstemp only reserved a unique name.
+    tmp.unlink()
     try:
         write(tmp)
         os.chmod(tmp, 0o644)  # mkstemp makes it owner-only

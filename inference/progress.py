@@ -5,18 +5,26 @@ from __future__ import annotations
 import sys
 import time
 
+PIPED_SECONDS = 10.0  # without a terminal (a log, a pipe) a line at most this often: not one per frame
+
 
 class ProgressBar:
-    """One line on a terminal (\\r), a line per update otherwise; step, loss, rate, ETA."""
+    """One line on a terminal (\\r); otherwise the first update, then a line every PIPED_SECONDS and the last
+    step; step, loss, rate, ETA."""
 
-    def __init__(self, total: int, start: int, stream=sys.stderr) -> None:
-        self.total, self.start, self.stream = total, start, stream
-        self.t0 = time.perf_counter()
+    def __init__(self, total: int, start: int, stream=sys.stderr, clock=time.perf_counter) -> None:
+        self.total, self.start, self.stream, self.clock = total, start, stream, clock
+        self.t0 = clock()
         self.tty = stream.isatty()
+        self.printed: float | None = None  # when the last line went out without a terminal
 
     def update(self, step: int, text: str) -> None:
+        now = self.clock()
+        if not (self.tty or step >= self.total or self.printed is None or now - self.printed >= PIPED_SECONDS):
+            return
+        self.printed = now
         done = step - self.start
-        elapsed = time.perf_counter() - self.t0
+        elapsed = now - self.t0
         eta = elapsed / max(done, 1) * (self.total - step)
         width = 24
         fill = int(width * step / max(self.total, 1))

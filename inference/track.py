@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CancelledError, FacesmithError
+from .errors import CancelledError, FacesmithError, NoFaceError
 from .fit import Observation
 from .fit.gaze import fit_gaze
 from .fit.problem import PhotoState, Problem
@@ -229,7 +229,8 @@ def track(
             progress((k + 1) / max(count, 1), f"frame {number}")
     found_arr = np.array(found, bool)
     if not found_arr.any():
-        raise FacesmithError("no face found in any frame")
+        span = f" (frames {numbers[0]} to {numbers[-1]})" if numbers else ""
+        raise NoFaceError(f"no face found in any of the {len(numbers)} frames tracked{span}")
     first = next(s for s in states if s is not None)
     states = [s if s is not None else first for s in states]  # before the first face: the first face's state
     ne = len(first.expression)

@@ -58,16 +58,17 @@ def test_a_live_link_face_csv_animates_the_head(bpy, blend, tmp_path):
     scene: the weights at each frame, the jaw opening with JawOpen, the photo's expression off."""
     from facesmith.cli import main
 
-    names = ["EyeBlinkLeft", "JawOpen", "MouthSmileRight", "TongueOut"]
+    names = ["EyeBlinkLeft", "JawOpen", "MouthSmileRight", "TongueOut", "EyeLookOutLeft"]
     rows = ["Timecode,BlendShapeCount," + ",".join(names) + ",HeadYaw,HeadPitch,HeadRoll"]
     for i in range(61):  # one second: 00:00:10:00 .. 00:00:11:00
         s, ff = divmod(600 + i, 60)
-        rows.append(f"00:00:{s:02d}:{ff:02d}.000,61,{i / 60:.4f},{(i / 60) ** 2:.4f},0.5,0.0,0.1,0.0,0.0")
+        rows.append(f"00:00:{s:02d}:{ff:02d}.000,61,{i / 60:.4f},{(i / 60) ** 2:.4f},0.5,0.0,{i / 60:.4f},0.1,0.0,0.0")
     take = tmp_path / "take.csv"
     take.write_text("\n".join(rows) + "\n")
     out = tmp_path / "animated.blend"
     assert main(["animate-arkit", str(take), "--rig", str(blend), "-o", str(out)]) == 0
     assert main(["animate-arkit", str(take), "--rig", str(blend), "-o", str(out)]) == 1  # exists: refused
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["animated.blend", "take.csv"]  # no .blend1 left beside
     bpy.ops.wm.open_mainfile(filepath=str(out))
     scene = bpy.context.scene
     head = head_object(bpy)
@@ -85,6 +86,8 @@ def test_a_live_link_face_csv_animates_the_head(bpy, blend, tmp_path):
     scene.frame_set(int(1 + fps))
     opened = evaluated_vertices(bpy, head)
     assert np.linalg.norm(opened - closed, axis=1).max() > 0.02  # jawOpen at 1: centimetres
+    eye = head.parent.pose.bones["eye_L"].rotation_quaternion  # EyeLookOutLeft at 1 turns the eyeball, not only lids
+    assert 2 * np.degrees(np.arccos(min(1.0, abs(eye.w)))) > 20 and eye.y > 0.2
 
 
 def test_a_csv_that_is_not_a_take_fails_in_one_line(bpy, blend, tmp_path, capsys):
