@@ -64,10 +64,11 @@ def tone_map(hdr: np.ndarray) -> np.ndarray:
 
 
 def hdri_paths() -> list[Path]:
-    """The world HDRIs Blender ships (CC0, see license.txt beside them)."""
-    import bpy
+    """The world HDRIs Blender ships (CC0, see license.txt beside them). (bpy.utils.system_resource("DATAFILES")
+    is empty in the bpy module: none were found.)"""
+    from facesmith.training.light_prior import hdri_dir
 
-    return sorted(Path(bpy.utils.system_resource("DATAFILES", path="studiolights/world")).glob("*.exr"))
+    return sorted(hdri_dir().glob("*.exr"))
 
 
 def read_exr(path: Path) -> np.ndarray:
