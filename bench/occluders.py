@@ -58,6 +58,9 @@ MARKS = ("colour", "learned", "both")
 # Mean sRGB levels the rest of the face may lose (false alarms filled from the mirror and the fill, a light fit
 # without the masked texels): about the bake's own noise, invisible. Chosen after the first runs (+0.7 to +1.3).
 CONTROL_SLACK = 1.5
+# The masked error as a share of the same run's unmasked one. Measured 0.19-0.33 own-bake (15 / 23 / 15 / 11 / 13
+# against 58 / 70 / 81 / 72 / 63 sRGB levels) and 0.24-0.48 in-model: a mask three times worse fails every kind.
+ERROR_SHARE, MODEL_ERROR_SHARE = 0.4, 0.6
 
 
 def ibug_points(fit, scale: float) -> np.ndarray:
@@ -308,8 +311,8 @@ def main() -> None:
     goals = []
     for kind in KINDS:
         s = summary[kind]
-        goals.append(Goal(f"{kind}_error_after", s["error_after"], "<", s["error_before"], s["error_before"],
-                          "unmasked", OWN_BAKE, "< unmasked"))  # fmt: skip
+        goals.append(Goal(f"{kind}_error_after", s["error_after"], "<=", ERROR_SHARE * s["error_before"],
+                          s["error_before"], "unmasked", OWN_BAKE, f"<= {ERROR_SHARE} x unmasked"))  # fmt: skip
         goals.append(Goal(f"{kind}_maskable_after", s["maskable_after"], "<=", 0.6 * s["maskable_before"],
                           s["maskable_before"], "unmasked", OWN_BAKE, "<= 0.6 x unmasked"))  # fmt: skip
         goals.append(Goal(f"{kind}_control_after", s["control_after"], "<=", s["control_before"] + CONTROL_SLACK,
@@ -325,8 +328,8 @@ def main() -> None:
         after = float(np.mean([r["model_error_after"] for r in rs]))
         summary[kind].update(model_error_before=before, model_error_after=after,
                              model_iou=float(np.mean([r["model_iou"] for r in rs])))  # fmt: skip
-        goals.append(Goal(f"{kind}_model_error_after", after, "<", before, before, "unmasked", "in-model",
-                          "< unmasked"))  # fmt: skip
+        goals.append(Goal(f"{kind}_model_error_after", after, "<=", MODEL_ERROR_SHARE * before, before, "unmasked",
+                          "in-model", f"<= {MODEL_ERROR_SHARE} x unmasked"))  # fmt: skip
     clean_mean = float(np.mean(list(masked_clean.values())))
     goals.append(Goal("masked_clean", clean_mean, "<=", 0.1, kind=OWN_BAKE))
     goals.append(Goal("ms_added_per_photo_1024", ms_added, "<=", 100.0))

@@ -15,11 +15,14 @@ Figures, over the face region (neck, global pose and gaze left out: the expressi
 - blink_correlation: tracked against true eyelid weights (reported).
 
 Goals (issue K): vertex_error_mm <= 1.5, jitter_ratio <= 1.5, |mouth_lag_frames| <= 1, tracked_fps >= 15; and
-moving_error_mm below the neutral face's (ours: the median alone would pass a tracker that does nothing).
+moving_error_mm <= 0.75 x the neutral face's, jitter_ratio >= 0.5 (jitter_ratio_min) and a mouth that moves (its lag
+is undefined otherwise): a tracker that shows a still neutral face fails those three (the median alone, the jitter
+bound and the fps would pass it).
 
 First measured (development model, 250 frames, 2 cores): vertex error 0.858 mm (neutral face 0.726: the face is
 mostly still skin), where it moves 2.549 mm (neutral 5.04), p90 3.22 mm; jitter 0.954× the truth's (unsmoothed
-1.256×); mouth lag 0 frames; 23.5 frames a second; blinks correlate 0.81 with the truth; 5/5 goals met.
+1.256×); mouth lag 0 frames; 23.5 frames a second; blinks correlate 0.81 with the truth; 5/5 goals met (6/6 with
+jitter_ratio_min, added later).
 
 Usage: python bench/track.py [--seconds 10] [--fps 25] [--no-check]
 """
@@ -37,6 +40,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import Goal, add_check_argument, finish, load_bench_model  # noqa: E402
+
+# The tracked face's error where the truth moves, as a share of the still neutral face's: measured 0.51 (2.549 against
+# 5.04 mm). And the tracked face's roughness over frames (jitter_ratio) at least this share of the truth's
+# (measured 0.954): a still face (0) or one smoothed flat fails, as the upper bound fails a jittery one.
+MOVING_SHARE, MIN_JITTER_RATIO = 0.75, 0.5
 
 
 def performance(n: int, fps: float, n_expr: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -74,8 +82,11 @@ def face_vertices(model, beta, expression, pose, eyelids=None) -> np.ndarray:
     return flame_forward(model, np.broadcast_to(beta, (len(pose), len(beta))), expression, local, lids).vertices
 
 
-def lag_frames(truth: np.ndarray, est: np.ndarray, max_lag: int = 5) -> int:
+def lag_frames(truth: np.ndarray, est: np.ndarray, max_lag: int = 5) -> int | None:
+    """The shift (frames) that best aligns `est` with `truth`; None when `est` does not move (no lag to find)."""
     a, b = truth - truth.mean(), est - est.mean()
+    if np.abs(b).max() < 1e-6:
+        return None
     scores = {
         lag: float(np.dot(a[max_lag:-max_lag], np.roll(b, -lag)[max_lag:-max_lag]))
         for lag in range(-max_lag, max_lag + 1)
@@ -121,23 +132,14 @@ def main() -> None:
     true_v = face_vertices(model, beta, truth["expression"], truth["pose"], truth["eyelids"])[:, mask]
     neutral_v = face_vertices(model, beta, np.zeros_like(truth["expression"]), np.zeros_like(truth["pose"]))[:, mask]
 
-    def second_difference(v):
-        return float(np.linalg.norm(v[2:] - 2 * v[1:-1] + v[:-2], axis=2).mean())
-
     # Where the truth moves more than 2 mm from its neutral face (mouth, jaw, cheeks in motion): there the median
     # over the whole face (mostly still forehead and temples) says little.
     moving = np.linalg.norm(true_v - neutral_v, axis=2) > 0.002
     figs = {}
     for smooth, (tracked, fps) in results.items():
         est = face_vertices(model, beta, tracked.expression, tracked.pose, tracked.eyelids)[:, mask]
-        err = np.linalg.norm(est - true_v, axis=2)
-        mouth_true = truth["pose"][:, 2, 0]
         figs[smooth] = {
-            "vertex_error_mm": round(float(np.median(err)) * 1000, 3),
-            "moving_error_mm": round(float(np.median(err[moving])) * 1000, 3),
-            "vertex_error_p90_mm": round(float(np.percentile(err, 90)) * 1000, 3),
-            "jitter_ratio": round(second_difference(est) / second_difference(true_v), 3),
-            "mouth_lag_frames": lag_frames(mouth_true, tracked.pose[:, 2, 0]),
+            **motion_figures(est, true_v, moving, truth["pose"][:, 2, 0], tracked.pose[:, 2, 0]),
             "tracked_fps": round(fps, 2),
             "frames_lost": int((~tracked.found).sum()),
             "blink_correlation": round(float(np.corrcoef(tracked.eyelids.ravel(), truth["eyelids"].ravel())[0, 1]), 3)
@@ -150,31 +152,66 @@ def main() -> None:
     report = {"frames": n, "fps": args.fps, "render_s": round(render_s, 1), "neutral_error_mm": neutral_err,
               "neutral_moving_error_mm": neutral_moving,
               "smoothed": smoothed, "unsmoothed": raw}  # fmt: skip
-    goals = [
+    goals = track_goals(smoothed, raw, neutral_err, neutral_moving)
+    finish(report, goals, not args.no_check)
+
+
+def second_difference(v: np.ndarray) -> float:
+    """Mean |second difference over frames| of (N, V, 3) vertices."""
+    return float(np.linalg.norm(v[2:] - 2 * v[1:-1] + v[:-2], axis=2).mean())
+
+
+def motion_figures(est: np.ndarray, true_v: np.ndarray, moving: np.ndarray, mouth_true, mouth_est) -> dict:
+    """The figures of one track: tracked and true (N, V, 3) face vertices, `moving` (N, V) where the truth is away
+    from neutral, the true and tracked jaw opening (N,)."""
+    err = np.linalg.norm(est - true_v, axis=2)
+    return {
+        "vertex_error_mm": round(float(np.median(err)) * 1000, 3),
+        "moving_error_mm": round(float(np.median(err[moving])) * 1000, 3),
+        "vertex_error_p90_mm": round(float(np.percentile(err, 90)) * 1000, 3),
+        "jitter_ratio": round(second_difference(est) / second_difference(true_v), 3),
+        "mouth_lag_frames": lag_frames(mouth_true, mouth_est),
+    }
+
+
+def track_goals(smoothed: dict, raw: dict, neutral_err: float, neutral_moving: float) -> list[Goal]:
+    """The goals; a tracker that shows a still neutral face fails three (moving error, jitter, mouth lag)."""
+    lag = smoothed["mouth_lag_frames"]
+    raw_lag = raw["mouth_lag_frames"]
+    return [
         Goal("vertex_error_mm", smoothed["vertex_error_mm"], "<=", 1.5, neutral_err, "neutral face", "in-model"),
         Goal(
             "moving_error_mm",
             smoothed["moving_error_mm"],
-            "<",
-            neutral_moving,
+            "<=",
+            MOVING_SHARE * neutral_moving,
             neutral_moving,
             "neutral face",
             "in-model",
-            goal="< the neutral face's",
+            goal=f"<= {MOVING_SHARE} x the neutral face's",
         ),
         Goal("jitter_ratio", smoothed["jitter_ratio"], "<=", 1.5, raw["jitter_ratio"], "unsmoothed", "in-model"),
         Goal(
-            "mouth_lag_frames",
-            float(abs(smoothed["mouth_lag_frames"])),
-            "<=",
-            1.0,
-            float(abs(raw["mouth_lag_frames"])),
+            "jitter_ratio_min",
+            smoothed["jitter_ratio"],
+            ">=",
+            MIN_JITTER_RATIO,
+            raw["jitter_ratio"],
             "unsmoothed",
             "in-model",
-        ),  # fmt: skip
+            goal=f"jitter_ratio >= {MIN_JITTER_RATIO}",
+        ),
+        Goal(
+            "mouth_lag_frames",
+            None if lag is None else float(abs(lag)),
+            "<=",
+            1.0,
+            None if raw_lag is None else float(abs(raw_lag)),
+            "unsmoothed",
+            "in-model",
+        ),
         Goal("tracked_fps", smoothed["tracked_fps"], ">=", 15.0),
     ]
-    finish(report, goals, not args.no_check)
 
 
 if __name__ == "__main__":

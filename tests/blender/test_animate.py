@@ -11,6 +11,7 @@ from facesmith.inference.arkit import ARKIT_NAMES
 from facesmith.inference.flame.io import save_model_npz
 
 from ..conftest import SHARED
+from ..helpers import validated
 from .conftest import head_object
 
 FACES = SHARED / "data" / "faces"
@@ -75,20 +76,6 @@ def test_footage_animates_the_rig(bpy, rig, tmp_path, capsys):
     assert np.abs(neutral[:, 1:3] - smile[:, 1:3]).max() > 0.3  # the expression follows the footage
     assert smile[:, 3].mean() > neutral[:, 3].mean()  # the smile parts the jaw
     assert json.loads(blend.with_suffix(".json").read_text())["shape"]  # the identity it kept came from here
-
-
-def validated(glb) -> dict:
-    """The Khronos validator's report of a .glb (tools/gltf_validate.js)."""
-    import shutil
-    import subprocess
-
-    from .test_exports import NODE_PREFIX, REPO, need
-
-    need((NODE_PREFIX / "node_modules" / "gltf-validator").is_dir() and shutil.which("node"), "gltf-validator")
-    args = ["node", str(REPO / "tools" / "gltf_validate.js"), str(NODE_PREFIX), str(glb)]
-    res = subprocess.run(args, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr
-    return json.loads(res.stdout)
 
 
 def test_footage_problems_fail_first_in_one_line(bpy, rig, tmp_path, capsys):

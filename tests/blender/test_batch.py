@@ -23,7 +23,7 @@ def model_file(dev_model, tmp_path_factory):
     return save_model_npz(dev_model, tmp_path_factory.mktemp("model") / "dev_flame.npz")
 
 
-def test_reconstruct_writes_five_files_with_preview(bpy, model_file, tmp_path, capsys):
+def test_reconstruct_writes_the_blend_exports_maps_and_preview(bpy, model_file, tmp_path, capsys):
     assert main(["reconstruct", str(FACES / "002_08.jpg"), "-o", str(tmp_path), "--flame", str(model_file)]) == 0
     names = sorted(p.name for p in tmp_path.iterdir())
     maps = ["002_08_albedo.png", "002_08_displacement.png", "002_08_eyes.png", "002_08_normal.png"]

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import struct
@@ -17,20 +16,11 @@ from PIL import Image
 
 from facesmith.inference.flame.io import save_model_npz
 
-from ..conftest import REPO, SHARED
+from ..conftest import SHARED
+from ..helpers import need, validated
 
 FACES = SHARED / "data" / "faces"
-NODE_PREFIX = REPO / ".cache" / "node"
 pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason=f"needs {FACES}")
-
-
-def need(tool_present: bool, what: str) -> None:
-    """Skip without the reader; under CI that is a failure, so CI always runs them."""
-    if not tool_present:
-        message = f"{what} is not installed (tools/install_test_readers.sh)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 @pytest.fixture(scope="module")
@@ -60,14 +50,8 @@ def glb_json(path: Path) -> dict:
 
 
 def test_glb_passes_the_khronos_validator_with_skin_morphs_and_texture(head):
-    need((NODE_PREFIX / "node_modules" / "gltf-validator").is_dir() and shutil.which("node"), "gltf-validator")
     out, blend = head
-    res = subprocess.run(
-        ["node", str(REPO / "tools" / "gltf_validate.js"), str(NODE_PREFIX), str(out / "002_08.glb")],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert res.returncode == 0, res.stderr
-    report = json.loads(res.stdout)
+    report = validated(out / "002_08.glb")
     issues = report["issues"]
     assert (issues["numErrors"], issues["numWarnings"]) == (0, 0), issues["messages"]
     info = report["info"]

@@ -22,6 +22,7 @@ from facesmith.inference.texture.visibility import depth_visible
 from facesmith.training.synthetic import sample_head
 
 from ..conftest import SHARED
+from ..helpers import checked_albedo, render
 from ..tiny_flame import exact_fit
 
 FACES = SHARED / "data" / "faces"
@@ -138,6 +139,14 @@ def test_two_photos_fuse(dev_model):
     baker = TextureBaker(dev_model, 256)
     textures, lights = baker.bake([(p.rgb, p.scale, fit) for p, fit in zip(photos, result.photos, strict=True)])
     assert len(lights) == 2 and np.isfinite(textures.albedo).all()
+    # Both photos feed the albedo: where only the second sees (well), it is the second's (but for the feathered
+    # borders and retouched eye rings: the median); where both see, it is not the first's alone.
+    first, second = (baker.photo_texture(p.rgb, p.scale, fit) for p, fit in zip(photos, result.photos, strict=True))
+    only_second = (first.weight == 0) & (second.weight > 0.3)
+    both = (first.weight > 0) & (second.weight > 0.5 * first.weight)
+    assert only_second.sum() > 100 and both.sum() > 1000  # texels of 256²
+    assert np.median(np.abs(textures.albedo[only_second] - second.albedo[only_second]).max(axis=1)) < 0.003
+    assert np.median(np.abs(textures.albedo[both] - first.albedo[both]).max(axis=1)) > 0.005
 
 
 def _frontal_texels_seen(model, fit, image_hw: tuple[int, int], scale: float) -> tuple[int, float]:
@@ -177,46 +186,6 @@ def test_depth_test_keeps_oblique_surfaces_of_a_procedural_head(procedural_model
     head = sample_head(procedural_model, np.random.default_rng(0), max_yaw_deg=5)
     frontal, seen = _frontal_texels_seen(procedural_model, exact_fit(procedural_model, head), (512, 512), 1.0)
     assert frontal > 1000 and seen > 0.97
-
-
-SKIN = np.array([0.62, 0.40, 0.30])  # linear RGB
-LIGHT = np.zeros((9, 3))
-LIGHT[[0, 1, 2, 3]] = [[3.0], [0.8], [0.4], [0.6]]  # ambient and a key light from the upper left front
-
-
-def checked_albedo(uv: np.ndarray) -> np.ndarray:
-    """Skin with a soft checker in texture space, symmetric about u = ½: a pattern the bake must put back where
-    it belongs, too fine for the light estimate to mistake for shading."""
-    return SKIN * (0.85 + 0.15 * np.cos(24 * np.pi * uv[:, :1]) * np.cos(24 * np.pi * uv[:, 1:]))
-
-
-def render(model, fit, side: int = 512) -> np.ndarray:
-    """sRGB image of the posed mesh: albedo from the UV layout × SH shading of the interpolated normals, front
-    triangles painted far to near (the model the baker inverts, so de-lighting can be checked exactly)."""
-    import cv2
-
-    from facesmith.inference.flame.forward import vertex_normals
-    from facesmith.inference.texture.maps import linear_to_srgb
-
-    faces, tri = model.faces, fit.camera.project(fit.vertices)[model.faces]
-    e1, e2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
-    cross = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
-    front = np.flatnonzero(cross < 0)
-    ids = np.full((side, side), -1, np.int32)
-    for f in front[np.argsort(fit.vertices[faces[front], 2].max(axis=1))]:
-        cv2.fillConvexPoly(ids, np.round(tri[f] * 16).astype(np.int32), int(f), lineType=cv2.LINE_8, shift=4)
-    rows, cols = np.nonzero(ids >= 0)
-    f = ids[rows, cols]
-    d = np.stack([cols, rows], axis=1) - tri[f, 0]
-    b1 = (d[:, 0] * e2[f, 1] - d[:, 1] * e2[f, 0]) / cross[f]
-    b2 = (e1[f, 0] * d[:, 1] - e1[f, 1] * d[:, 0]) / cross[f]
-    bary = np.stack([1 - b1 - b2, b1, b2], axis=1)
-    normals = np.einsum("nk,nkc->nc", bary, vertex_normals(fit.vertices, faces)[faces[f]])
-    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
-    uv = np.einsum("nk,nkc->nc", bary, model.uv_coords[model.uv_faces[f]])
-    image = np.full((side, side, 3), 0.05)
-    image[rows, cols] = checked_albedo(uv) * (sh_basis(normals) @ LIGHT)
-    return np.round(linear_to_srgb(image) * 255).astype(np.uint8)
 
 
 def test_bake_recovers_a_known_albedo(procedural_model):

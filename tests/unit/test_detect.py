@@ -4,6 +4,8 @@ Photos come from ../shared, or without it from scikit-image's bundled samples (t
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -96,11 +98,59 @@ def test_small_face_in_huge_image_is_found(detector, bad_inputs):
     assert np.allclose(centre, [4500, 4500], atol=300)  # the face was pasted in the centre
 
 
-def test_face_alignment_is_never_downloaded(tmp_path, monkeypatch):
+def stub_face_alignment(monkeypatch, found) -> list:
+    """A stand-in `face_alignment` package whose network returns `found`; the calls it got, listed."""
+    import importlib.machinery
+    import types
+
+    calls = []
+
+    class FaceAlignment:
+        def __init__(self, landmarks_type, device):
+            calls.append((landmarks_type, device))
+
+        def get_landmarks_from_image(self, rgb):
+            calls.append(rgb.shape)
+            return found
+
+    module = types.ModuleType("face_alignment")
+    module.__spec__ = importlib.machinery.ModuleSpec("face_alignment", None)
+    module.FaceAlignment, module.LandmarksType = FaceAlignment, types.SimpleNamespace(TWO_D="2D")
+    monkeypatch.setitem(sys.modules, "face_alignment", module)
+    return calls
+
+
+def test_face_alignment_not_installed(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "face_alignment", None)  # as if absent, whether or not it is here
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    with pytest.raises(BackendError, match="face-alignment"):
+    with pytest.raises(BackendError, match="face-alignment is not installed"):
         FaceAlignmentBackend()
-    assert not any(tmp_path.rglob("*"))  # nothing fetched or created
+
+
+def test_face_alignment_weights_are_never_downloaded(tmp_path, monkeypatch):
+    """Installed without its weights: a readable error, and nothing fetched or created (not even its folder)."""
+    calls = stub_face_alignment(monkeypatch, [])
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(BackendError, match="weights .* not found"):
+        FaceAlignmentBackend()
+    assert not any(tmp_path.rglob("*")) and calls == []
+
+
+def test_face_alignment_with_its_weights_gives_68_points(tmp_path, monkeypatch):
+    points = np.random.default_rng(0).uniform(100, 200, (68, 3))  # x, y and the depth it may add
+    calls = stub_face_alignment(monkeypatch, [points])
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    weights = tmp_path / "hub" / "checkpoints"
+    weights.mkdir(parents=True)
+    (weights / "2DFAN4-cd938726ad.zip").touch()
+    (weights / "s3fd-619a316812.pth").touch()
+    backend = FaceAlignmentBackend(device="cuda")
+    (face,) = backend.detect(np.zeros((300, 300, 3), np.uint8))
+    assert calls == [("2D", "cuda"), (300, 300, 3)]
+    assert face.scheme == "ibug68" and np.array_equal(face.points, points[:, :2])
+    assert np.allclose(face.box, (*points[:, :2].min(0), *points[:, :2].max(0)))
+    stub_face_alignment(monkeypatch, None)  # no face: the package returns None
+    assert FaceAlignmentBackend().detect(np.zeros((300, 300, 3), np.uint8)) == []
 
 
 def test_unknown_backend():

@@ -98,16 +98,33 @@ def test_a_pasted_hand_is_the_most_contrasting_skin_and_labelled():
     assert cheek_patch(image, segment, points) is None
 
 
-def test_fine_tune_with_fringes(synth_data, tmp_path):
-    """--init from a run, --cutouts and --hands train and write their metrics."""
+def test_fine_tune_with_fringes(synth_data, tmp_path, monkeypatch):
+    """--init from a run, --cutouts and --hands train and write their metrics, and each takes effect: the tuned
+    run starts from the first run's weights (at learning rate 0 it keeps them), fringes and hands are pasted."""
+    import torch
+
+    from facesmith.training import occluders
+
     data, flame = synth_data
     path = tmp_path / "cut.npz"
     np.savez(path, **_cutouts())
-    base = [sys.executable, "-m", "facesmith.training.occluders", "train", "--data", data, "--val", data, "--batch",
-            "4", "--every", "2", "--val-images", "8", "--flame", flame, "--steps", "2"]  # fmt: skip
-    first = subprocess.run([str(a) for a in [*base, "--out", tmp_path / "a"]], capture_output=True, text=True)
-    assert first.returncode == 0, first.stderr
-    tuned = [*base, "--out", tmp_path / "b", "--init", tmp_path / "a", "--cutouts", path, "--hands"]
-    out = subprocess.run([str(a) for a in tuned], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
+    base = ["train", "--data", data, "--val", data, "--batch", "4", "--every", "2", "--val-images", "8",
+            "--flame", flame, "--steps", "2"]  # fmt: skip
+    occluders.main([str(a) for a in [*base, "--out", tmp_path / "a", "--seed", "1"]])
+    pasted = []
+
+    def counted(name):
+        paste = getattr(occluders, name)
+        return lambda *args: pasted.append(name) or paste(*args)
+
+    for name in ("hair_fringe", "skin_hand"):  # count the pastes; every crop gets both
+        monkeypatch.setattr(occluders, name, counted(name))
+    monkeypatch.setattr(occluders, "FRINGE_SHARE", 1.0)
+    monkeypatch.setattr(occluders, "HAND_SHARE", 1.0)
+    tuned = [*base, "--out", tmp_path / "b", "--init", tmp_path / "a", "--cutouts", path, "--hands", "--lr", "0"]
+    occluders.main([str(a) for a in tuned])
     assert json.loads((tmp_path / "b" / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 2
+    assert pasted.count("hair_fringe") >= 8 and pasted.count("skin_hand") >= 8  # 2 steps of 4 crops
+    first, second = (torch.load(tmp_path / r / occluders.CHECKPOINT, weights_only=False)["model"] for r in "ab")
+    weights = [k for k in first if "running_" not in k and "num_batches" not in k]  # not batch norm's statistics
+    assert weights and all(torch.equal(first[k], second[k]) for k in weights)

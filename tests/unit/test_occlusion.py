@@ -9,8 +9,8 @@ from facesmith.inference.texture.albedo import TextureBaker
 from facesmith.inference.texture.raster import uv_to_texel
 from facesmith.training.synthetic import sample_head
 
+from ..helpers import checked_albedo, render
 from ..tiny_flame import exact_fit
-from .test_albedo import checked_albedo, render
 
 SKIN = np.array([0.55, 0.36, 0.27])
 
@@ -135,7 +135,7 @@ def test_keep_factor_is_zero_on_the_mask_and_one_away():
 
 
 def _occluded_render(model, fit, colour=(8, 6, 5)):
-    """The head of test_albedo.render with a dark disc (a hand, a hair strand bundle) painted over one cheek."""
+    """The head of helpers.render with a dark disc (a hand, a hair strand bundle) painted over one cheek."""
     import cv2
 
     rgb = render(model, fit)

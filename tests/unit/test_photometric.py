@@ -21,7 +21,7 @@ from facesmith.inference.flame import flame_forward, landmarks68
 from facesmith.inference.options import DEFAULTS
 from facesmith.inference.texture.maps import srgb_to_linear
 
-from .test_albedo import render
+from ..helpers import render
 
 YAWS = (0.0, 25.0, -25.0)
 SIDE = 384
