@@ -10,11 +10,11 @@ variant and of the original photo, pooled over portraits × variants.
 Not independent truth: the reference is this pipeline's own bake of the original photo (invariance, not
 accuracy); the prior it uses (assets/colour_prior.npz) was built from these same portraits' originals.
 Goals: median ΔE ≤ 3 and p90 ≤ 6 with colour constancy (today's, without, reported as the baseline).
-Measured (2 loaded cores, `--faces 48 --size 256`, 52 min): median 3.39, p90 8.78 — both MISSED (without: 18.45,
-36.22). Per variant, median with (without): 3000 K 1.9 (38.3), 4000 K 1.0 (21.4), 7500 K 2.6 (4.7), +1 EV 7.8 (18.8),
-−1 EV 3.6 (15.8), warm+dim 5.6 (30.1), cool+bright 8.8 (18.5), amber side 2.4 (6.4). What limits it: the exposure
-comes from the scene alone and is shrunk (σ 0.5 EV), and at +1 EV the studio backdrop clips, so the scene reads
-darker than it is; 7500 K falls inside the balanced-camera prior and is mostly left.
+Measured (2 loaded cores, `--faces 48 --size 256`): median 3.21, p90 8.22 — both MISSED (without: 17.80, 36.78).
+Per variant, median with (without): 3000 K 1.95 (39.5), 4000 K 0.96 (21.9), 7500 K 2.58 (4.83), +1 EV 7.23 (17.9),
+−1 EV 3.61 (16.0), warm+dim 5.75 (30.6), cool+bright 8.4 (18.1), amber side 2.27 (5.53). What limits it: the
+exposure comes from the scene alone and is shrunk (σ 0.5 EV), and at +1 EV the studio backdrop clips, so the scene
+reads darker than it is; 7500 K falls inside the balanced-camera prior and is mostly left.
 
 Usage: python bench/skin_tone.py [--faces N | --names 002_03 ...] [--size 512] [--flame PATH] [--no-check]
 """
