@@ -10,7 +10,7 @@ LandmarkDetector); a face counts when its face score (landmarks.detect.FaceScore
 Baseline from the same run: no face score (every face a backend returns counts), i.e. the behaviour before.
 Goals: 0 false faces on ≥ 200 non-face images; the portraits' and UTKFace's detection rates no lower than the
 baseline's. Also printed: the highest non-face score and the lowest face scores (where the threshold can lie).
-Usage: python bench/false_faces.py [--utk-step 20] [--min-score X] [-v] [--no-check]   (--utk-step 1: all 6,000)
+Usage: python bench/false_faces.py [--utk-step 20] [--min-score X] [--seed 0] [-v] [--no-check]   (--utk-step 1: all 6,000)
 """
 
 from __future__ import annotations
@@ -150,13 +150,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--utk-step", type=int, default=20, help="every N-th UTKFace crop (1: all 6,000)")
     parser.add_argument("--min-score", type=float, default=FACE_SCORE_MIN)
+    parser.add_argument(
+        "--seed", type=int, default=0, help="the draw of the non-face crops (the threshold was set on 0, 1)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     add_check_argument(parser)
     args = parser.parse_args()
     goals, result = [], {"min_score": args.min_score}
     with LandmarkDetector("mediapipe", "dlib", min_score=args.min_score) as detector:
         false_new, false_old, n, top = [], 0, 0, (0.0, "")
-        for name, rgb in non_face_images():
+        for name, rgb in non_face_images(args.seed):
             old, score, best = scored_detection(detector, rgb)
             n += 1
             false_old += old
