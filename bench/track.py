@@ -1,7 +1,8 @@
 """Footage -> animation (issue K), on a synthetic performance with known curves.
 
 IN-MODEL SYNTHETIC: a FLAME head (β ~ N(0, 1), seed 3) with a skin texture of the albedo bank, rendered by
-training/dense/views.session_view (SH light, perspective camera, 512²) for --seconds at --fps: speech-like jaw
+training/dense/views.session_view (SH light, perspective camera, 512², eyeballs and the mouth's inside painted as
+the training renders paint them) for --seconds at --fps: speech-like jaw
 motion (syllables at about 4 Hz), slow random expression curves, blinks (FLAME's eyelid blendshapes; the tracker
 reads them from the detector's lid points), head turning ±15° and nodding. The frames go through
 inference/track.py as a video would (dense landmarks, β fixed to the truth, as with an existing head).
@@ -19,10 +20,19 @@ moving_error_mm <= 0.75 x the neutral face's, jitter_ratio >= 0.5 (jitter_ratio_
 is undefined otherwise): a tracker that shows a still neutral face fails those three (the median alone, the jitter
 bound and the fps would pass it).
 
-First measured (development model, 250 frames, 2 cores): vertex error 0.858 mm (neutral face 0.726: the face is
-mostly still skin), where it moves 2.549 mm (neutral 5.04), p90 3.22 mm; jitter 0.954× the truth's (unsmoothed
-1.256×); mouth lag 0 frames; 23.5 frames a second; blinks correlate 0.81 with the truth; 5/5 goals met (6/6 with
-jitter_ratio_min, added later).
+First measured (2026-12-01, development model, 250 frames, 2 cores): vertex error 0.858 mm (neutral face 0.726: the
+face is mostly still skin), where it moves 2.549 mm (neutral 5.04), p90 3.22 mm; jitter 0.954× the truth's; mouth
+lag 0 frames; 23.5 frames a second; blinks correlate 0.81 with the truth. Not reproducible since: the same commit
+(0246e11) run on 2026-12-07 gives 1.01 mm and 4.675 mm where it moves, blinks 0.60. One cause found: the albedo bank the head's texture
+comes from was rebuilt with the current pipeline, whose eye and inner-lip texels are filled skin, so the renders
+had eyes without irises and a pale open mouth; hence the painted eyes and mouth (blinks back to 0.82). The moving
+error's change is not explained by it (still 4.9 mm with them).
+Measured 2026-12-07 with them (loaded machine): vertex error 0.869 mm (neutral 0.726), where it moves 4.936 mm —
+0.98 × the still neutral face's 5.04: MISSED (goal 0.75 ×); jitter 1.025× (unsmoothed 1.385×), lag 0 frames,
+8.0 frames a second (MISSED), blinks 0.82. What misses: the jaw tracks (correlation 0.98 with the truth) but the
+expression components past the first barely do (0.09-0.53); the error is largest while the head is turned 10-15°
+(where the truth is near neutral the tracked face is not: 5.3 against 2.8 mm), and a 4-second take with smaller turns
+scores 0.52 × (.cache/exp/trackdiag.py; issue R).
 
 Usage: python bench/track.py [--seconds 10] [--fps 25] [--no-check]
 """
@@ -41,9 +51,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import Goal, add_check_argument, finish, load_bench_model  # noqa: E402
 
-# The tracked face's error where the truth moves, as a share of the still neutral face's: measured 0.51 (2.549 against
-# 5.04 mm). And the tracked face's roughness over frames (jitter_ratio) at least this share of the truth's
-# (measured 0.954): a still face (0) or one smoothed flat fails, as the upper bound fails a jittery one.
+# The tracked face's error where the truth moves, as a share of the still neutral face's: measured 0.51 on
+# 2026-12-01 (2.549 against 5.04 mm), 0.98 today (see the docstring: a miss to fix, not a goal to lower). And the
+# tracked face's roughness over frames (jitter_ratio) at least this share of the truth's (measured 0.954): a still
+# face (0) or one smoothed flat fails, as the upper bound fails a jittery one.
 MOVING_SHARE, MIN_JITTER_RATIO = 0.75, 0.5
 
 
@@ -118,7 +129,7 @@ def main() -> None:
     light = session_light(rng)
     t0 = time.perf_counter()
     frames = [session_view(model, beta, 0.0, texture, light, 512, truth["expression"][i], truth["pose"][i],
-                           truth["eyelids"][i]) for i in range(n)]  # fmt: skip
+                           truth["eyelids"][i], painted=True) for i in range(n)]  # fmt: skip
     render_s = time.perf_counter() - t0
     detector = LandmarkDetector("dense", crop_detector(available_backends()))
     results = {}

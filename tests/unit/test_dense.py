@@ -378,3 +378,22 @@ def test_a_stopped_synth_resumes_keeping_its_finished_shards(procedural_model, t
     lines = []
     generate(engine, 2, 5, other, workers=1, shard_size=2, log=lines.append)
     assert not any("resuming" in s for s in lines)
+
+
+def test_session_view_paints_eyes_and_the_mouths_inside(dev_model):
+    """bench/track.py's truth renders: irises and a dark mouth inside whatever the texture holds there (a white
+    texture here: without painting, eyes and the open mouth come out white)."""
+    from facesmith.training.dense.views import session_light, session_view
+
+    white = np.full((64, 64, 3), 255, np.uint8)
+    light = session_light(np.random.default_rng(0))
+    pose = np.zeros((5, 3))
+    pose[2, 0] = 0.35  # jaw open
+    plain = session_view(dev_model, np.zeros(dev_model.n_shape), 0.0, white, light, 192, pose=pose)
+    painted = session_view(dev_model, np.zeros(dev_model.n_shape), 0.0, white, light, 192, pose=pose, painted=True)
+    changed = np.abs(painted.astype(int) - plain.astype(int)).sum(-1) > 60
+    rows = np.nonzero(changed.any(1))[0]
+    assert changed.sum() > 100  # eyes and mouth
+    assert rows.min() < 192 * 0.5 < rows.max()  # above the face's middle (eyes) and below it (mouth)
+    reddish = painted[changed].astype(int)
+    assert (reddish[:, 0] > reddish[:, 2]).mean() > 0.3  # the mouth's inside is dark red, not grey

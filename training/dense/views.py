@@ -107,19 +107,30 @@ def score_views(model: FlameModel, sets, options: FitOptions, mask: np.ndarray) 
             "dense_3photo_worse_than_best_single": int(sum(j > b for j, b in zip(joint, best, strict=True)))}  # fmt: skip
 
 
+# session_view's painted eyes: the first of the training renders' iris colours (brown), the middle of their sclera
+# range (linear) and of their iris / pupil edges (cos of the angle from the pupil axis).
+SESSION_IRIS_SRGB = np.array([0.25, 0.14, 0.07])
+SESSION_SCLERA = 0.42
+SESSION_IRIS_PUPIL_COS = (0.855, 0.965)
+
+
 def session_view(
     model: FlameModel, beta: np.ndarray, yaw_deg: float, texture: np.ndarray, light: np.ndarray, size: int = 512,
     expression: np.ndarray | None = None, pose: np.ndarray | None = None, eyelids: np.ndarray | None = None,
+    painted: bool = False,
 ) -> np.ndarray:  # fmt: skip
     """One photo of a session with the fit's own image model: the head turned by yaw_deg (or posed by `pose`,
     (5, 3) axis-angle; with `expression` and `eyelids` if given) in front of a fixed perspective camera (0.6 m,
     focal 1.6 × the side), albedo from a UV texture (sRGB uint8, FLAME's layout) × the SH irradiance of a light
     (9, 3) fixed in the world (the head turns under it), over flat grey. IN-MODEL: the upper bound for
-    photo-consistency and tracking, used to tune the one and to score both."""
+    photo-consistency and tracking, used to tune the one and to score both. `painted`: the eyeballs (sclera, brown
+    iris, pupil) and the mouth's inside (back faces seen through the lips, dark red) as the training renders paint
+    them (synth/engine.py), not from the texture: its eye and inner-lip regions hold whatever the pipeline baked
+    there, and since issue P that is filled skin (a pale open mouth and eyes without irises)."""
     from ...inference.flame.forward import surface_points, vertex_normals
     from ...inference.texture.albedo import sample_bilinear, sh_basis
     from ...inference.texture.maps import linear_to_srgb, srgb_to_linear
-    from ..synth.engine import euler_to_axis_angle
+    from ..synth.engine import MOUTH_INSIDE_SRGB, euler_to_axis_angle, eye_colours, eyeball_geometry
     from ..synth.raster import rasterize
 
     if pose is None:
@@ -138,6 +149,14 @@ def session_view(
     side = texture.shape[0]
     px = np.stack([uv[:, 0] * side - 0.5, (1 - uv[:, 1]) * side - 0.5], axis=1)
     albedo = srgb_to_linear(sample_bilinear(texture.astype(np.float32), px) / 255.0)
+    if painted:
+        on_eye = model.eyeball_triangles()[tri]
+        cos = np.einsum("nk,nk->n", bary, eyeball_geometry(model)[1][model.faces[tri]])[on_eye]
+        albedo[on_eye] = eye_colours(cos, srgb_to_linear(SESSION_IRIS_SRGB), SESSION_SCLERA, *SESSION_IRIS_PUPIL_COS)
+        points = surface_points(v[None], model.faces, tri, bary)[0]
+        inside = np.einsum("nc,nc->n", normals, np.array([0.0, 0.0, distance]) - points) < 0  # facing away
+        albedo[inside] = srgb_to_linear(MOUTH_INSIDE_SRGB)
+        normals[inside] *= -1  # lit as the surface the camera sees
     image = np.full((size * size, 3), 0.3)
     image[ras.pixels] = linear_to_srgb(np.clip(albedo * np.maximum(sh_basis(normals) @ light, 0), 0, 1))
     return np.round(image.reshape(size, size, 3) * 255).astype(np.uint8)

@@ -21,6 +21,7 @@ HAIR_SRGB = np.array(
     [[0.05, 0.04, 0.03], [0.15, 0.09, 0.05], [0.30, 0.18, 0.09], [0.55, 0.40, 0.22], [0.80, 0.68, 0.45],
      [0.45, 0.18, 0.07], [0.55, 0.55, 0.55], [0.85, 0.85, 0.85]], np.float32,
 )  # fmt: skip
+MOUTH_INSIDE_SRGB = np.array([0.25, 0.08, 0.07], np.float32)  # back faces seen through the lips: the mouth's inside
 IRIS_SRGB = np.array([[0.25, 0.14, 0.07], [0.12, 0.07, 0.04], [0.30, 0.42, 0.55], [0.32, 0.40, 0.25]], np.float32)
 CAMERA_KINDS = ("orthographic", "perspective")
 SEGMENTS = ("background", "skin", "eye", "hair", "mouth_interior", "occluder")
@@ -67,6 +68,28 @@ class Assets:
     people: dict | None = None  # rgba (N, S, S, 4), eyes (N, 2, 2) px, hair (N, 3): see bank.build_people
 
 
+def eyeball_geometry(model: FlameModel) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Per template vertex: its eye joint (3 or 4; -1 off the eyeballs) and the cos of its angle from that eye's
+    pupil axis (+z at rest) at the eye's centre (-1 off the eyeballs); and each eye's vertex indices."""
+    weights = model.lbs_weights
+    eye_vertex = np.where(weights[:, 3:5].sum(1) > 0.5, np.argmax(weights[:, 3:5], 1) + 3, -1)
+    t = np.asarray(model.v_template, np.float32)
+    eye_cos = np.full(len(t), -1.0, np.float32)
+    centres = []
+    for j in (3, 4):
+        idx = np.nonzero(eye_vertex == j)[0]
+        if len(idx):
+            d = t[idx] - t[idx].mean(0)
+            eye_cos[idx] = d[:, 2] / np.maximum(np.linalg.norm(d, axis=1), 1e-9)
+            centres.append(idx)
+    return eye_vertex, eye_cos, centres
+
+
+def eye_colours(cos: np.ndarray, iris: np.ndarray, sclera: float, r_iris: float, r_pupil: float) -> np.ndarray:
+    """(N, 3) linear albedo of eyeball points from their cos to the pupil axis: pupil, iris (3,), sclera."""
+    return np.where(cos[:, None] > r_pupil, 0.01, np.where(cos[:, None] > r_iris, iris, sclera)).astype(np.float32)
+
+
 class Engine:
     def __init__(self, model: FlameModel, assets: Assets, size: int = 256) -> None:
         self.model, self.assets, self.size = model, assets, size
@@ -76,21 +99,9 @@ class Engine:
             self.uv_corners = np.asarray(model.uv_coords, np.float32)[model.uv_faces]  # (F, 3, 2)
         eye_tri = model.eyeball_triangles()
         self.eye_tri = eye_tri
-        weights = model.lbs_weights
-        self.eye_vertex = np.argmax(weights[:, 3:5], 1) + 3
-        self.eye_vertex = np.where(weights[:, 3:5].sum(1) > 0.5, self.eye_vertex, -1)
         t = np.asarray(model.v_template, np.float32)
         self.template = t
-        # Where each eyeball vertex lies from the pupil axis (+z at rest): cos of the angle at the eye centre.
-        self.eye_cos = np.full(len(t), -1.0, np.float32)
-        self.eye_centres = []
-        for j in (3, 4):
-            idx = np.nonzero(self.eye_vertex == j)[0]
-            if len(idx):
-                centre = t[idx].mean(0)
-                d = t[idx] - centre
-                self.eye_cos[idx] = d[:, 2] / np.maximum(np.linalg.norm(d, axis=1), 1e-9)
-                self.eye_centres.append(idx)
+        self.eye_vertex, self.eye_cos, self.eye_centres = eyeball_geometry(model)
         # Scalp coordinates for the hair cap: height above the eyes and depth, normalised by the head's extent.
         eyes_y = t[self.eye_vertex > 0, 1].mean() if (self.eye_vertex > 0).any() else 0.02
         top = t[:, 1].max()
@@ -233,8 +244,7 @@ class Engine:
             iris = srgb_to_linear(np.clip(IRIS_SRGB[rng.integers(len(IRIS_SRGB))] * rng.uniform(0.7, 1.3), 0, 1))
             cos = interp(self.eye_cos)[eye_pix]
             r_iris, r_pupil = rng.uniform(0.83, 0.88), rng.uniform(0.955, 0.98)
-            ec = np.where(cos[:, None] > r_pupil, 0.01, np.where(cos[:, None] > r_iris, iris, rng.uniform(0.3, 0.55)))
-            albedo[eye_pix] = ec.astype(np.float32)
+            albedo[eye_pix] = eye_colours(cos, iris, rng.uniform(0.3, 0.55), r_iris, r_pupil)
 
         # Light: ambient + a directional light from the camera's side of the head + Blinn-Phong specular.
         n_px = interp(normals)
@@ -260,7 +270,7 @@ class Engine:
         spec = rng.uniform(0, 0.25) * np.clip((n_px * half).sum(1), 0, 1) ** rng.uniform(8, 40)
         spec *= 1 - hp[:, 0]
         colour = albedo * (amb + key * lam) * tint + spec[:, None] * tint
-        colour[backface] = srgb_to_linear(np.array([0.25, 0.08, 0.07], np.float32)) * amb
+        colour[backface] = srgb_to_linear(MOUTH_INSIDE_SRGB) * amb
         fg = np.zeros((n * n, 3), np.float32)
         fg[pix] = linear_to_srgb(colour * rng.uniform(0.8, 1.3))
         fg = fg.reshape(n, n, 3)
