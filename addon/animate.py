@@ -140,3 +140,44 @@ def footage_background(scene: bpy.types.Scene, footage, first_frame: int) -> Non
     camera.data.show_background_images = True
     background = camera.data.background_images.new()
     background.source, background.clip, background.alpha = "MOVIE_CLIP", clip, 0.5
+
+
+def save_blend_copy(path: Path) -> None:
+    bpy.ops.wm.save_as_mainfile(filepath=str(path), copy=True, compress=True)
+
+
+def write_tracked_animation(
+    rig: Path, tracked: Tracked, output: Path, arkit: dict[str, np.ndarray] | None = None,
+    footage: Path | None = None, first_frame: int = 0, glb: bool = False,
+) -> tuple[str, int, list[Path]]:  # fmt: skip
+    """The Blender side of `facesmith animate`: open the rig's .blend, key the tracked performance on its head
+    (key_tracked), set the footage behind the camera when given, save OUTPUT (and OUTPUT.glb, one animation),
+    each written atomically. Returns the head's name, the frames keyed and the files written."""
+    from ..inference.files import atomic_path_write
+    from .head import export_glb
+
+    bpy.ops.wm.open_mainfile(filepath=str(rig), load_ui=False)
+    head = find_arkit_head(bpy.data.objects)
+    keyed = key_tracked(head, tracked, bpy.context.scene, arkit=arkit)
+    if footage is not None:
+        footage_background(bpy.context.scene, footage, first_frame)
+    atomic_path_write(output, save_blend_copy)
+    written = [output]
+    if glb:
+        atomic_path_write(output.with_suffix(".glb"), lambda p: export_glb(p, animations=True))
+        written.append(output.with_suffix(".glb"))
+    return head.name, keyed, written
+
+
+def write_take_animation(rig: Path, take: ArkitTake, output: Path, start: int = 1) -> tuple[str, int, list[str], str]:
+    """The Blender side of `facesmith animate-arkit`: open the rig's .blend, key the Live Link take on its head
+    (key_take), save OUTPUT atomically. Returns the head's name, the frames keyed, the ARKit names the head has no
+    key for, and the scene's range and rate as a phrase."""
+    from ..inference.files import atomic_path_write
+
+    bpy.ops.wm.open_mainfile(filepath=str(rig), load_ui=False)
+    head = find_arkit_head(bpy.data.objects)
+    frames, missing = key_take(head, take, bpy.context.scene, start)
+    atomic_path_write(output, save_blend_copy)
+    scene = bpy.context.scene
+    return head.name, frames, missing, f"scene frames {scene.frame_start}-{scene.frame_end} at {scene.render.fps} fps"

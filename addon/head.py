@@ -106,12 +106,14 @@ def skinned_meshes_at_root() -> Iterator[None]:
 
 def export_glb(path: Path, use_selection: bool = False, animations: bool = False) -> None:
     """Mesh, skin, morph targets (shape keys) and the albedo texture in one binary glTF; with `animations`, the
-    file's actions too (`facesmith animate --glb`)."""
+    objects' active actions as ONE glTF animation (`facesmith animate --glb`): exported per action (the default),
+    the bones' and the shape keys' actions were two animations, and importers that play one (Blender's own) left
+    the face still."""
     with skinned_meshes_at_root():
         bpy.ops.export_scene.gltf(
             filepath=str(path), export_format="GLB", use_selection=use_selection, export_morph=True,
             export_skins=True, export_apply=False, export_animations=animations, export_cameras=False,
-            export_lights=False,
+            export_lights=False, export_animation_mode="ACTIVE_ACTIONS",
         )  # fmt: skip
 
 

@@ -339,6 +339,6 @@ class FACESMITH_OT_animate_video(BackgroundWork, ChooseFile, HeadOperatorMixin, 
         head = active_head(context)
         frames = key_tracked(head, tracked, context.scene, context.scene.frame_start)
         if tracked.lost:
-            self.report({"WARNING"}, f"no face in {len(tracked.lost)} frame(s): bridged from their neighbours")
+            self.report({"WARNING"}, tracked.lost_message(self._source.name))
         self.report({"INFO"}, f"Facesmith: keyed {frames} frames of {self._source.name} on {head.name}")
         return {"FINISHED"}

@@ -512,7 +512,6 @@ def cmd_animate(args: argparse.Namespace, console: Console, interrupt: Interrupt
     the footage) -> OUT.blend. Inputs are checked before any work; a stopped or failed run leaves nothing behind."""
     import tempfile
 
-    from ..inference.files import atomic_path_write
     from ..inference.landmarks.detect import LandmarkDetector, resolve_backends
     from ..inference.progress import ProgressBar
     from ..inference.track import footage_frames, track
@@ -538,31 +537,20 @@ def cmd_animate(args: argparse.Namespace, console: Console, interrupt: Interrupt
                 raise NoFaceError(f"{args.footage}: {exc}") from None
         bar.close()
         if tracked.lost:
-            console.warn(f"{args.footage.name}: no face in {len(tracked.lost)} frame(s) (first {tracked.lost[0]}): "
-                         "bridged from their neighbours")  # fmt: skip
-        import bpy
+            console.warn(tracked.lost_message(args.footage.name))
+        arkit = None
+        if args.keys == "arkit":
+            from ..inference.rig import arkit_keys
+            from ..inference.track import arkit_curves
 
-        from ..addon.animate import find_arkit_head, footage_background, key_tracked
-        from ..addon.head import export_glb
+            arkit = arkit_curves(model, tracked, arkit_keys(model, tracked.shape))
+        from ..addon.animate import write_tracked_animation
 
-        bpy.ops.wm.open_mainfile(filepath=str(rig), load_ui=False)
-    head = find_arkit_head(bpy.data.objects)
-    arkit = None
-    if args.keys == "arkit":
-        from ..inference.rig import arkit_keys
-        from ..inference.track import arkit_curves
-
-        arkit = arkit_curves(model, tracked, arkit_keys(model, tracked.shape))
-    keyed = key_tracked(head, tracked, bpy.context.scene, arkit=arkit)
-    if args.footage.is_file() and options.stride == 1:
-        footage_background(bpy.context.scene, args.footage, options.start)
-    atomic_path_write(args.output, lambda p: bpy.ops.wm.save_as_mainfile(filepath=str(p), copy=True, compress=True))
-    written = [args.output]
-    if args.glb:
-        glb = args.output.with_suffix(".glb")
-        atomic_path_write(glb, lambda p: export_glb(p, animations=True))
-        written.append(glb)
-    console.line(f"{args.output}: {keyed} frames of {args.footage.name} at {tracked.fps:g} fps on {head.name}")
+        # A movie clip plays at its own rate: with --stride above 1 its frames would not match the keys.
+        footage = args.footage if args.footage.is_file() and options.stride == 1 else None
+        name, keyed, written = write_tracked_animation(rig, tracked, args.output, arkit, footage, options.start,
+                                                       args.glb)  # fmt: skip
+    console.line(f"{args.output}: {keyed} frames of {args.footage.name} at {tracked.fps:g} fps on {name}")
     for path in written[1:]:
         console.line(f"  {path}")
     return EXIT_OK
@@ -571,25 +559,18 @@ def cmd_animate(args: argparse.Namespace, console: Console, interrupt: Interrupt
 def cmd_animate_arkit(args: argparse.Namespace, console: Console, interrupt: Interrupt) -> int:
     """Open HEAD.blend, key the take on its head, save OUT.blend (atomically); inputs checked before bpy starts."""
     from ..inference.arkit_csv import read_live_link_csv
-    from ..inference.files import atomic_path_write
 
     take = read_live_link_csv(args.csv, args.capture_fps)
     for warning in take.warnings:
         console.warn(warning)
     _blend_output(args.rig, args.output, args.overwrite)
-    import bpy
+    from ..addon.animate import write_take_animation
 
-    from ..addon.animate import find_arkit_head, key_take
-
-    bpy.ops.wm.open_mainfile(filepath=str(args.rig), load_ui=False)
-    head = find_arkit_head(bpy.data.objects)
-    frames, missing = key_take(head, take, bpy.context.scene, args.start)
+    name, frames, missing, scene = write_take_animation(args.rig, take, args.output, args.start)
     if missing:
-        console.warn(f"{args.csv.name}: {head.name} has no shape key for {', '.join(missing)} (not keyed)")
-    atomic_path_write(args.output, lambda p: bpy.ops.wm.save_as_mainfile(filepath=str(p), copy=True, compress=True))
-    scene = bpy.context.scene
+        console.warn(f"{args.csv.name}: {name} has no shape key for {', '.join(missing)} (not keyed)")
     console.line(f"{args.output}: {frames} frames of {args.csv.name} (captured at {take.capture_fps:g} fps) on "
-                 f"{head.name}, scene frames {scene.frame_start}-{scene.frame_end} at {scene.render.fps} fps")  # fmt: skip
+                 f"{name}, {scene}")  # fmt: skip
     return EXIT_OK
 
 

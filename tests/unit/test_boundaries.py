@@ -1,6 +1,7 @@
 """The layers' boundaries, read from every import in the source (module level and inside functions):
 inference/ imports none of addon, training, the command line, bpy or torch; addon/ never imports training
-or the command line; nothing imports the command line back. And importing inference/ and training/ with
+or the command line; the command line leaves bpy to addon/ (its Blender work is addon's writers); nothing imports
+the command line back. And importing inference/ and training/ with
 bpy unavailable works (no Blender work at import)."""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ FORBIDDEN = {
     "inference": {"facesmith.addon", "facesmith.training", "facesmith.cli", "bpy", "mathutils", "torch"},
     "addon": {"facesmith.training", "facesmith.cli", "torch"},
     "training": {"facesmith.cli"},
+    "cli": {"bpy", "mathutils"},
 }
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import cv2
 import numpy as np
 import pytest
 
@@ -71,3 +74,43 @@ def test_blinks_from_eye_openness():
     lids = blinks(openness, found, 1)
     assert lids[9, 0] == pytest.approx(1.0) and lids[:, 1].max() == 0.0 and lids[15].max() == 0.0
     assert 0 < lids[8, 0] < 1 and lids[:8, 0].max() == 0.0
+
+
+def test_a_gap_without_a_face_is_lost_not_bridged(dev_model):
+    """Frames with no face — a cutaway to a non-face image (the detector finds none; the network on the last crop
+    doubts a face is there) and the face blurred past recognition (the network doubts it on any crop) — are listed
+    as lost and interpolated, not tracked; the face is found again at once."""
+    import skimage.data
+
+    from facesmith.inference.landmarks.detect import LandmarkDetector, available_backends, crop_detector
+    from facesmith.inference.options import FitOptions
+    from facesmith.inference.track import track
+    from facesmith.training.dense.views import session_light, session_view
+
+    if "dense" not in available_backends():
+        pytest.skip("the dense network needs a detector and onnxruntime")
+    rng = np.random.default_rng(1)
+    beta, light = rng.normal(size=dev_model.n_shape) * 0.5, session_light(rng)
+    texture = np.full((64, 64, 3), (200, 150, 125), np.uint8)
+    face = session_view(dev_model, beta, 10.0, texture, light, 384, pose=None, painted=True)
+    cutaway = cv2.resize(skimage.data.coffee(), (384, 384))
+    blurred = np.ascontiguousarray(cv2.GaussianBlur(face, (0, 0), 20))
+    frames = [face] * 4 + [cutaway] * 3 + [blurred] * 2 + [face] * 4
+    detector = LandmarkDetector("dense", crop_detector(available_backends()))
+    try:
+        tracked = track(dev_model, beta, iter(enumerate(frames)), len(frames), 25.0, detector, FitOptions(),
+                        dataclasses.replace(TrackOptions(), smooth_frames=1))  # fmt: skip
+    finally:
+        detector.close()
+    assert tracked.lost == [4, 5, 6, 7, 8]
+    assert (
+        tracked.lost_message("take.mp4")
+        == "take.mp4: no face in 5 frame(s), 4-8: interpolated between their neighbours"
+    )
+    assert np.allclose(tracked.pose[9], tracked.pose[3], atol=0.02)  # the same face: back where it was
+
+
+def test_frame_ranges():
+    from facesmith.inference.track import frame_ranges
+
+    assert frame_ranges([3, 4, 5, 9, 11, 12]) == "3-5, 9, 11-12" and frame_ranges([7]) == "7" and frame_ranges([]) == ""
