@@ -146,6 +146,15 @@ def save_blend_copy(path: Path) -> None:
     bpy.ops.wm.save_as_mainfile(filepath=str(path), copy=True, compress=True)
 
 
+def write_file(path: Path, write) -> Path:
+    """write(temp path) renamed over `path` (atomic_path_write); a full disk or a refused folder, as an OSError or as
+    a Blender operator's RuntimeError, is one WriteError naming `path`."""
+    from ..inference.files import atomic_path_write, writing
+
+    with writing(path):
+        return atomic_path_write(path, write)
+
+
 def write_tracked_animation(
     rig: Path, tracked: Tracked, output: Path, arkit: dict[str, np.ndarray] | None = None,
     footage: Path | None = None, first_frame: int = 0, glb: bool = False,
@@ -153,7 +162,6 @@ def write_tracked_animation(
     """The Blender side of `facesmith animate`: open the rig's .blend, key the tracked performance on its head
     (key_tracked), set the footage behind the camera when given, save OUTPUT (and OUTPUT.glb, one animation),
     each written atomically. Returns the head's name, the frames keyed and the files written."""
-    from ..inference.files import atomic_path_write
     from .head import export_glb
 
     bpy.ops.wm.open_mainfile(filepath=str(rig), load_ui=False)
@@ -161,11 +169,9 @@ def write_tracked_animation(
     keyed = key_tracked(head, tracked, bpy.context.scene, arkit=arkit)
     if footage is not None:
         footage_background(bpy.context.scene, footage, first_frame)
-    atomic_path_write(output, save_blend_copy)
-    written = [output]
+    written = [write_file(output, save_blend_copy)]
     if glb:
-        atomic_path_write(output.with_suffix(".glb"), lambda p: export_glb(p, animations=True))
-        written.append(output.with_suffix(".glb"))
+        written.append(write_file(output.with_suffix(".glb"), lambda p: export_glb(p, animations=True)))
     return head.name, keyed, written
 
 
@@ -173,11 +179,9 @@ def write_take_animation(rig: Path, take: ArkitTake, output: Path, start: int = 
     """The Blender side of `facesmith animate-arkit`: open the rig's .blend, key the Live Link take on its head
     (key_take), save OUTPUT atomically. Returns the head's name, the frames keyed, the ARKit names the head has no
     key for, and the scene's range and rate as a phrase."""
-    from ..inference.files import atomic_path_write
-
     bpy.ops.wm.open_mainfile(filepath=str(rig), load_ui=False)
     head = find_arkit_head(bpy.data.objects)
     frames, missing = key_take(head, take, bpy.context.scene, start)
-    atomic_path_write(output, save_blend_copy)
+    write_file(output, save_blend_copy)
     scene = bpy.context.scene
     return head.name, frames, missing, f"scene frames {scene.frame_start}-{scene.frame_end} at {scene.render.fps} fps"

@@ -18,17 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TextIO
 
-# Shown as escapes: control characters but tab and newline (ESC starts the sequences that move the cursor, recolour,
-# retitle or clear a terminal; CR overwrites a line), Unicode's bidirectional overrides (they reorder what a line
-# shows), and the surrogates Python decodes a file name's undecodable bytes to (printing them would raise).
-_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0))}
-_ESCAPES |= {c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
-_ESCAPES |= {c: f"\\x{c - 0xDC00:02x}" for c in range(0xDC80, 0xDD00)}
-
-
-def printable(text: str) -> str:
-    """`text` safe to write to a terminal, whatever file names it holds."""
-    return text.translate(_ESCAPES)
+from ..inference.progress import printable
 
 
 @dataclass(frozen=True)

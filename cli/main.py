@@ -9,6 +9,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
@@ -35,7 +36,7 @@ from ..inference.pipeline import (
     model_choice,
 )
 from ..inference.track import TrackOptions
-from .console import Console, quiet_output
+from .console import Console, printable, quiet_output
 from .heads import (
     EXIT_FAILED,
     EXIT_OK,
@@ -56,8 +57,16 @@ def _add_flame_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--flame", metavar="PATH", help="FLAME model (.pkl or .npz); default: $FACESMITH_FLAME")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with its own error line escaped as every other line (it quotes the argument: a file name)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {printable(message)}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="facesmith", description="Photos of a face to a rigged FLAME head.")
+    parser = Parser(prog="facesmith", description="Photos of a face to a rigged FLAME head.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and third-party output")
     sub = parser.add_subparsers(dest="command", required=True)
 

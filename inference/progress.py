@@ -7,6 +7,18 @@ import time
 
 PIPED_SECONDS = 10.0  # without a terminal (a log, a pipe) a line at most this often: not one per frame
 
+# Shown as escapes: control characters but tab and newline (ESC starts the sequences that move the cursor, recolour,
+# retitle or clear a terminal; CR overwrites a line), Unicode's bidirectional overrides (they reorder what a line
+# shows), and the surrogates Python decodes a file name's undecodable bytes to (printing them would raise).
+_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0))}
+_ESCAPES |= {c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+_ESCAPES |= {c: f"\\x{c - 0xDC00:02x}" for c in range(0xDC80, 0xDD00)}
+
+
+def printable(text: str) -> str:
+    """`text` safe to write to a terminal, whatever file names it holds."""
+    return text.translate(_ESCAPES)
+
 
 class ProgressBar:
     """One line on a terminal (\\r); otherwise the first update, then a line every PIPED_SECONDS and the last
@@ -30,7 +42,7 @@ class ProgressBar:
         fill = int(width * step / max(self.total, 1))
         line = (f"[{'#' * fill}{'.' * (width - fill)}] {step}/{self.total} {text} "
                 f"ETA {int(eta // 3600):d}:{int(eta % 3600 // 60):02d}:{int(eta % 60):02d}")  # fmt: skip
-        self.stream.write(("\r" + line) if self.tty else line + "\n")
+        self.stream.write(("\r" + printable(line)) if self.tty else printable(line) + "\n")
         self.stream.flush()
 
     def close(self) -> None:

@@ -176,3 +176,21 @@ def test_teeth_tongue_and_lashes_follow_the_head(bpy, blend):
     (material,) = lashes.data.materials
     used = {n.attribute_name for n in material.node_tree.nodes if n.type == "ATTRIBUTE"}
     assert used == {"lash_opacity"}
+
+
+def test_a_full_disk_while_saving_the_take_is_one_line(bpy, blend, tmp_path, capsys, monkeypatch):
+    """Blender reports a full disk as its operator's RuntimeError: one line naming the output, nothing left."""
+    from facesmith.addon import animate
+    from facesmith.cli import main
+
+    def full(path):
+        raise RuntimeError(f"Error: Cannot open file {path}@ for writing: No space left on device\n")
+
+    monkeypatch.setattr(animate, "save_blend_copy", full)
+    take = tmp_path / "take.csv"
+    take.write_text("Timecode,BlendShapeCount,JawOpen\n00:00:10:00.000,1,0.5\n00:00:10:01.000,1,0.6\n")
+    out = tmp_path / "out" / "animated.blend"
+    assert main(["animate-arkit", str(take), "--rig", str(blend), "-o", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith(f"{out}: cannot be written (No space left on device)") and "Traceback" not in "".join(err)
+    assert not out.exists() and not [p for p in out.parent.iterdir() if p.suffix == ".blend"]

@@ -42,3 +42,19 @@ def test_without_a_terminal_the_progress_bar_prints_now_and_then():
     lines = stream.getvalue().splitlines()
     assert 3 <= len(lines) <= 50 // PIPED_SECONDS + 3  # 50 s of work: the first, one per PIPED_SECONDS, the last
     assert lines[0].startswith("[") and " 1/1000 " in lines[0] and " 1000/1000 " in lines[-1]
+
+
+def test_argparse_errors_and_progress_lines_are_escaped(capsys):
+    """A file name with ESC in an argparse error or a progress line shows as an escape, not as a terminal command."""
+    import pytest
+
+    from facesmith.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["animate", "clip.mp4", "-o", "x.blend", "more\x1b[2J.mp4", "\x1b]0;title\x07"])  # "unrecognized: ..."
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\x07" not in err and "\\x1b" in err
+    stream = io.StringIO()
+    bar = ProgressBar(2, 0, stream)
+    bar.update(1, "frame of clip\x1b[2J.mp4")
+    assert "\x1b" not in stream.getvalue() and "\\x1b[2J" in stream.getvalue()
