@@ -3,7 +3,7 @@
 The first 100 frames of each real take in ../shared/data/footage (evaluation only; 512 px, 25 fps) are tracked
 as they are (the reference) and with frames 30-54 replaced — by a blank frame and by the frame blurred past
 recognition (sigma 25 px; MediaPipe may still find a "face" blob there) — each with the tracker's face check
-(inference/track.FACE_SIGMA_MAX) and without it (the limit raised: the behaviour before) in the same run. The
+(inference/options.FACE_SPREAD_MAX, as inference/track.py reads it) and without it (the limit raised: the behaviour before) in the same run. The
 identity is the mean face (β = 0): the gap's handling is measured, not the likeness.
 Not ground truth: the reference is the same tracker on the untouched take.
 
@@ -94,17 +94,17 @@ def main() -> None:
 
     model = load_bench_model(args.flame)
     beta = np.zeros(model.n_shape)
-    checked_limit = track_module.FACE_SIGMA_MAX
+    checked_limit = track_module.FACE_SPREAD_MAX
 
     def run(frames: list[np.ndarray], limit: float):
-        track_module.FACE_SIGMA_MAX = limit  # the module's own constant: the check on or off, nothing else changes
+        track_module.FACE_SPREAD_MAX = limit  # the module's own constant: the check on or off, nothing else changes
         detector = LandmarkDetector("dense", crop_detector(available_backends()))
         try:
             return track_module.track(model, beta, iter(enumerate(frames)), len(frames), 25.0, detector, DEFAULTS.fit,
                                       track_module.TrackOptions())  # fmt: skip
         finally:
             detector.close()
-            track_module.FACE_SIGMA_MAX = checked_limit
+            track_module.FACE_SPREAD_MAX = checked_limit
 
     rows = []
     for take in args.takes:

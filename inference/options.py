@@ -19,10 +19,18 @@ TEXTURE_SIZES = (512, 1024, 2048)
 DEFAULT_WORKING_SIDE = 2048  # detection, fitting and texturing work on photos at most this large
 # A found face is kept only when its face score (landmarks.detect.FaceScorer: BlazeFace and dlib HOG on crops around
 # it) reaches this. From bench/false_faces.py: three draws of 210 non-face images score at most 0.591, 0.615, 0.587
-# (page and sunset crops), the 204 portraits far above, 9 of the 6,000 UTKFace crops below (turned faces in crops they
-# fill, with glasses or blur, 0.56-0.63). 0.02 above the first two draws' highest: a false face costs a junk head, a
-# lost face a clear error.
+# (page and sunset crops), the 204 portraits far above, 7 of the 6,000 UTKFace crops below (turned faces in crops they
+# fill, with glasses or blur, 0.56-0.63; all but one kept by the dense network, below). 0.02 above the first two
+# draws' highest: a false face costs a junk head, a lost face a clear error.
 FACE_SCORE_MIN = 0.635
+# A face the two detectors are unsure of (score from FACE_SCORE_FLOOR up) is kept when the dense network sees a face
+# there: its median σ at most FACE_SPREAD_MAX of its 68 points' box (landmarks.detect.landmark_spread). Measured on
+# the same sets: non-face "faces" scoring 0.5 or more spread 0.10 and above; the rocket's tip spreads 0.05 but scores
+# 0.40-0.45; 6 of the 7 UTKFace faces the score alone lost (0.56-0.63) spread 0.021-0.056. The tracker uses the
+# same bound on every frame (faces 0.011-0.047 on synthetic renders and 292 real video frames; a cutaway, a blank
+# or a blurred frame 0.085 and above).
+FACE_SCORE_FLOOR = 0.5
+FACE_SPREAD_MAX = 0.06
 
 
 @dataclass(frozen=True)
@@ -57,7 +65,7 @@ class FitOptions:
     # renders (training/dense/views.session_view, seed 6, 16 heads; never on bench/identity's heads): 0.5, 1, 2 gave
     # 1.306, 1.305, 1.606 mm (landmarks only 1.560) and were better than landmarks alone on 11, 9, 5 heads.
     refine_weight: float = 0.5
-    refine_grid: int = 96  # skin points: the face's texels of a grid² UV raster (about 1,300 at 96)
+    refine_grid: int = 96  # skin points: the face's texels of a grid² UV raster (892 at 96 on FLAME 2023)
     refine_radius: float = 0.07  # metres around the nose tip that the skin points cover (not the hairline)
     refine_opening: float = 0.005  # metres the skin points keep from the eyeballs and the inner lip line
     refine_levels: tuple[float, ...] = (0.02, 0.01, 0.005)  # blur per level, share of the face size

@@ -26,18 +26,15 @@ from .fit.problem import PhotoState, Problem
 from .fit.solver import initial_state, solve
 from .flame.model import FlameModel
 from .images import PHOTO_SUFFIXES, load_photo
-from .landmarks.detect import FaceLandmarks, LandmarkDetector, dense_face
-from .options import FitOptions
+from .landmarks.detect import FaceLandmarks, LandmarkDetector, dense_face, landmark_spread
+from .options import FACE_SPREAD_MAX, FitOptions
 
 Progress = Callable[[float, str], None]
 BLINK_CLOSED = 0.25  # eye aspect ratio of a closed eye, share of the open one (lashes keep a gap)
 BLINK_DEADZONE = 0.3  # closure weights below this are taken as open
-# A frame is tracked only while the network's median σ stays below this share of its 68 points' box width
-# (landmark_spread), on the detector's crop or, when the detector lost the face, on the last frame's: else it is lost.
-# Measured: faces 0.011-0.028 on synthetic renders (yaw to 30°, open jaw), at most 0.047 on 292 frames of the four
-# real takes; the crop over non-face images, a blank frame or a heavily blurred one (where MediaPipe may still find
-# a "face") 0.085 and above, mostly 0.2-2.6.
-FACE_SIGMA_MAX = 0.06
+# A frame is tracked only while the dense network's spread (landmark_spread) is at most FACE_SPREAD_MAX
+# (options.py, with what was measured), on the detector's crop or, when the detector lost the face, on the last
+# frame's: else it is lost.
 
 
 class FootageError(FacesmithError):
@@ -190,13 +187,6 @@ def blinks(openness: np.ndarray, found: np.ndarray, smooth: int) -> np.ndarray:
     return np.clip(savitzky_golay(weights, smooth), 0.0, 1.0)
 
 
-def landmark_spread(face: FaceLandmarks) -> float:
-    """The network's median σ over the width of its 68 points' box: its own doubt that a face is there (0 for a
-    backend without σ)."""
-    x0, _, x1, _ = face.box
-    return float(np.median(face.sigma) / max(x1 - x0, 1e-9)) if face.sigma is not None else 0.0
-
-
 class FrameTracker:
     """Fits one frame after another with β fixed, each starting from the last."""
 
@@ -219,7 +209,7 @@ class FrameTracker:
             face = dense_face(dense, rgb, self.face)
         else:
             return None
-        return face if landmark_spread(face) <= FACE_SIGMA_MAX else None
+        return face if landmark_spread(face) <= FACE_SPREAD_MAX else None
 
     def fit(self, rgb: np.ndarray, iterations: int) -> tuple[PhotoState | None, bool]:
         """This frame's state and whether a face was found (else the last state, or None before any)."""

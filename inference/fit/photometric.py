@@ -2,8 +2,8 @@
 
 Landmarks pin a head at a few hundred points; the skin between them is seen in every photo, and when the geometry
 is right a surface point has the same colour in all photos that see it. After the landmark fit (person.py), β
-(shared) and each photo's expression, pose and camera are refined to minimise that disagreement over about nine
-hundred fixed surface points of the face (barycentric samples of FLAME's UV layout within 7 cm of the nose tip,
+(shared) and each photo's expression, pose and camera are refined to minimise that disagreement over 892
+fixed surface points of the face (barycentric samples of FLAME's UV layout within 7 cm of the nose tip,
 clear of the eye and mouth openings), under DECA's image model: colour = albedo × SH shading(normal) + a
 per-photo offset.
 

@@ -1,5 +1,6 @@
-"""Face detection and landmarks: MediaPipe Face Mesh (478 points, default), dlib 68 points (fallback),
-and face-alignment when it and its weights are already installed (never downloaded).
+"""Face detection and landmarks: the dense network (assets/dense_landmarks.onnx, the default where it and a
+detector for its crop are installed), MediaPipe Face Mesh (478 points), dlib 68 points (the fallback), and
+face-alignment when it and its weights are already installed (never downloaded); a face score refuses non-faces.
 
 Landmarks are in working-image pixels (x right, y down). Faces are sorted largest first.
 """
@@ -17,7 +18,7 @@ import numpy as np
 
 from ..errors import BackendError, NoFaceError
 from ..images import Photo
-from ..options import BACKENDS, FACE_SCORE_MIN
+from ..options import BACKENDS, FACE_SCORE_FLOOR, FACE_SCORE_MIN, FACE_SPREAD_MAX
 
 log = logging.getLogger(__name__)
 
@@ -283,6 +284,13 @@ def dense_face(landmarker, rgb: np.ndarray, face: FaceLandmarks) -> FaceLandmark
                          pred.sigma, rows, face.iris_centres())  # fmt: skip
 
 
+def landmark_spread(face: FaceLandmarks) -> float:
+    """The dense network's median σ over the width of its 68 points' box: its own doubt that a face is there (0 for
+    a backend without σ)."""
+    x0, _, x1, _ = face.box
+    return float(np.median(face.sigma) / max(x1 - x0, 1e-9)) if face.sigma is not None else 0.0
+
+
 def dense_available() -> bool:
     """The network file is there and onnxruntime is installed (a detector is checked by the caller)."""
     from .dense import DENSE_MODEL
@@ -450,11 +458,25 @@ class LandmarkDetector:
         self._scorer: FaceScorer | None = None
 
     def scored(self, name: str, rgb: np.ndarray) -> list[FaceLandmarks]:
-        """Backend `name`'s faces with their face scores (FaceScorer), however low."""
+        """Backend `name`'s faces with their face scores (FaceScorer), however low; a face the two detectors are
+        unsure of (FACE_SCORE_FLOOR up to min_score) that the dense network sees as a face (confirms) scores
+        min_score: a third judge for turned faces in tight crops, which both detectors score low."""
         faces = self.backend_named(name).detect(rgb)
         if faces and self._scorer is None:
             self._scorer = FaceScorer()
-        return [dataclasses.replace(f, score=self._scorer.score(rgb, f.box)) for f in faces]
+        faces = [dataclasses.replace(f, score=self._scorer.score(rgb, f.box)) for f in faces]
+        return [dataclasses.replace(f, score=self.min_score) if self.confirms(rgb, f) else f for f in faces]
+
+    def confirms(self, rgb: np.ndarray, face: FaceLandmarks) -> bool:
+        """A face whose score lies from FACE_SCORE_FLOOR up to min_score, on which the dense network's spread is at
+        most FACE_SPREAD_MAX (its own σ when the face came from it; else it runs on the face's crop, if installed)."""
+        if not FACE_SCORE_FLOOR <= face.score < self.min_score:
+            return False
+        if face.sigma is None:
+            if "dense" not in available_backends():
+                return False
+            face = dense_face(self.backend_named("dense").landmarker, rgb, face)
+        return landmark_spread(face) <= FACE_SPREAD_MAX
 
     def faces(self, name: str, rgb: np.ndarray) -> list[FaceLandmarks]:
         """Backend `name`'s faces that score at least `min_score`."""

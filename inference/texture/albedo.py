@@ -26,9 +26,8 @@ from ..images import to_working
 from ..options import DEFAULTS
 from ..result import PhotoFit
 from . import colour as colour_model
-from . import displacement as detail
+from . import displacement, occlusion
 from . import light as light_model
-from . import occlusion
 from .maps import TextureSet, srgb_to_linear
 from .raster import UVRaster, rasterize_uv, uv_to_texel
 from .visibility import depth_visible, view_dirs
@@ -88,7 +87,7 @@ class PhotoTexture:
     albedo: np.ndarray  # (H, W, 3) colour ÷ shading
     weight: np.ndarray  # (H, W) visibility × view angle, 0 where unseen
     sh: np.ndarray  # (9, 3)
-    slopes: np.ndarray  # (H, W, 2) relative shading change per unit height slope (detail.shading_slopes)
+    slopes: np.ndarray  # (H, W, 2) relative shading change per unit height slope (displacement.shading_slopes)
     skin: np.ndarray  # (H, W) bool, seen texels of skin colour
     pixels: np.ndarray  # (H, W, 2) where each sampled texel lands in the working image (x, y)
     warnings: tuple[str, ...] = ()
@@ -126,7 +125,7 @@ def light_chroma(basis: np.ndarray, sh: np.ndarray, skin: np.ndarray) -> np.ndar
     light): each channel's SH shading over the luminance shading, both normalised on skin. Bounded, since the
     per-channel fits also see the skin's own colour variation (redder cheeks) where it follows the normals."""
     channel = basis @ sh
-    lum = channel @ detail.LUMINANCE
+    lum = channel @ displacement.LUMINANCE
     if not skin.any():
         return np.ones_like(channel)
     ref_c, ref_l = np.median(channel[skin], axis=0), np.median(lum[skin])
@@ -158,8 +157,8 @@ def fit_skin_light(
         sh = light_model.fit_sh(basis[keep], colour[keep], prior)
         err = np.abs(colour - basis @ sh).sum(axis=1)
         keep = skin & (err < np.percentile(err[skin], 90))
-    lum = basis @ sh @ detail.LUMINANCE
-    reference = MEDIAN_SKIN_FACING * float((sh_basis(np.array([TOWARDS_CAMERA])) @ sh @ detail.LUMINANCE)[0])
+    lum = basis @ sh @ displacement.LUMINANCE
+    reference = MEDIAN_SKIN_FACING * float((sh_basis(np.array([TOWARDS_CAMERA])) @ sh @ displacement.LUMINANCE)[0])
     if not np.isfinite(reference) or reference <= 1e-6:  # no light towards the camera (black, from behind): no ratio
         return np.zeros((9, 3)), np.ones(len(colour)), ("no usable light estimate (the skin is unlit): not de-lit",)
     shading = lum / reference
@@ -197,7 +196,7 @@ class TextureBaker:
         self.taper = self._edge_taper()
         self.texel_corners = uv_to_texel(self.model.uv_coords, self.size)[self.model.uv_faces]
         # Metres per texel along u and v on the mean head (the UV metric hardly changes with identity).
-        jacobian = detail.uv_jacobian(m.v_template, m.faces, self.texel_corners)
+        jacobian = displacement.uv_jacobian(m.v_template, m.faces, self.texel_corners)
         lengths = np.linalg.norm(jacobian, axis=1).astype(np.float32)  # (F, 2)
         self.texel_metres = np.where(self.raster.covered[..., None], lengths[np.maximum(self.raster.triangle, 0)], 0)
         self.zones = occlusion.face_zones(m, self.size)
@@ -270,11 +269,13 @@ class TextureBaker:
             # Measured on the final albedo: the colour a hidden brow is painted in.
             hair = occlusion.hair_colour(self._to_image(albedo), occluded_image, self.zones)
         fraction = float(occluded.sum() / max(visible.sum(), 1))
-        luminance_sh = sh @ detail.LUMINANCE
-        pullback = detail.uv_pullback(verts, m.faces, self.texel_corners)[tri[visible]]
+        luminance_sh = sh @ displacement.LUMINANCE
+        pullback = displacement.uv_pullback(verts, m.faces, self.texel_corners)[tri[visible]]
         slopes = np.zeros((len(tri), 2))
-        slopes[visible] = detail.shading_slopes(
-            pullback, basis[visible] @ luminance_sh, detail.sh_gradient(normals[visible], luminance_sh, SH_CONSTANTS)
+        slopes[visible] = displacement.shading_slopes(
+            pullback,
+            basis[visible] @ luminance_sh,
+            displacement.sh_gradient(normals[visible], luminance_sh, SH_CONSTANTS),
         )
         image = self._to_image
         return PhotoTexture(
@@ -392,9 +393,9 @@ class TextureBaker:
             filled = occlusion.paint_hidden_brows(filled, total, self.zones, [p.hair for p, _ in parts])
             filled = occlusion.lift_eye_rings(filled, self.zones, total)
         notes = [w for p, _ in parts for w in p.warnings]
-        displacement = self.relief(parts)
+        height = self.relief(parts)
         textures = TextureSet(
-            filled.astype(np.float32), displacement, tuple(notes), self.texel_metres,
+            filled.astype(np.float32), height, tuple(notes), self.texel_metres,
             tuple(p.occluded_fraction for p, _ in parts),
             tuple(p.pixels[p.occluded] if p.occluded is not None else np.zeros((0, 2)) for p, _ in parts),
             photo_gains=tuple(p.gain for p, _ in parts),
@@ -421,16 +422,18 @@ class TextureBaker:
         relief."""
         import cv2
 
-        sigma = detail.RESIDUAL_SIGMA_1024 * self.size / 1024
-        margin = max(1, round(detail.EDGE_MARGIN_1024 * self.size / 1024))
+        sigma = displacement.RESIDUAL_SIGMA_1024 * self.size / 1024
+        margin = max(1, round(displacement.EDGE_MARGIN_1024 * self.size / 1024))
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1,) * 2)
         skins = [cv2.erode(p.skin.astype(np.uint8), kernel) > 0 for p, _ in parts]
-        residuals = [detail.log_residual(p.albedo, skin, sigma) for (p, _), skin in zip(parts, skins, strict=True)]
+        residuals = [
+            displacement.log_residual(p.albedo, skin, sigma) for (p, _), skin in zip(parts, skins, strict=True)
+        ]
         weights = [
-            p.weight * max(c, 1e-3) * skin * (np.abs(r) < detail.RESIDUAL_LIMIT)
+            p.weight * max(c, 1e-3) * skin * (np.abs(r) < displacement.RESIDUAL_LIMIT)
             for (p, c), skin, r in zip(parts, skins, residuals, strict=True)
         ]
-        height = detail.integrate_relief(residuals, [p.slopes for p, _ in parts], weights)
+        height = displacement.integrate_relief(residuals, [p.slopes for p, _ in parts], weights)
         used = (sum(weights) > 0).astype(np.float32)
         return (height * np.minimum(used, cv2.GaussianBlur(used, (0, 0), self.size / 512))).astype(np.float32)
 

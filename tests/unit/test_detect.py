@@ -4,6 +4,7 @@ Photos come from ../shared, or without it from scikit-image's bundled samples (t
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import numpy as np
@@ -189,3 +190,17 @@ def test_available_backends_here():
     # the dense network (when shipped) first: it rides on the best detector
     expected = ["dense", "mediapipe", "dlib"] if DENSE_MODEL.is_file() else ["mediapipe", "dlib"]
     assert available_backends()[: len(expected)] == expected
+
+
+def test_the_dense_network_confirms_only_faces_the_detectors_are_unsure_of(detector, face_photo):
+    """A face scoring from FACE_SCORE_FLOOR up to the threshold is kept when the dense network sees a face there
+    (its spread at most FACE_SPREAD_MAX); below the floor, or where the network doubts, it is not."""
+    from facesmith.inference.options import FACE_SCORE_FLOOR
+
+    rgb = load_photo(face_photo("001_03.jpg")).rgb
+    face = detector.scored("mediapipe", rgb)[0]
+    unsure = dataclasses.replace(face, score=(FACE_SCORE_FLOOR + FACE_SCORE_MIN) / 2)
+    assert detector.confirms(rgb, unsure)  # a real face: the network is sure
+    assert not detector.confirms(rgb, dataclasses.replace(face, score=FACE_SCORE_FLOOR - 0.01))
+    blank = np.full_like(rgb, 128)
+    assert not detector.confirms(blank, unsure)  # the same box on an empty image: the network doubts
