@@ -9,7 +9,8 @@ Reads assets/ict_arkit.npz (the similarity ICT -> FLAME template and the registr
    is anchored to its K nearest FLAME vertices (registered positions), and the template-minus-registered
    displacement of those (Gaussian weights: a smooth field) is added; each tooth and each piece of gums and
    tongue takes its vertices' mean, so it moves rigidly and keeps its shape. A fitted head moves them again
-   the same way, by its own basis-minus-template displacement (inference/mouth.py).
+   the same way, by its own basis-minus-template displacement (inference/mouth.py). Teeth, gums and tongue then
+   drop by TEETH_DROP_M (the socket stays with the lips): see there why.
 2. Per vertex a jaw weight: how far ICT's jawOpen moves it against how far it moves the lower incisors (lower
    teeth, tongue and lower gums 1, upper teeth and gums 0, the socket in between); lashes 0.
    Each tooth's root (beyond CROWN of its height from the biting edge) is pressed back to the gum line.
@@ -98,6 +99,16 @@ def jaw_weights(v: np.ndarray, jaw_open: np.ndarray, part: np.ndarray, group: np
     return jaw
 
 
+# Teeth, gums and tongue sit this much lower on FLAME's template than the anchoring puts them (metres, along −y;
+# all of them, so the bite and the tongue under the teeth stay as ICT has them; after the jaw weights, which are
+# where ICT's jawOpen moves them). Placed as ICT places them under its lips, the upper incisors' edge is 1.4 mm
+# under the template's upper inner lip, and FLAME's fitted smiles part the lips about half as far as the photos
+# (bench/mouth.py: median 0.50 × on even-numbered people) and lift the upper lip less: the render showed a thin row
+# of upper teeth over a near-black band (the tongue and lower gums, in the lips' shade) where the photo shows a row
+# of teeth. Chosen on even-numbered people (bench/mouth.py, the first 12 open mouths): dropped 0 / 3 / 4.5 / 6 mm,
+# the teeth-share error was 0.273 / 0.204 / 0.203 / 0.214 and the lightness error 20.2 / 13.1 / 12.2 / 11.7 L*.
+# No teeth show through closed lips at the photo's camera or turned 45° (ray-cast on neutral portraits).
+TEETH_DROP_M = 0.0045
 CROWN = 0.45  # share of a tooth's height kept from its biting edge: the rest (the root) is pressed into the gum
 
 
@@ -167,7 +178,8 @@ def build(model: FlameModel, ict_path: Path, arkit_path: Path = ARKIT_FILE) -> d
         keys[name] = transfer(left) + transfer(right)
     key_names = [n for n in ARKIT_NAMES if n in keys]
 
-    jaw = jaw_weights(v_template, keys["jawOpen"], part, group)
+    jaw = jaw_weights(v_template, keys["jawOpen"], part, group)  # where ICT's jawOpen moves them: before the drop
+    v_template[np.isin(part, [PARTS.index("teeth"), PARTS.index("gums_and_tongue")]), 1] -= TEETH_DROP_M
     v_template = without_roots(v_template, part, group, jaw)
     tri_all = np.concatenate(triangles)
     webbing = stretched(v_template, keys["jawOpen"], tri_all) & (part[tri_all[:, 0]] == PARTS.index("gums_and_tongue"))

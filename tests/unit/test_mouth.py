@@ -73,6 +73,26 @@ def test_a_fitted_head_gets_its_mouth(dev_model):
     assert follow_m.shape == rig.mouth.mouth_vertices.shape and follow_l.shape == rig.mouth.lash_vertices.shape
 
 
+def test_the_upper_teeth_reach_below_the_lips_and_keep_the_bite(asset, dev_model):
+    """Issue P: placed as ICT places them under its lips, the upper incisors' edge sat 1.4 mm under the template's
+    upper inner lip (iBUG 62), so a fitted smile, whose lips part less and rise less than the photo's, showed a
+    thin row of teeth over a dark band. Teeth, gums and tongue now sit TEETH_DROP_M lower, all of them: the bite
+    (upper incisors about 1 mm over the lower ones, in front) stays ICT's, and the socket stays with the lips."""
+    from facesmith.training.ict_mouth import TEETH_DROP_M
+
+    assert dev_model.has_landmarks68
+    k = 62 - 17  # static landmarks start at iBUG 17
+    face = dev_model.faces[dev_model.static_lmk_faces[k]]
+    upper_lip = (dev_model.v_template[face] * dev_model.static_lmk_bary[k][:, None]).sum(0)
+    v, part, jaw = asset["vertices"].astype(np.float64), asset["part"], asset["jaw_weight"]
+    front = (part == PARTS.index("teeth")) & (np.abs(v[:, 0]) < 0.004)  # the central incisors
+    upper, lower = v[front & (jaw < 0.5)], v[front & (jaw > 0.5)]
+    below_lip = upper_lip[1] - upper[:, 1].min()
+    assert below_lip == pytest.approx(TEETH_DROP_M + 0.0014, abs=0.0005) and below_lip > 0.005
+    assert 0.0005 < lower[:, 1].max() - upper[:, 1].min() < 0.002  # overbite as ICT's, 1.1 mm
+    assert upper[:, 2].max() > lower[:, 2].max()  # the upper incisors in front of the lower ones
+
+
 @pytest.mark.skipif(not ICT.is_file(), reason=f"needs {ICT}")
 def test_the_asset_rebuilds_from_ict(dev_model, tmp_path):
     from facesmith.training.ict_mouth import build
