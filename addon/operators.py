@@ -322,16 +322,11 @@ class FACESMITH_OT_animate_video(BackgroundWork, ChooseFile, HeadOperatorMixin, 
         return self.run_work(context)
 
     def compute(self, progress, cancel):
-        from ..inference.landmarks.detect import LandmarkDetector, resolve_backends
         from ..inference.pipeline import load_pipeline_model
-        from ..inference.track import TrackOptions, footage_frames, track
+        from ..inference.track import TrackOptions, track_footage
 
-        options = TrackOptions()
-        fps, count, frames = footage_frames(self._source, options)
         model = load_pipeline_model(self._options)
-        primary, _, _ = resolve_backends(self._options.landmarks, False)
-        with LandmarkDetector(primary, None, self._options.device) as detector:
-            return track(model, self._shape, frames, count, fps, detector, self._options.fit, options, progress, cancel)
+        return track_footage(self._source, self._shape, model, self._options, TrackOptions(), progress, cancel)
 
     def finish(self, context, tracked):
         from .animate import key_tracked

@@ -521,12 +521,11 @@ def cmd_animate(args: argparse.Namespace, console: Console, interrupt: Interrupt
     the footage) -> OUT.blend. Inputs are checked before any work; a stopped or failed run leaves nothing behind."""
     import tempfile
 
-    from ..inference.landmarks.detect import LandmarkDetector, resolve_backends
     from ..inference.progress import ProgressBar
-    from ..inference.track import footage_frames, track
+    from ..inference.track import footage_frames, track_footage
 
     options = TrackOptions(args.start, args.end, max(1, args.stride), args.smooth, fps=args.fps)
-    fps, count, frames = footage_frames(args.footage, options)
+    _, count, _ = footage_frames(args.footage, options)  # the footage checked before any work
     _blend_output(args.rig, args.output, args.overwrite)
     shape = head_shape(args.rig) if args.rig is not None else None
     pipeline = dataclasses.replace(DEFAULTS, flame_path=args.flame or "", device=args.device)
@@ -536,14 +535,9 @@ def cmd_animate(args: argparse.Namespace, console: Console, interrupt: Interrupt
         rig = args.rig
         if rig is None:  # the identity from the footage: a head reconstructed from frames spread over it
             rig, shape = head_from_footage(args, options, count, pipeline, model, Path(staging), console, interrupt)
-        primary, _, _ = resolve_backends(pipeline.landmarks, False)
         bar = ProgressBar(count, 0, console.err)
-        with LandmarkDetector(primary, None, args.device) as detector:
-            try:
-                tracked = track(model, shape, frames, count, fps, detector, pipeline.fit, options,
+        tracked = track_footage(args.footage, shape, model, pipeline, options,
                                 lambda f, m: bar.update(round(f * count), m), interrupt.cancel)  # fmt: skip
-            except NoFaceError as exc:  # track() sees frames, not the file they came from
-                raise NoFaceError(f"{args.footage}: {exc}") from None
         bar.close()
         if tracked.lost:
             console.warn(tracked.lost_message(args.footage.name))

@@ -26,8 +26,8 @@ from .fit.problem import PhotoState, Problem
 from .fit.solver import initial_state, solve
 from .flame.model import FlameModel
 from .images import PHOTO_SUFFIXES, load_photo
-from .landmarks.detect import FaceLandmarks, LandmarkDetector, dense_face, landmark_spread
-from .options import FACE_SPREAD_MAX, FitOptions
+from .landmarks.detect import FaceLandmarks, LandmarkDetector, dense_face, landmark_spread, resolve_backends
+from .options import FACE_SPREAD_MAX, FitOptions, PipelineOptions
 
 Progress = Callable[[float, str], None]
 BLINK_CLOSED = 0.25  # eye aspect ratio of a closed eye, share of the open one (lashes keep a gap)
@@ -231,6 +231,22 @@ class FrameTracker:
         state.gaze = fit_gaze(problem, shape, state, obs) if self.options.fit_gaze else np.zeros(2)
         self.state = state
         return state, True
+
+
+def track_footage(
+    source: Path, shape: np.ndarray, model: FlameModel, pipeline: PipelineOptions, options: TrackOptions,
+    progress: Progress | None = None, cancel: threading.Event | None = None,
+) -> Tracked:  # fmt: skip
+    """Footage (a video file or a folder of frames, in `options`' range) -> the tracked performance with the
+    pipeline's landmark backend: the one flow behind `facesmith animate` and the add-on's Animate from Video. A
+    take without any face is an error naming the footage."""
+    fps, count, frames = footage_frames(source, options)
+    primary, _, _ = resolve_backends(pipeline.landmarks, False)
+    with LandmarkDetector(primary, None, pipeline.device) as detector:
+        try:
+            return track(model, shape, frames, count, fps, detector, pipeline.fit, options, progress, cancel)
+        except NoFaceError as exc:  # track() sees frames, not the file they came from
+            raise NoFaceError(f"{source}: {exc}") from None
 
 
 def track(
