@@ -142,6 +142,19 @@ def footage_background(scene: bpy.types.Scene, footage, first_frame: int) -> Non
     background.source, background.clip, background.alpha = "MOVIE_CLIP", clip, 0.5
 
 
+def key_performance(
+    head: bpy.types.Object, tracked: Tracked, scene: bpy.types.Scene, start: int,
+    arkit: dict[str, np.ndarray] | None, footage: Path | None, first_frame: int,
+) -> int:  # fmt: skip
+    """A tracked performance keyed on the head from scene frame `start` (key_tracked; on the ARKit keys when `arkit`
+    curves are given) and, given the footage's file, the video behind the camera (its frame `first_frame` at
+    `start`): the Blender side of `facesmith animate` and the add-on's Animate from Video alike."""
+    keyed = key_tracked(head, tracked, scene, start, arkit=arkit)
+    if footage is not None:
+        footage_background(scene, footage, first_frame)
+    return keyed
+
+
 def save_blend_copy(path: Path) -> None:
     bpy.ops.wm.save_as_mainfile(filepath=str(path), copy=True, compress=True)
 
@@ -166,9 +179,7 @@ def write_tracked_animation(
 
     bpy.ops.wm.open_mainfile(filepath=str(rig), load_ui=False)
     head = find_arkit_head(bpy.data.objects)
-    keyed = key_tracked(head, tracked, bpy.context.scene, arkit=arkit)
-    if footage is not None:
-        footage_background(bpy.context.scene, footage, first_frame)
+    keyed = key_performance(head, tracked, bpy.context.scene, 1, arkit, footage, first_frame)
     written = [write_file(output, save_blend_copy)]
     if glb:
         written.append(write_file(output.with_suffix(".glb"), lambda p: export_glb(p, animations=True)))

@@ -13,7 +13,7 @@ import numpy as np
 from bpy.props import CollectionProperty, EnumProperty, StringProperty
 
 from ..inference.errors import FacesmithError
-from ..inference.options import DEFAULTS, VIDEO_SUFFIXES, PipelineOptions
+from ..inference.options import ANIMATION_KEYS, DEFAULTS, VIDEO_SUFFIXES, PipelineOptions
 from .build_material import skin_material
 from .build_mesh import show_fitted
 from .head import build_head, export_fbx, export_glb
@@ -310,6 +310,12 @@ class FACESMITH_OT_animate_video(BackgroundWork, ChooseFile, HeadOperatorMixin, 
 
     filepath: StringProperty(subtype="FILE_PATH")
     filter_glob: StringProperty(default=";".join(f"*{s}" for s in VIDEO_SUFFIXES), options={"HIDDEN"})
+    keys: EnumProperty(
+        name="Keys",
+        items=[("flame", "FLAME", "FLAME's expression keys and the jaw bone"),
+               ("arkit", "ARKit", "The head's ARKit keys (the jaw bone at rest: jawOpen holds the jaw)")],
+        default=ANIMATION_KEYS[0],
+    )  # fmt: skip
 
     def execute(self, context):
         head = active_head(context)
@@ -323,16 +329,20 @@ class FACESMITH_OT_animate_video(BackgroundWork, ChooseFile, HeadOperatorMixin, 
 
     def compute(self, progress, cancel):
         from ..inference.pipeline import load_pipeline_model
-        from ..inference.track import TrackOptions, track_footage
+        from ..inference.track import TrackOptions, keyed_curves, track_footage
 
         model = load_pipeline_model(self._options)
-        return track_footage(self._source, self._shape, model, self._options, TrackOptions(), progress, cancel)
+        options = TrackOptions()
+        tracked = track_footage(self._source, self._shape, model, self._options, options, progress, cancel)
+        return tracked, keyed_curves(model, tracked, self.keys), options.start
 
-    def finish(self, context, tracked):
-        from .animate import key_tracked
+    def finish(self, context, result):
+        from .animate import key_performance
 
+        tracked, arkit, first_frame = result
         head = active_head(context)
-        frames = key_tracked(head, tracked, context.scene, context.scene.frame_start)
+        footage = self._source if self._source.is_file() else None  # a video plays behind the camera, as the CLI's
+        frames = key_performance(head, tracked, context.scene, context.scene.frame_start, arkit, footage, first_frame)
         if tracked.lost:
             self.report({"WARNING"}, tracked.lost_message(self._source.name))
         self.report({"INFO"}, f"Facesmith: keyed {frames} frames of {self._source.name} on {head.name}")

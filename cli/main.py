@@ -20,6 +20,7 @@ from ..inference.flame.io import save_model_npz
 from ..inference.flame.model import FlameModel
 from ..inference.flame.paths import default_dev_model_path
 from ..inference.options import (
+    ANIMATION_KEYS,
     BACKENDS,
     CAMERA_KINDS,
     DEFAULTS,
@@ -156,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     video.add_argument("--fps", type=float, default=TrackOptions.fps, help="frame rate of a folder of frames")
     video.add_argument(
-        "--keys", choices=("flame", "arkit"), default="flame",
+        "--keys", choices=ANIMATION_KEYS, default=ANIMATION_KEYS[0],
         help="animate FLAME's expression keys and the jaw bone, or the ARKit keys (jaw bone at rest)",
     )  # fmt: skip
     video.add_argument("--overwrite", action="store_true", help="replace OUT.blend if it exists")
@@ -522,7 +523,7 @@ def cmd_animate(args: argparse.Namespace, console: Console, interrupt: Interrupt
     import tempfile
 
     from ..inference.progress import ProgressBar
-    from ..inference.track import footage_frames, track_footage
+    from ..inference.track import footage_frames, keyed_curves, track_footage
 
     options = TrackOptions(args.start, args.end, max(1, args.stride), args.smooth, fps=args.fps)
     _, count, _ = footage_frames(args.footage, options)  # the footage checked before any work
@@ -541,12 +542,7 @@ def cmd_animate(args: argparse.Namespace, console: Console, interrupt: Interrupt
         bar.close()
         if tracked.lost:
             console.warn(tracked.lost_message(args.footage.name))
-        arkit = None
-        if args.keys == "arkit":
-            from ..inference.rig import arkit_keys
-            from ..inference.track import arkit_curves
-
-            arkit = arkit_curves(model, tracked, arkit_keys(model, tracked.shape))
+        arkit = keyed_curves(model, tracked, args.keys)
         from ..addon.animate import write_tracked_animation
 
         # A movie clip plays at its own rate: with --stride above 1 its frames would not match the keys.

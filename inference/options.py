@@ -15,6 +15,9 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")  # the Animat
 # What the head shows as the photo's expression: FLAME's (the fitted_expression key and the jaw bone), or the same
 # expressed as ARKit weights on the ARKit keys (jaw bone at rest: jawOpen holds the jaw), for ARKit pipelines.
 FITTED_EXPRESSION_MODES = ("flame", "arkit")
+# What a performance from footage is keyed on: FLAME's expression keys and the jaw bone (the default, first), or the
+# head's ARKit keys with the jaw bone at rest (jawOpen holds the jaw), for ARKit pipelines.
+ANIMATION_KEYS = ("flame", "arkit")
 TEXTURE_SIZES = (512, 1024, 2048)
 DEFAULT_WORKING_SIDE = 2048  # detection, fitting and texturing work on photos at most this large
 # A found face is kept only when its face score (landmarks.detect.FaceScorer: BlazeFace and dlib HOG on crops around

@@ -27,7 +27,7 @@ from .fit.solver import initial_state, solve
 from .flame.model import FlameModel
 from .images import PHOTO_SUFFIXES, load_photo
 from .landmarks.detect import FaceLandmarks, LandmarkDetector, dense_face, landmark_spread, resolve_backends
-from .options import FACE_SPREAD_MAX, FitOptions, PipelineOptions
+from .options import ANIMATION_KEYS, FACE_SPREAD_MAX, FitOptions, PipelineOptions
 
 Progress = Callable[[float, str], None]
 BLINK_CLOSED = 0.25  # eye aspect ratio of a closed eye, share of the open one (lashes keep a gap)
@@ -282,6 +282,18 @@ def track(
     lids = blinks(np.array(openness), found_arr, options.smooth_frames)
     return Tracked(fps / options.stride, np.array(numbers), np.asarray(shape, float), flat[:, :ne],
                    flat[:, ne:].reshape(-1, 5, 3), found_arr, size, lids)  # fmt: skip
+
+
+def keyed_curves(model: FlameModel, tracked: Tracked, keys: str) -> dict[str, np.ndarray] | None:
+    """What `keys` (options.ANIMATION_KEYS) puts on the head besides the bones: None for "flame" (the expression
+    keys, key_tracked's own), the ARKit weights per frame for "arkit" (arkit_curves on the head's ARKit keys)."""
+    if keys not in ANIMATION_KEYS:
+        raise ValueError(f"keys {keys!r}: one of {', '.join(ANIMATION_KEYS)}")
+    if keys == "flame":
+        return None
+    from .rig import arkit_keys
+
+    return arkit_curves(model, tracked, arkit_keys(model, tracked.shape))
 
 
 def arkit_curves(

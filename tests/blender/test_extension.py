@@ -113,6 +113,14 @@ def test_reconstruct_operator_builds_the_head(bpy, installed, tmp_path):
     smiling = keys["exp_000"].value, keys["exp_001"].value
     scene.frame_set(scene.frame_start)
     assert (keys["exp_000"].value, keys["exp_001"].value) != smiling
+    # The same footage on the ARKit keys, as `facesmith animate --keys arkit` (the jaw bone at rest): the smile
+    # shows on the smile keys.
+    assert bpy.ops.facesmith.animate_video(filepath=str(frames), keys="arkit") == {"FINISHED"}
+    smile = ("mouthSmileLeft", "mouthSmileRight")
+    scene.frame_set(scene.frame_start + 1)
+    smiling = sum(keys[n].value for n in smile)
+    scene.frame_set(scene.frame_start)
+    assert smiling > sum(keys[n].value for n in smile) + 0.1
     assert bpy.ops.facesmith.rebuild_material() == {"FINISHED"}
     assert head.data.materials[0].node_tree.nodes["Albedo"].image.name == f"{head.name}_albedo"
 
