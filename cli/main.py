@@ -503,7 +503,7 @@ def head_from_footage(
     paths, labels = [], {}
     for number, rgb in list(frames)[: args.identity_frames]:
         paths.append(staging / f"frame_{number:06d}.png")
-        labels[str(paths[-1])] = footage_frame_label(args.footage, number)
+        labels[str(paths[-1])] = labels[paths[-1].name] = footage_frame_label(args.footage, number)
         Image.fromarray(rgb).save(paths[-1])
     with Reconstructor(pipeline, model) as reconstructor:
         try:
@@ -513,7 +513,9 @@ def head_from_footage(
     # The head records the footage as its photo: the staged frame it was built from is deleted on return.
     head = dataclasses.replace(head, rig=dataclasses.replace(head.rig, photo_path=str(args.footage.resolve())))
     written = write_head(head, staging, ("blend",), preview=False, cancel=interrupt.cancel)
-    console.note(f"{args.footage.name}: head built from {len(paths)} frames")
+    for warning in head.warnings:  # e.g. a frame without a face, skipped: named as the user's file and frame
+        console.warn(relabelled(warning, labels))
+    console.note(f"{args.footage.name}: head built from {len(head.fit.photos)} of {len(paths)} frames")
     return next(p for p in written.files if p.suffix == ".blend"), head.fit.shape
 
 

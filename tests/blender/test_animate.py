@@ -96,7 +96,10 @@ def test_footage_problems_fail_first_in_one_line(bpy, rig, tmp_path, capsys):
 
 
 def test_without_a_rig_the_head_comes_from_the_footage(bpy, rig, tmp_path, capsys):
-    """No --rig: a head is reconstructed from frames spread over the footage and animated; nothing else is left."""
+    """No --rig: a head is reconstructed from frames spread over the footage and animated; nothing else is left. An
+    identity frame without a face is skipped and named as the user's file and frame, and the count says so."""
+    from PIL import Image
+
     from facesmith.cli import main
 
     _, model_file = rig
@@ -104,10 +107,13 @@ def test_without_a_rig_the_head_comes_from_the_footage(bpy, rig, tmp_path, capsy
     frames.mkdir()
     for k in range(6):
         (frames / f"{k:03d}.jpg").write_bytes((FACES / ("004_03.jpg" if k % 3 else "004_08.jpg")).read_bytes())
+    Image.new("RGB", (400, 400), (90, 90, 90)).save(frames / "002.jpg")  # identity frames 0, 2, 4: one has no face
     out = tmp_path / "out" / "performer.blend"
     args = ["animate", str(frames), "-o", str(out), "--identity-frames", "3", "--flame", str(model_file)]
     assert main(args) == 0
-    assert "head built from 3 frames" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "head built from 2 of 3 frames" in err and f"{frames}, frame 2: no face detected" in err
+    assert "no face in 1 frame(s), 2: interpolated" in err and "frame_000002" not in err
     assert sorted(p.name for p in out.parent.iterdir()) == ["performer.blend"]
     bpy.ops.wm.open_mainfile(filepath=str(out))
     head = head_object(bpy)
