@@ -312,8 +312,10 @@ class FACESMITH_OT_animate_video(BackgroundWork, ChooseFile, HeadOperatorMixin, 
     filter_glob: StringProperty(default=";".join(f"*{s}" for s in VIDEO_SUFFIXES), options={"HIDDEN"})
     keys: EnumProperty(
         name="Keys",
-        items=[("flame", "FLAME", "FLAME's expression keys and the jaw bone"),
-               ("arkit", "ARKit", "The head's ARKit keys (the jaw bone at rest: jawOpen holds the jaw)")],
+        items=[(key, *shown) for key, shown in zip(ANIMATION_KEYS, (
+            ("FLAME", "FLAME's expression keys and the jaw bone"),
+            ("ARKit", "The head's ARKit keys (the jaw bone at rest: jawOpen holds the jaw)"),
+        ), strict=True)],
         default=ANIMATION_KEYS[0],
     )  # fmt: skip
 

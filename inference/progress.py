@@ -40,9 +40,9 @@ class ProgressBar:
         eta = elapsed / max(done, 1) * (self.total - step)
         width = 24
         fill = int(width * step / max(self.total, 1))
-        line = (f"[{'#' * fill}{'.' * (width - fill)}] {step}/{self.total} {text} "
-                f"ETA {int(eta // 3600):d}:{int(eta % 3600 // 60):02d}:{int(eta % 60):02d}")  # fmt: skip
-        self.stream.write(("\r" + printable(line)) if self.tty else printable(line) + "\n")
+        line = printable(f"[{'#' * fill}{'.' * (width - fill)}] {step}/{self.total} {text} "
+                         f"ETA {int(eta // 3600):d}:{int(eta % 3600 // 60):02d}:{int(eta % 60):02d}")  # fmt: skip
+        self.stream.write(("\r" + line) if self.tty else line + "\n")
         self.stream.flush()
 
     def close(self) -> None:

@@ -32,9 +32,6 @@ from .options import ANIMATION_KEYS, FACE_SPREAD_MAX, FitOptions, PipelineOption
 Progress = Callable[[float, str], None]
 BLINK_CLOSED = 0.25  # eye aspect ratio of a closed eye, share of the open one (lashes keep a gap)
 BLINK_DEADZONE = 0.3  # closure weights below this are taken as open
-# A frame is tracked only while the dense network's spread (landmark_spread) is at most FACE_SPREAD_MAX
-# (options.py, with what was measured), on the detector's crop or, when the detector lost the face, on the last
-# frame's: else it is lost.
 
 
 class FootageError(FacesmithError):
@@ -209,6 +206,7 @@ class FrameTracker:
             face = dense_face(dense, rgb, self.face)
         else:
             return None
+        # Tracked only while the network sees a face there (FACE_SPREAD_MAX, measured in options.py): else lost.
         return face if landmark_spread(face) <= FACE_SPREAD_MAX else None
 
     def fit(self, rgb: np.ndarray, iterations: int) -> tuple[PhotoState | None, bool]:
