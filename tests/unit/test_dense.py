@@ -103,6 +103,16 @@ def test_train_resume_export_parity_and_basis_check(synth_data, tmp_path, dev_or
     assert more.returncode == 0 and "resuming" in more.stdout + more.stderr, more.stderr
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "loss" in r][-2:] == [20, 25]
+    # A compact checkpoint (float16 weights, no optimizer state: what a session commits) resumes the same run.
+    from facesmith.training.dense.train import compact_checkpoint
+
+    compact_checkpoint(run / "checkpoint.pt", tmp_path / "compact" / "checkpoint.pt")
+    assert (tmp_path / "compact" / "checkpoint.pt").stat().st_size < 0.5 * (run / "checkpoint.pt").stat().st_size
+    again = _run([FACESMITH, "train", "--config", _config(tmp_path / "a.toml", data, 30), "--out", tmp_path / "compact",
+                  "--flame", flame])  # fmt: skip
+    assert again.returncode == 0 and "resuming" in again.stdout + again.stderr, again.stderr
+    rows = [json.loads(line) for line in (tmp_path / "compact" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "loss" in r] == [30] and all(np.isfinite(r["loss"]) for r in rows if "loss" in r)
     # Another config in the same folder is refused.
     other = _run([FACESMITH, "train", "--config", _config(tmp_path / "b.toml", data, 25, lr=0.1), "--out", run,
                   "--flame", flame])  # fmt: skip

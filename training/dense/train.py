@@ -294,6 +294,19 @@ def load_checkpoint(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
+def compact_checkpoint(src: Path, dst: Path) -> None:
+    """A run's checkpoint small enough to commit: the weights (and the EMA's) in float16, without the optimizer's
+    state (a quarter of the size). A run resumed from it goes on from its step with Adam's moments started afresh
+    (resume); the weights lose float16's precision, far below one training step's change."""
+    ck = load_checkpoint(src)
+    half = {
+        name: {k: v.half() if v.is_floating_point() else v for k, v in ck[name].items()}
+        for name in ("model", "ema") if name in ck
+    }  # fmt: skip
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({k: v for k, v in ck.items() if k != "optimizer"} | half, dst)
+
+
 @torch.no_grad()
 def validate(net: torch.nn.Module, loader, device: torch.device, ibug_rows: np.ndarray) -> dict:
     """Mean landmark error as a share of the crop side (all landmarks; the 68 iBUG rows) and of the face size
@@ -394,8 +407,9 @@ def resume(
         )
     if DenseSpec.from_json(ck["spec"]).basis_hash != spec.basis_hash:
         raise ValueError(f"{path.parent} was trained for another FLAME basis")
-    net.load_state_dict(ck["model"])
-    opt.load_state_dict(ck["optimizer"])
+    net.load_state_dict(ck["model"])  # float16 weights (compact_checkpoint) are copied into the float32 net
+    if "optimizer" in ck:
+        opt.load_state_dict(ck["optimizer"])
     if ema is not None:
         ema.load_state_dict(ck.get("ema", ck["model"]))
     return int(ck["step"]), ck.get("last_val", {})
