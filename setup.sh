@@ -19,7 +19,9 @@ VENV=.venv
 CONSTRAINTS=requirements/constraints.txt
 STAMP="$VENV/.facesmith-setup"
 
-want=$(cat "$CONSTRAINTS" requirements/runtime.txt requirements/dev.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+# Runtime, the Blender module (headless exports), training and test tools; pyproject.toml reads the same files.
+LISTS=(requirements/runtime.txt requirements/blender.txt requirements/training.txt requirements/dev.txt)
+want=$(cat "$CONSTRAINTS" "${LISTS[@]}" pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ ! -x "$VENV/bin/python" ]; then
     "$PY" -m venv "$VENV"
 fi
@@ -29,7 +31,8 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
     "${pip[@]}" install -c "$CONSTRAINTS" torch==2.13.0
     # A reinstall goes back to the CPU onnxruntime (the two builds share one module); --gpu swaps again.
     "${pip[@]}" uninstall -y onnxruntime-gpu >/dev/null 2>&1 || true
-    "${pip[@]}" install -c "$CONSTRAINTS" -r requirements/runtime.txt -r requirements/dev.txt
+    reqs=(); for list in "${LISTS[@]}"; do reqs+=(-r "$list"); done
+    "${pip[@]}" install -c "$CONSTRAINTS" "${reqs[@]}"
     "${pip[@]}" install --no-deps --no-build-isolation -e .
     echo "$want" > "$STAMP"
 fi

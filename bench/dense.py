@@ -1,4 +1,4 @@
-"""The dense-landmark network (issue H): speed, and accuracy on held-out synthetic renders.
+"""The dense-landmark network (inference/landmarks/dense.py): speed, and accuracy on held-out synthetic renders.
 
 Speed (goals): one network pass on onnxruntime, batch 1, 2 CPU threads (median of 200); and network + fit for
 one photo (both crop passes and `fit_flame`, detector excluded; median over the images). With a CUDA provider:
@@ -14,7 +14,7 @@ identity error of the neutral head (median vertex distance over the face region 
 mm) for the fit to dense landmarks, to MediaPipe's, to the exact projections of the same 554 vertices (what a
 perfect network would give), and the mean face — same images, same run.
 
-The crop's share of the error (issue Q): the same network on the exact crop (one pass on the box of the true
+The crop's share of the error: the same network on the exact crop (one pass on the box of the true
 68 points, the main mirroring mode) on the same images, and both figures again without the images where the
 detector's 68 points are far off the face (box centre more than DETECTOR_OFF_SHIFT of the true box's side
 away, or side off by more than a factor e^DETECTOR_OFF_LOG_SCALE; counted in `detector_off_face`). On 842 val

@@ -1,5 +1,5 @@
 """Real footage made from photos, animated with `facesmith animate`, measured against what is known and rendered
-beside the footage to look at (issue K's "real" row; bench/track.py is the synthetic one).
+beside the footage to look at (the real counterpart of bench/track.py, whose performance is synthetic).
 
 The footage: two real photos of one person (neutral `_03`, smiling `_08` of ../shared/data/faces) cut together at
 known frames (a real expression change, not a blend) while the whole image rolls, slides and zooms along known

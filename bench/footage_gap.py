@@ -1,4 +1,4 @@
-"""A face gap in real footage (issue R, item 1): one second without a face spliced into a real take.
+"""A face gap in real footage: one second without a face spliced into a real take.
 
 The first 100 frames of each real take in ../shared/data/footage (evaluation only; 512 px, 25 fps) are tracked
 as they are (the reference) and with frames 30-54 replaced — by a blank frame and by the frame blurred past

@@ -32,7 +32,7 @@ mean over the face region of the vertex distance between a person's two neutral 
 people (within), over the same for different people's _03 vs _08 (between); and the population mean of β
 per component over all those fits.
 
-Goals (issue H's targets):
+Goals:
 
 | figure                    | goal                                   |
 |---------------------------|----------------------------------------|
@@ -45,9 +45,9 @@ Goals (issue H's targets):
 First measured (50-component development model, 20 heads, seed 0; all four goals missed with both backends):
 mean face 1.232 mm, floor 0.651 mm (0.53); MediaPipe 1 photo 1.201 (0.98), 3 photos 1.518 (1.23), pairs
 0.49, max |mean β| 2.26 (β1, β5); dlib 1 photo 1.154 (0.94), 3 photos 1.233 (1.00), pairs 0.50, 0.53.
-Issue H (perspective camera with fitted focal length; ratios to the mean face): dense landmarks 1 photo 0.960,
-3 photos 0.974, ±60° 0.960, pairs 0.436, max |mean β| 0.197; MediaPipe in the same code 0.931, 1.047, 1.187,
-0.501, 2.31.
+With the dense-landmark network and a perspective camera with fitted focal length (ratios to the mean face):
+dense landmarks 1 photo 0.960, 3 photos 0.974, ±60° 0.960, pairs 0.436, max |mean β| 0.197; MediaPipe in the
+same code 0.931, 1.047, 1.187, 0.501, 2.31.
 
 Usage: python bench/identity.py [--n 20] [--backend auto|dense|mediapipe|dlib] [--pairs 102] [--dense-mirror on|off]
        [--no-check]

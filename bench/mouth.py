@@ -17,8 +17,8 @@ included when the fitted lips part less than the photo's, counts).
 Goals: mean |render − photo| teeth share ≤ GOAL_SHARE over the portraits, mean |ΔL*| ≤ GOAL_L; and, what limits
 both (the fit's, not the parts'), the fitted lips' opening at the photo's camera ≥ GOAL_OPENING × the photo's
 (median over the portraits; dlib's points 61–63 to 65–67 against the fitted head's).
-Baseline in the same run: the same heads with the parts as shipped before issue P's fix (teeth, gums and tongue
-TEETH_DROP_M higher: `baseline_parts`).
+Baseline in the same run: the same heads with the parts as shipped before they were lowered under the lips (teeth, gums
+and tongue TEETH_DROP_M higher: `baseline_parts`).
 Mouths the photo shows closed (dlib's inner lips less than --min-open px apart) are passed over: the first --faces
 open ones of a fixed shuffle of the portraits (of even- or odd-numbered people with --people) are measured.
 Measured (2 loaded cores, `--faces 20`, about 6.5 min each): even-numbered people (where TEETH_DROP_M was chosen)
@@ -248,8 +248,9 @@ def save_crop(path: Path, render: np.ndarray, shown: dict[str, np.ndarray]) -> N
 
 
 def baseline_parts(head):
-    """The head's mouth parts placed as before issue P's fix: teeth, gums and tongue TEETH_DROP_M higher (the drop is
-    a constant offset on the template, which the fitted head's anchors carry unchanged; nothing else changed)."""
+    """The head's mouth parts placed as before they were lowered: teeth, gums and tongue TEETH_DROP_M higher (the
+    drop is a constant offset on the template, which the fitted head's anchors carry unchanged; nothing else
+    changed)."""
     import dataclasses
 
     from facesmith.inference.mouth import PARTS

@@ -13,8 +13,8 @@ of 0.6) compares:
              often the recogniser says "same" for a wrong pair, so a high share above is not a lenient judge.
 A face the detector does not find in a render counts as not recognised. Independent truth: the person's photos
 and a recogniser trained on real faces; the render's light is the preview's.
-Goal: the share recognised with colour constancy ≥ the share without, for front, turned and other (the issue's
-"≥ today's"); the shares and the median distances are reported.
+Goal: the share recognised with colour constancy ≥ the share without, for front, turned and other (colour
+constancy must not make a head less recognisable); the shares and the median distances are reported.
 
 Usage: python bench/recognition.py [--faces N] [--size 384] [--samples 16] [--flame PATH] [--no-check]
 """

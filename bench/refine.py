@@ -1,4 +1,4 @@
-"""Several photos of one person: photo-consistency refinement vs the landmark-only joint fit (issue I).
+"""Several photos of one person: photo-consistency refinement vs the landmark-only joint fit.
 
 Heads, renders, scans and scoring are bench/identity.py's (ICT-FaceKit identities, out of FLAME's model, rendered
 in Cycles; NoW protocol, median of the pooled scan-to-fit distances; A TEST SET: never tune on it). The same
@@ -15,7 +15,7 @@ refinement off and on; PSNR (sRGB) of each against the true texture over the fac
 gain (de-lighting leaves the albedo's scale open). Also the identity error (median vertex distance over the face
 region, mm) of both fits on these heads.
 
-Goals (issue I):
+Goals:
 
 | figure                         | goal                                        |
 |--------------------------------|---------------------------------------------|
@@ -36,7 +36,7 @@ What limits it (--oracle: the same heads fitted from their TRUE dense landmarks 
 ICT head through its floor fit, projected by the render camera; σ kept — landmark-only and refined; 20 heads):
 floor 0.529; network landmarks 0.974 / 0.957 (3 / 5 photos) -> refined 0.885 / 0.879; true landmarks 0.677 / 0.665
 -> refined 0.727 / 0.693 (better on only 3 / 7 of 20 heads). The network's points lie a median 1.95 % of the face
-size from the true ones. So most of the gap is the landmarks (issue H), and from a good start the colour term
+size from the true ones. So most of the gap is the landmarks (bench/dense.py), and from a good start the colour term
 pulls away from the truth on these out-of-model renders (Cycles: a sun key light with cast shadows, specular skin,
 an HDRI; the term models Lambert × SH order 2 and an offset): it helps only from the network's worse start.
 

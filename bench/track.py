@@ -1,4 +1,4 @@
-"""Footage -> animation (issue K), on a synthetic performance with known curves.
+"""Footage -> animation, on a synthetic performance with known curves.
 
 IN-MODEL SYNTHETIC: a FLAME head (β ~ N(0, 1), seed 3) with a skin texture of the albedo bank, rendered by
 training/dense/views.session_view (SH light, perspective camera, 512², eyeballs and the mouth's inside painted as
@@ -15,7 +15,7 @@ Figures, over the face region (neck, global pose and gaze left out: the expressi
 - tracked_fps: frames per second of tracking alone (landmarks + fit + smoothing), 2 cores;
 - blink_correlation: tracked against true eyelid weights (reported).
 
-Goals (issue K): vertex_error_mm <= 1.5, jitter_ratio <= 1.5, |mouth_lag_frames| <= 1, tracked_fps >= 15; and
+Goals: vertex_error_mm <= 1.5, jitter_ratio <= 1.5, |mouth_lag_frames| <= 1, tracked_fps >= 15; and
 moving_error_mm <= 0.75 x the neutral face's, jitter_ratio >= 0.5 (jitter_ratio_min) and a mouth that moves (its lag
 is undefined otherwise): a tracker that shows a still neutral face fails those three (the median alone, the jitter
 bound and the fps would pass it).
@@ -32,7 +32,7 @@ Measured 2026-12-07 with them (loaded machine): vertex error 0.869 mm (neutral 0
 8.0 frames a second (MISSED), blinks 0.82. What misses: the jaw tracks (correlation 0.98 with the truth) but the
 expression components past the first barely do (0.09-0.53); the error is largest while the head is turned 10-15°
 (where the truth is near neutral the tracked face is not: 5.3 against 2.8 mm), and a 4-second take with smaller turns
-scores 0.52 × (.cache/exp/trackdiag.py; issue R).
+scores 0.52 × (.cache/exp/trackdiag.py).
 
 Usage: python bench/track.py [--seconds 10] [--fps 25] [--no-check]
 """

@@ -4,8 +4,9 @@
 A head NAME in folder OUT is the set OUT/NAME.{blend,glb,fbx} (those asked for), OUT/NAME.json and
 OUT/NAME_preview.png (when asked for). NAME.json is committed last and removed first: a set without its
 JSON is incomplete and is redone by the next run. While a run writes NAME it holds an exclusive lock on
-OUT/.NAME.facesmith-lock and stages in OUT/.NAME.facesmith-staging-XXXX/; the operating system drops the
-lock when the process dies, so the next run in OUT recognises such a folder as stale and removes it.
+OUT/.NAME.facesmith-lock (a `filelock` lock: flock on POSIX, LockFileEx on Windows) and stages in
+OUT/.NAME.facesmith-staging-XXXX/; the operating system drops the lock when the process dies, so the next run in
+OUT recognises such a folder as stale and removes it, and its lock file with it.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import glob
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 from ..inference.errors import FacesmithError
 from ..inference.files import EXPORT_FORMATS
@@ -165,55 +167,34 @@ def _lock_path(folder: Path, name: str) -> Path:
     return folder / f".{name}{LOCK_SUFFIX}"
 
 
-def try_lock(fd: int) -> bool:
-    """Take an exclusive lock on the open file `fd` without waiting; False when another process holds it. The
-    operating system drops it when the holder dies, which is how a leftover of a killed run is recognised."""
-    if os.name == "nt":
-        import msvcrt
-
-        try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        except OSError:
-            return False
-        return True
-    import fcntl
-
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
-
-
 @contextmanager
 def head_lock(folder: Path, name: str, wait_s: float = 0.0) -> Iterator[None]:
     """Hold the lock on `name` in `folder` (a head's, or the batch report's), waiting up to `wait_s` seconds
-    for another run to release it; then fail with a message saying another run is writing it."""
+    for another run to release it; then fail with a message saying another run is writing it.
+
+    The lock file goes with the lock, removed the way each system allows without letting two runs in: on POSIX
+    by the holder just before it unlocks (a waiter that then gets the lock on the removed file sees that it has
+    no name left and locks the new one: filelock checks the link count), on Windows by filelock after the handle
+    is closed (a file that is open cannot be removed there). Without `fallback_to_soft` a file system without
+    flock is an error rather than a marker file that would outlive a killed run."""
     path = _lock_path(folder, name)
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise OutputError(f"{path}: cannot be created ({exc.strerror or exc})") from None
-        if not try_lock(fd):
-            os.close(fd)
-            if time.monotonic() < deadline:
-                time.sleep(LOCK_POLL_S)
-                continue
-            raise HeadBusyError(f"{folder / name}: another Facesmith run is writing this head; try again when it ends")
-        try:  # the file may have been removed by the run that held it just before: lock the current one
-            same = os.stat(path).st_ino == os.fstat(fd).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
-            break
-        os.close(fd)
+    lock = FileLock(path, timeout=wait_s, poll_interval=LOCK_POLL_S, fallback_to_soft=False)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise HeadBusyError(
+            f"{folder / name}: another Facesmith run is writing this head; try again when it ends"
+        ) from None
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot be locked ({exc.strerror or exc})") from None
     try:
         yield
     finally:
-        os.unlink(path)  # before closing: a waiter that opened the old file sees it is gone and retries
-        os.close(fd)
+        try:
+            if os.name != "nt":
+                path.unlink(missing_ok=True)
+        finally:
+            lock.release()
 
 
 def remove_stale(folder: Path) -> list[Path]:

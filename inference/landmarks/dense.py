@@ -1,4 +1,4 @@
-"""Dense FLAME landmarks from a learned network (issue H, after Wood et al. 2022).
+"""Dense FLAME landmarks from a learned network (after Wood et al. 2022).
 
 A compact CNN, trained by `facesmith train` on `facesmith synth` renders only, predicts where several
 hundred FLAME vertices (face, jaw line, cheeks, forehead, ears, a few on the scalp and neck; hidden ones too)
@@ -8,7 +8,7 @@ hand-made correspondence. It runs on onnxruntime (CUDA when asked for and offere
 The crop: the box of 68 iBUG-like points (a detector's on the first pass; the network's own 68 rows of the
 dense set on the second), centre and side `crop_scale` × its longer edge, resampled to `input_size`². The
 network sees exactly this crop in training (with jitter), so the second pass removes the detector's bias.
-Measured on 842 val renders (issue Q, mirroring on): where the detector's box is on the face (822), the point
+Measured on 842 val renders (mirroring on): where the detector's box is on the face (822), the point
 error is 2.91 % of the face after one pass, 2.77 % after two, 2.73 % after three (2.72 after five: the box
 converges) and 2.67 % on the exact crop; nine jittered crops averaged by σ give 2.71 % at 4× the network's
 time; a fixed scale correction of the box (it runs 2 % small), 2.75 %. None of it helps bench/identity.py
@@ -20,7 +20,7 @@ the fit. The rest of the gap in bench/dense.py's mean (5.10 vs 2.80 %) is the 20
 The .onnx file carries a JSON `DenseSpec` in its metadata: the vertex ids, the crop rule and a hash of the
 FLAME basis it was trained for. Inference refuses a FLAME model with another basis (`check_model`).
 
-Test-time mirroring (on by default, issue Q): each crop is also run flipped left-right (one batch of two); the
+Test-time mirroring (on by default): each crop is also run flipped left-right (one batch of two); the
 flipped crop's points, x negated back, are where the *mirror images* of the landmarks are, so each landmark
 gets a second estimate from the flipped prediction at its mirror position, and the two are averaged. FLAME's
 template is nearly but not exactly symmetric (a vertex's mirror image lies a median 1.2 mm from the nearest

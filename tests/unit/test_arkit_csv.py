@@ -40,7 +40,7 @@ def timecodes(fps: int, first: int, rows: int, every: int = 1) -> tuple[np.ndarr
 @pytest.mark.parametrize(
     ("fps", "first", "rows", "every", "expected", "warns"),
     [
-        (60, 7, 29, 1, 60.0, "too short to cross a second"),  # the excerpt: FF 7..35 was read as 48 fps
+        (60, 7, 29, 1, 60.0, "too short to cross a second"),  # a reported take's start: FF 7..35 was read as 48 fps
         (60, 40, 29, 1, 60.0, None),  # crosses a second: measured
         (30, 20, 29, 1, 30.0, None),
         (25, 0, 60, 1, 25.0, None),
@@ -56,7 +56,7 @@ def test_the_capture_rate_is_measured_where_the_timecode_crosses_a_second(fps, f
 
 
 def test_a_rate_the_timecodes_exceed_is_not_used_to_read_them(tmp_path):
-    whole, ff = timecodes(60, 7, 120)  # the take: --capture-fps 30 failed "goes backwards at line 55"
+    whole, ff = timecodes(60, 7, 120)  # a reported take: --capture-fps 30 failed "goes backwards at line 55"
     rows = [HEADER] + [f"00:00:{int(s):02d}:{f:06.3f},61,0,0,0,0,0,0,0" for s, f in zip(whole, ff, strict=True)]
     take = read_live_link_csv(write(tmp_path, rows), capture_fps=30)
     assert take.capture_fps == 60.0 and np.all(np.diff(take.seconds) > 0)

@@ -1,4 +1,4 @@
-"""The dense-landmark backend (issue H): the landmark set and crop rule shared by training and inference,
+"""The dense-landmark backend: the landmark set and crop rule shared by training and inference,
 headless training (resume, torchrun/DDP with 2 processes), ONNX export with parity, the basis check, and the
 fit on dense landmarks. Training runs on the procedural FLAME (tests/tiny_flame.py), so no ../shared needed."""
 

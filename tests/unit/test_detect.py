@@ -71,7 +71,7 @@ def test_no_face_is_an_error_naming_the_file(detector, bad_inputs, name):
 
 @pytest.mark.parametrize("name", ["chelsea", "rocket", "colorwheel"])
 def test_non_faces_the_backends_take_for_faces_are_refused_by_the_face_score(detector, tmp_path, name):
-    """MediaPipe finds a face in the cat's eye, the rocket's tip and the colour wheel (issue 30); none of them
+    """MediaPipe finds a face in the cat's eye, the rocket's tip and the colour wheel; none of them
     reaches the face score, while the portraits above and below keep theirs."""
     import skimage.data
     from PIL import Image

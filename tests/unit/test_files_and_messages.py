@@ -1,4 +1,4 @@
-"""Files the command line leaves and messages it prints (issue 28, item 6): no stray files beside outputs, frames
+"""Files the command line leaves and messages it prints: no stray files beside outputs, frames
 named as the user knows them, a progress bar that does not flood a log. No Blender needed."""
 
 from __future__ import annotations

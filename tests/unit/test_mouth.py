@@ -74,7 +74,7 @@ def test_a_fitted_head_gets_its_mouth(dev_model):
 
 
 def test_the_upper_teeth_reach_below_the_lips_and_keep_the_bite(asset, dev_model):
-    """Issue P: placed as ICT places them under its lips, the upper incisors' edge sat 1.4 mm under the template's
+    """Placed as ICT places them under its lips, the upper incisors' edge sat 1.4 mm under the template's
     upper inner lip (iBUG 62), so a fitted smile, whose lips part less and rise less than the photo's, showed a
     thin row of teeth over a dark band. Teeth, gums and tongue now sit TEETH_DROP_M lower, all of them: the bite
     (upper incisors about 1 mm over the lower ones, in front) stays ICT's, and the socket stays with the lips."""

@@ -134,6 +134,47 @@ def test_a_head_has_one_writer(tmp_path):
     assert list(tmp_path.iterdir()) == []  # lock files go with their locks
 
 
+def test_a_waiting_writer_gets_the_head_when_it_is_let_go(tmp_path):
+    got = threading.Event()
+
+    def waiter():
+        with head_lock(tmp_path, "h", wait_s=30):
+            got.set()
+
+    with head_lock(tmp_path, "h"):
+        thread = threading.Thread(target=waiter)
+        thread.start()
+        assert not got.wait(0.2)  # it waits while the head is held
+    thread.join(30)
+    assert got.is_set() and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(os.name == "nt", reason="on Windows filelock removes the file after closing it")
+def test_the_lock_file_is_removed_while_still_locked(tmp_path, monkeypatch):
+    """On POSIX the holder removes the lock file before it unlocks: removed after, a waiter could lock the file
+    in between, lose it to the removal, and a third run would lock a new file beside it (two writers)."""
+    import fcntl
+
+    unlink, held = Path.unlink, []
+
+    def checked_unlink(path, *args, **kwargs):
+        if path.name == ".h.facesmith-lock":
+            fd = os.open(path, os.O_RDWR)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held.append(False)
+            except BlockingIOError:
+                held.append(True)
+            finally:
+                os.close(fd)
+        return unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "unlink", checked_unlink)
+    with head_lock(tmp_path, "h"):
+        pass
+    assert held == [True] and list(tmp_path.iterdir()) == []
+
+
 def test_stale_staging_is_removed_live_staging_is_kept(tmp_path):
     """A run killed outright leaves its staging folder and lock file; the lock itself died with it."""
     code = (

@@ -1,2 +1,2 @@
-"""The dense-landmark network (issue H): data from `facesmith synth` shards, the CNN, headless training
+"""The dense-landmark network (inference/landmarks/dense.py): data from `facesmith synth` shards, the CNN, headless training
 (single process or torchrun/DDP) and ONNX export."""

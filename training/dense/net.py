@@ -2,7 +2,7 @@
 
 - `DenseNet` (head "fc", the shipped network): the last feature map (4×4) is flattened into a fully
   connected layer that regresses every coordinate. About 110 M multiply-adds at 128².
-- `HeatmapNet` (head "heatmap", issue Q): the backbone's stride-32, -16 and -8 maps are merged top-down
+- `HeatmapNet` (head "heatmap"): the backbone's stride-32, -16 and -8 maps are merged top-down
   (FPN) into a stride-4 map, a 1×1 convolution gives one heatmap per landmark, and the point is its
   soft-argmax (integral regression, Sun et al. 2018). The outputs are translation-equivariant — a point is
   found where its evidence is, by the same filters anywhere in the crop — instead of an FC layer that must

@@ -126,7 +126,7 @@ def session_view(
     photo-consistency and tracking, used to tune the one and to score both. `painted`: the eyeballs (sclera, brown
     iris, pupil) and the mouth's inside (back faces seen through the lips, dark red) as the training renders paint
     them (synth/engine.py), not from the texture: its eye and inner-lip regions hold whatever the pipeline baked
-    there, and since issue P that is filled skin (a pale open mouth and eyes without irises)."""
+    there, which is filled skin (a pale open mouth and eyes without irises)."""
     from ...inference.flame.forward import surface_points, vertex_normals
     from ...inference.texture.albedo import sample_bilinear, sh_basis
     from ...inference.texture.maps import linear_to_srgb, srgb_to_linear
