@@ -4,7 +4,7 @@ The CC BY studio portraits (../shared/data/faces: one studio, one camera, even l
 portrait is fitted and de-lit as the pipeline does it, without colour constancy, and its de-lit skin colour and
 eye-white colour are collected in log linear RGB. Their mean and covariance between people are the skin and
 sclera models (the sclera's with the pixel-count noise taken out, since the pipeline adds each photo's own).
-The scene's log-average luminance around the head gives the studio's exposure (`scene_key`). The light prior is
+The scene's log-luminance quantiles around the head give the studio's exposure (`scene_keys`). The light prior is
 analytic (colour temperature 3000–7500 K in mired steps, exposure σ = 1 EV); the scene's colour spread is a natural
 scene's shades-of-grey error, not measurable on one studio's grey backdrop.
 
@@ -39,7 +39,7 @@ def _psd(cov: np.ndarray) -> np.ndarray:
 
 def measure(paths: list[Path]) -> dict[str, np.ndarray]:
     """Per portrait: log de-lit skin colour, log eye-white colour (NaN where too few pixels), eye-white pixel count,
-    the scene's log colour (colour.scene_colour)."""
+    the scene's log-luminance quantiles (colour.scene_colour; NaN where there is too little scene)."""
     skins, scleras, counts, scenes = [], [], [], []
     with Reconstructor(DEFAULTS) as rec:
         model = rec.model
@@ -51,7 +51,9 @@ def measure(paths: list[Path]) -> dict[str, np.ndarray]:
             linear = texture.maps.srgb_to_linear(photo.rgb / 255.0).astype(np.float32)
             context = baker.colour_context(linear, fit, photo.scale)
             sclera = context.sclera
-            scenes.append(context.scene[0] if context.scene[1] >= colour.SCENE_MIN_SHARE else np.full(3, np.nan))
+            scene = context.scene
+            ok_scene = scene.share >= colour.SCENE_MIN_SHARE
+            scenes.append(scene.keys if ok_scene else np.full(len(colour.SCENE_QUANTILES), np.nan))
             skins.append(np.log(tex.skin_colour))
             ok = len(sclera) >= colour.SCLERA_MIN_PIXELS
             scleras.append(np.log(colour.robust_colour(sclera)) if ok else np.full(3, np.nan))
@@ -85,7 +87,7 @@ def build(skins: np.ndarray, scleras: np.ndarray, counts: np.ndarray, scenes: np
         tone_curve=curve, tone_t2=float(np.mean(tone**2)),
         scene_cov=SCENE_CHROMA_SIGMA**2 * (np.eye(3) - grey) + FLOOR * np.eye(3),
         light_cov=colour.light_covariance(),
-        scene_key=float(np.nanmean(scenes @ colour.LUMINANCE)),
+        scene_keys=np.nanmean(scenes, axis=0),
     )  # fmt: skip
 
 

@@ -104,7 +104,7 @@ class PhotoTexture:
 @dataclass(frozen=True)
 class ColourContext:
     sclera: np.ndarray  # (N, 3) linear eye-white pixels
-    scene: tuple[np.ndarray, float]  # shades-of-grey colour of the scene around the head, and its image share
+    scene: colour_model.Scene  # the scene around the head: the light's colour and the exposure
 
 
 @dataclass(frozen=True)

@@ -49,19 +49,22 @@ def test_gain_follows_a_warm_light_but_not_a_dark_skin():
     skin = np.exp(prior.joint_mean[:3])
     # A tungsten light: skin and eye whites shift together, so the colour shift is read as the light's.
     warm = colour.white_balance_gain(3000)
-    cues = colour.photo_cues(prior, skin * warm, sclera * warm, (np.zeros(3), 0.0))
+    cues = colour.photo_cues(prior, skin * warm, sclera * warm, colour.Scene.none())
     log_gain, _ = colour.estimate_gain(cues, prior.light_cov, np.log(warm) @ colour.LUMINANCE)
     chroma = lambda v: v - v.mean()  # noqa: E731
     assert np.abs(chroma(log_gain) - chroma(np.log(warm))).max() < 0.1
     # Darker skin and eye whites: no exposure is read into them (that would lighten dark skin).
-    no_scene = (np.zeros(3), 0.0)
+    no_scene = colour.Scene.none()
     assert colour.exposure(prior, no_scene) == 0.0
     dark = colour.photo_cues(prior, skin * 0.25, sclera * 0.5, no_scene)
     log_gain, _ = colour.estimate_gain(dark, prior.light_cov, 0.0)
     assert log_gain @ colour.LUMINANCE == pytest.approx(0.0, abs=1e-12)
     # A whole photo a stop darker (the scene too): most of the stop is read as exposure.
-    scene = (np.full(3, prior.scene_key) - np.log(2), 0.5)
+    scene = colour.Scene(np.zeros(3), prior.scene_keys - np.log(2), 0.0, 0.5)
     assert -np.log(2) < colour.exposure(prior, scene) < -0.5 * np.log(2)
+    # A stop brighter, with most of the scene clipped: the part that did not clip still reads most of the stop.
+    bright = colour.Scene(np.zeros(3), np.r_[prior.scene_keys[:3] + np.log(2), np.zeros(4)], 0.8, 0.5)
+    assert 0.5 * np.log(2) < colour.exposure(prior, bright) < np.log(2)
 
 
 def test_mixture_prior_keeps_a_skin_colour_and_corrects_a_cast():
@@ -70,12 +73,12 @@ def test_mixture_prior_keeps_a_skin_colour_and_corrects_a_cast():
     prior = _prior()
     skin, sclera = np.exp(prior.joint_mean[:3]), np.exp(prior.joint_mean[3:]) * np.ones((200, 3))
     yellower = np.array([1.0, 1.0, 0.9])
-    cues = colour.photo_cues(prior, skin * yellower, sclera * yellower, (np.zeros(3), 0.0))
+    cues = colour.photo_cues(prior, skin * yellower, sclera * yellower, colour.Scene.none())
     mixed = colour.photo_gain(cues, prior, 0.0)
     uncorrected_only, _ = colour.estimate_gain(cues, prior.light_cov)
     assert np.abs(mixed).max() < 0.5 * np.abs(uncorrected_only).max()
     warm = colour.white_balance_gain(3000)
-    cast = colour.photo_gain(colour.photo_cues(prior, skin * warm, sclera * warm, (np.zeros(3), 0.0)), prior, 0.0)
+    cast = colour.photo_gain(colour.photo_cues(prior, skin * warm, sclera * warm, colour.Scene.none()), prior, 0.0)
     assert cast[0] - cast[2] > 0.8 * (np.log(warm[0]) - np.log(warm[2]))
 
 
@@ -100,7 +103,7 @@ def test_sclera_pixels_are_the_bright_part_of_the_eye():
 def test_shipped_prior_loads():
     prior = colour.ColourPrior.load()
     assert prior is not None, "assets/colour_prior.npz is missing (python -m facesmith.training.colour_prior)"
-    assert np.all(np.linalg.eigvalsh(prior.joint_cov) > 0) and np.isfinite(prior.scene_key)
+    assert np.all(np.linalg.eigvalsh(prior.joint_cov) > 0) and np.isfinite(prior.scene_keys).all()
     assert 0.15 < np.exp(prior.joint_mean[1]) < 0.4  # the studio's median de-lit skin, green channel
 
 
