@@ -180,6 +180,8 @@ class TextureBaker:
     learned_occluders: bool = True
     # Estimate the camera's white balance and exposure (texture/colour.py) and divide them out of the albedo.
     colour_constancy: bool = True
+    # Read relief only from the shading that does not change the skin's colour (displacement.achromatic_residual).
+    relief_chroma: bool = True
     raster: UVRaster = field(init=False)
     _net: occlusion.OccluderNet | None = field(init=False, default=None)
 
@@ -426,9 +428,8 @@ class TextureBaker:
         margin = max(1, round(displacement.EDGE_MARGIN_1024 * self.size / 1024))
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1,) * 2)
         skins = [cv2.erode(p.skin.astype(np.uint8), kernel) > 0 for p, _ in parts]
-        residuals = [
-            displacement.log_residual(p.albedo, skin, sigma) for (p, _), skin in zip(parts, skins, strict=True)
-        ]
+        residual = displacement.achromatic_residual if self.relief_chroma else displacement.log_residual
+        residuals = [residual(p.albedo, skin, sigma) for (p, _), skin in zip(parts, skins, strict=True)]
         weights = [
             p.weight * max(c, 1e-3) * skin * (np.abs(r) < displacement.RESIDUAL_LIMIT)
             for (p, c), skin, r in zip(parts, skins, residuals, strict=True)

@@ -6,6 +6,7 @@ import numpy as np
 
 from facesmith.inference.texture.albedo import SH_CONSTANTS, sh_basis
 from facesmith.inference.texture.displacement import (
+    achromatic_residual,
     integrate_relief,
     log_residual,
     sh_gradient,
@@ -87,3 +88,44 @@ def test_log_residual_ignores_what_is_not_seen():
     seen[:, :32] = True
     residual = log_residual(albedo, seen, 4.0)
     assert np.abs(residual).max() < 1e-5
+
+
+def test_achromatic_residual_keeps_shading_and_drops_coloured_blotches():
+    """Relief shades the skin grey-wise (all channels by one factor); a freckle or a red patch changes its colour too.
+    The luminance residual reads both as relief; the achromatic one keeps the first and drops most of the second."""
+    size = 96
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    skin = np.ones((size, size, 3), np.float32) * np.array([0.45, 0.3, 0.24], np.float32)
+    shading = 1 + 0.06 * np.sin(2 * np.pi * 9 * xx) * np.sin(2 * np.pi * 7 * yy)  # relief's, the same in R, G, B
+    rng = np.random.default_rng(0)
+    blotches = np.zeros((size, size), np.float32)
+    for cx, cy in rng.uniform(0.1, 0.9, size=(25, 2)):
+        blotches += np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * 0.02**2))
+    freckle = np.stack([1 - 0.15 * blotches, 1 - 0.3 * blotches, 1 - 0.35 * blotches], axis=-1)  # darker, browner
+    seen = np.ones((size, size), bool)
+    inner = (slice(10, -10), slice(10, -10))
+
+    def share(signal: np.ndarray, albedo: np.ndarray, residual) -> float:
+        """How much of the residual of `albedo` is the residual of `signal` alone (1: it passes, 0: it is dropped)."""
+        r = residual(albedo, seen, 4.0)[inner].ravel()
+        s = log_residual(signal, seen, 4.0)[inner].ravel()
+        return float(r @ s / (s @ s))
+
+    shaded, blotched = skin * shading[..., None], skin * freckle
+    both = skin * shading[..., None] * freckle
+    assert share(blotched, both, log_residual) > 0.9  # the luminance residual reads the freckles as relief
+    assert share(blotched, both, achromatic_residual) < 0.2
+    assert share(shaded, both, achromatic_residual) > 0.8
+
+
+def test_unlit_texels_give_no_relief_equation():
+    """Where the light barely reaches, the relative gradient ∇S/S has no bound: those texels get a = 0 (a few of them
+    made the integration diverge and a whole face got no relief)."""
+    n = 200
+    pullback = np.tile(np.array([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]]), (n, 1, 1))
+    gradient = np.tile([0.3, -0.2, 0.1], (n, 1))
+    shading = np.full(n, 0.8)
+    shading[:5] = 1e-5  # nearly unlit
+    a = shading_slopes(pullback, shading, gradient)
+    assert np.all(a[:5] == 0)
+    np.testing.assert_allclose(a[5:], gradient[5:, :2] / 0.8)
