@@ -182,9 +182,13 @@ class Scene:
 
 
 def scene_quantile(clipped: float) -> int:
-    """Index into SCENE_QUANTILES of the quantile that stands for the exposure when `clipped` of the scene clipped."""
+    """Index into SCENE_QUANTILES of the quantile that stands for the exposure when `clipped` of the scene clipped.
+
+    Where even the lowest one is too near the clipped share, the median: clipped, it reads the exposure short (a
+    lower bound), where the darkest few percent (hair, a dark shirt: 2.3 log below the studio's on one portrait) read
+    it the wrong way and brightened an overexposed photo by the full 1.5 EV."""
     usable = np.flatnonzero(SCENE_QUANTILES <= 1 - clipped - SCENE_CLIP_MARGIN)
-    return int(usable[-1]) if len(usable) else 0
+    return int(usable[-1]) if len(usable) else len(SCENE_QUANTILES) - 1
 
 
 def exposure(prior: ColourPrior, scene: Scene) -> float:

@@ -131,3 +131,13 @@ def test_relit_portrait_keeps_its_albedo(dev_model):
     moved = {c: float(colour.delta_e76(medians[c, "relit"], medians[c, "original"])) for c in (True, False)}
     assert moved[False] > 25
     assert moved[True] < 8
+
+
+def test_a_scene_clipped_all_over_reads_brighter_not_darker():
+    """Almost all of the scene clipped (an overexposed pale backdrop): whatever dark corner is left must not decide the
+    exposure; the clipped median is a lower bound on it, so the photo is read as brighter than the studio's."""
+    prior = _prior()
+    keys = np.r_[
+        prior.scene_keys[0] - 2.0, np.zeros(len(prior.scene_keys) - 1)
+    ]  # a dark shirt's few percent, then white
+    assert colour.exposure(prior, colour.Scene(np.zeros(3), keys, 0.95, 0.5)) > 0
