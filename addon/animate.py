@@ -12,9 +12,10 @@ import numpy as np
 from ..inference.arkit import ARKIT_NAMES
 from ..inference.arkit_csv import ArkitTake, gaze_rotations
 from ..inference.errors import FacesmithError
-from ..inference.rig import quaternion
+from ..inference.rig import camera_setup, quaternion
 from ..inference.track import Tracked
 from .build_mesh import show_fitted
+from .build_scene import place_camera
 
 
 def arkit_key_count(obj: bpy.types.Object) -> int:
@@ -34,6 +35,12 @@ def find_arkit_head(objects) -> bpy.types.Object:
 
 # Tracked FLAME pose rows -> bones (as rig_data poses a photo: FLAME's global rotation on root, joint 1 on head).
 TRACKED_BONES = {"root": 0, "head": 1, "jaw": 2, "eye_L": 3, "eye_R": 4}
+ROOT_BONE = "root"  # also carries the head's translation (Tracked.translation): its rest axes are the rig's (FLAME's)
+
+
+def head_camera(armature: bpy.types.Object) -> bpy.types.Object | None:
+    """The head's own camera: build_scene.build_camera parents it to the rig object, in FLAME's frame."""
+    return next((c for c in armature.children if c.type == "CAMERA"), None)
 
 
 def _key_curve(action: bpy.types.Action, owner: bpy.types.ID, path: str, index: int, frames, values) -> None:
@@ -95,8 +102,10 @@ def key_tracked(
 ) -> int:  # fmt: skip
     """A tracked performance (inference/track.py) as keyframes: the expression on the exp_XXX keys — or, given
     `arkit` curves (track.arkit_curves), on the ARKit keys with the jaw bone left at rest, as jawOpen holds the
-    jaw — (the photo's expression off), FLAME's global rotation, jaw and gaze on the bones, one key per tracked
-    frame at the footage's rate; the scene's frame rate and range set to it. Returns the frames keyed."""
+    jaw — (the photo's expression off), FLAME's global rotation, jaw and gaze on the bones, the head's translation on
+    the root bone's location, one key per tracked frame at the footage's rate; the scene's frame rate and range set
+    to it. The head's own camera becomes the take's (Tracked.camera: the footage's size and lens), from which the
+    translation is measured, so the head projects where the face was in each frame. Returns the frames keyed."""
     keys = head.data.shape_keys
     armature = head.parent
     fps = tracked.fps
@@ -118,21 +127,35 @@ def key_tracked(
     bones = {b: j for b, j in TRACKED_BONES.items() if b in armature.pose.bones and not (arkit and b == "jaw")}
     if arkit is not None and "jaw" in armature.pose.bones:
         armature.pose.bones["jaw"].rotation_quaternion = (1.0, 0.0, 0.0, 0.0)
+    placed = tracked.translation is not None and ROOT_BONE in armature.pose.bones
     for bone in bones:
         armature.pose.bones[bone].keyframe_insert("rotation_quaternion", frame=float(frames[0]))
+    if placed:
+        armature.pose.bones[ROOT_BONE].keyframe_insert("location", frame=float(frames[0]))
+    action = armature.animation_data.action
     for bone, j in bones.items():
         quats = np.stack([quaternion(aa) for aa in tracked.pose[:, j]])
         for i in range(4):
-            _key_curve(armature.animation_data.action, armature, f'pose.bones["{bone}"].rotation_quaternion', i,
-                       frames, quats[:, i])  # fmt: skip
+            _key_curve(action, armature, f'pose.bones["{bone}"].rotation_quaternion', i, frames, quats[:, i])
+    if placed:
+        # The root bone's rest matrix is the identity (every bone along +y, zero roll, the rig object's own frame is
+        # FLAME's), so its location is the translation in FLAME's frame, applied after its rotation about its head
+        # (FLAME's root joint): vertex -> R (v − root) + root + t, as the tracker posed the head.
+        for i in range(3):
+            _key_curve(action, armature, f'pose.bones["{ROOT_BONE}"].location', i, frames, tracked.translation[:, i])
+        camera = head_camera(armature)
+        if camera is not None and tracked.camera is not None:  # the camera the translation is measured from
+            place_camera(camera, camera_setup(tracked.camera, tracked.image_size), scene)
     scene.frame_start, scene.frame_end = start, int(frames[-1])
     return len(frames)
 
 
-def footage_background(scene: bpy.types.Scene, footage, first_frame: int) -> None:
-    """The footage behind the scene's camera, frame for frame, to check the performance against (the camera is the
-    head's photo camera: the framing is near, not exact)."""
-    camera = scene.camera
+def footage_background(
+    scene: bpy.types.Scene, footage, first_frame: int, camera: bpy.types.Object | None = None
+) -> None:
+    """The footage behind `camera` (default: the scene's), frame for frame, to check the performance against: the
+    head's camera placed as the tracker's (key_tracked), the head sits on the face."""
+    camera = camera or scene.camera
     if camera is None:
         return
     clip = bpy.data.movieclips.load(str(Path(footage).resolve()))  # not relative to the working directory
@@ -151,7 +174,7 @@ def key_performance(
     `start`): the Blender side of `facesmith animate` and the add-on's Animate from Video alike."""
     keyed = key_tracked(head, tracked, scene, start, arkit=arkit)
     if footage is not None:
-        footage_background(scene, footage, first_frame)
+        footage_background(scene, footage, first_frame, head_camera(head.parent) if head.parent else None)
     return keyed
 
 

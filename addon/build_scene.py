@@ -26,6 +26,21 @@ def build_camera(
     `take_over` makes it the scene camera with the photo's resolution; otherwise only when the scene
     has no camera yet (the add-on does not rearrange a user's scene)."""
     cam = bpy.data.cameras.new(f"{name}_camera")
+    cam.clip_start, cam.clip_end = 0.01, 10.0
+    obj = bpy.data.objects.new(f"{name}_camera", cam)
+    collection.objects.link(obj)
+    obj.parent = rig_object
+    scene = bpy.context.scene
+    if take_over or scene.camera is None:
+        scene.camera = obj
+    place_camera(obj, setup, scene)
+    return obj
+
+
+def place_camera(obj: bpy.types.Object, setup: CameraSetup, scene: bpy.types.Scene) -> None:
+    """Lens and placement (in its parent rig's FLAME frame) of a head's camera as `setup` says; the scene's
+    resolution too when it is the scene's camera."""
+    cam = obj.data
     if setup.kind == "ORTHO":
         cam.type = "ORTHO"
         cam.ortho_scale = setup.ortho_scale
@@ -35,16 +50,9 @@ def build_camera(
         cam.sensor_width = 36.0
         cam.lens = setup.lens_mm
         cam.shift_x, cam.shift_y = setup.shift
-    cam.clip_start, cam.clip_end = 0.01, 10.0
-    obj = bpy.data.objects.new(f"{name}_camera", cam)
-    collection.objects.link(obj)
-    obj.parent = rig_object
     obj.location = tuple(setup.location)
-    scene = bpy.context.scene
-    if take_over or scene.camera is None:
-        scene.camera = obj
+    if scene.camera == obj:
         scene.render.resolution_x, scene.render.resolution_y = setup.resolution
-    return obj
 
 
 def build_lights(rig_object: bpy.types.Object, collection, name: str, take_over: bool = True) -> list[bpy.types.Object]:

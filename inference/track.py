@@ -4,10 +4,13 @@ Each frame: landmarks from the pipeline's detector (the dense network on the det
 loses the face, the network alone on the previous frame's crop, so short losses are bridged; either way, when the
 network's own uncertainty says no face is there, the frame is lost, not tracked), then the landmark
 fit with the head's β held fixed, and blinks from the detector's own lid points (eye aspect ratio), started from the previous frame's solution (a few Levenberg–Marquardt steps),
-the focal length fitted on the first frame and then kept (one camera). Afterwards the curves are smoothed by a
-centred Savitzky–Golay filter (quadratic, `smooth_frames` wide): offline and symmetric, so it removes frame-to-
-frame jitter without delaying fast mouth motion; frames where no face was found take values interpolated between
-their neighbours and are listed.
+the focal length fitted on the first frame and then kept (one camera; its distance per frame, or held per take:
+TrackOptions.scale). Each frame's fitted camera placement becomes the head's translation in front of that one
+camera (take_registration), keyed on the rig's root bone: the projected head follows the face in the video instead
+of only turning about the neck. Afterwards the curves
+are smoothed by a centred Savitzky–Golay filter (quadratic, `smooth_frames` wide): offline and symmetric, so it
+removes frame-to-frame jitter without delaying fast mouth motion; frames where no face was found take values
+interpolated between their neighbours and are listed.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .camera import Camera
 from .errors import CancelledError, FacesmithError, NoFaceError
 from .fit import Observation
 from .fit.gaze import fit_gaze
-from .fit.problem import PhotoState, Problem
+from .fit.problem import PhotoState, Problem, scale_index
 from .fit.solver import initial_state, solve
 from .flame.model import FlameModel
 from .images import PHOTO_SUFFIXES, load_photo
@@ -47,6 +51,11 @@ class TrackOptions:
     smooth_frames: int = 5  # Savitzky–Golay window (odd; 1: no smoothing)
     iterations: int = 6  # Levenberg–Marquardt steps per frame after the first
     fps: float = 25.0  # a folder of frames has no rate of its own
+    # How each frame's camera scale (distance: the face's size in the image) is found, see FrameTracker: "free"
+    # (fitted with everything else, every frame) or "take" (held at the median of the first `scale_frames` found
+    # frames for the rest of the take).
+    scale: str = "free"
+    scale_frames: int = 10
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,11 @@ class Tracked:
     found: np.ndarray  # (N,) bool: a face was found (else interpolated)
     image_size: tuple[int, int]
     eyelids: np.ndarray | None = None  # (N, 2) blink weights 0..1 (subject's left, right) for eyelid_L / eyelid_R
+    # The head's root translation (N, 3), metres in FLAME's frame, added after the global rotation about the root
+    # joint, in front of `camera`, the take's one camera (take_registration): so posed, the head projects where the
+    # face is in each frame. None: a performance without placement (the head stays where its rig put it).
+    translation: np.ndarray | None = None
+    camera: Camera | None = None
 
     @property
     def lost(self) -> list[int]:
@@ -184,11 +198,69 @@ def blinks(openness: np.ndarray, found: np.ndarray, smooth: int) -> np.ndarray:
     return np.clip(savitzky_golay(weights, smooth), 0.0, 1.0)
 
 
-class FrameTracker:
-    """Fits one frame after another with β fixed, each starting from the last."""
+def take_registration(cameras: list[Camera], found: np.ndarray) -> tuple[Camera, np.ndarray]:
+    """One camera for the take and the head's translation (N, 3) in front of it, from each frame's fitted camera.
 
-    def __init__(self, model: FlameModel, shape: np.ndarray, detector: LandmarkDetector, options: FitOptions):
+    The fit moves the camera (a translation of the image plane and, for a perspective camera, its distance) rather
+    than the head; seen from one camera held at the take's median placement, the same image is the head moved by the
+    difference: xc = x + tx, yc = y + ty, zc = tz − z, so the head's offset is (tx − t̄x, ty − t̄y, t̄z − tz), exactly.
+    The focal length is the take's one (fitted on the first frame), so the head's size is never keyed: β sets it, and
+    a change of distance moves the head along the view axis. An
+    orthographic camera's scale is held at the take's median and only the image-plane offset becomes a translation."""
+    if not cameras:
+        raise ValueError("no cameras")
+    params = np.stack([np.asarray(c.params, float) for c in cameras])
+    ref = np.median(params[found] if found.any() else params, axis=0)
+    first = cameras[int(np.argmax(found))] if found.any() else cameras[0]
+    camera = Camera(first.kind, ref, first.focal, first.centre)
+    if first.is_perspective:
+        offset = np.column_stack([params[:, 0] - ref[0], params[:, 1] - ref[1], ref[2] - params[:, 2]])
+    else:
+        s = max(float(ref[0]), 1e-9)
+        offset = np.column_stack([(params[:, 1] - ref[1]) / s, -(params[:, 2] - ref[2]) / s, np.zeros(len(params))])
+    return camera, offset
+
+
+def performance_vertices(model: FlameModel, tracked: Tracked, rows: slice | np.ndarray = slice(None)) -> np.ndarray:
+    """The animated head's vertices (n, V, 3) in the frames `rows` (a slice or indices), FLAME's frame in front of `tracked.camera`: β,
+    expression, every joint's rotation (the global one about the root joint), the eyelids, then the root's
+    translation: as the rig shows them (key_tracked), and as `tracked.camera.project` sees them."""
+    from .flame.forward import flame_forward
+
+    pose = tracked.pose[rows]
+    n = len(pose)
+    lids = None if tracked.eyelids is None or model.eyelid_left is None else tracked.eyelids[rows]
+    shape = np.broadcast_to(tracked.shape, (n, len(tracked.shape)))
+    vertices = flame_forward(model, shape, tracked.expression[rows], pose, lids).vertices
+    if tracked.translation is not None:
+        vertices = vertices + tracked.translation[rows][:, None, :]
+    return vertices
+
+
+SCALE_MODES = ("free", "take")
+
+
+class FrameTracker:
+    """Fits one frame after another with β fixed, each starting from the last. The focal length is the first frame's;
+    the head's position in the image is fitted on every frame.
+
+    The camera's scale (its distance: the face's size in the image) is where a fit can trade expression for distance:
+    an opening mouth lengthens the face, and part of it is read as the face coming closer (on livep_d3 the fitted
+    distance varied about twice as much as MediaPipe's upper-face size, and with the mouth). `scale` "take" holds it
+    at the median of the first `scale_frames` found frames: bench/track.py's moving error 3.78 -> 3.27 mm and the
+    real takes' mouth amplitude up 2-12 %, but a zoom or a lean is then forced into the expression (bench/footage.py's
+    ±7 % zoom: the smile no longer widens the mouth for 2 of 3 people, cuts lost), so "free" (fitted on every frame,
+    the distance becoming the head's translation along the view axis) is the default. A scale from the upper face
+    alone, held in the frame's full fit, was tried and is noisier than the free one (moving error 4.24 mm)."""
+
+    def __init__(self, model: FlameModel, shape: np.ndarray, detector: LandmarkDetector, options: FitOptions,
+                 scale: str = "free", scale_frames: int = 10):  # fmt: skip
+        if scale not in SCALE_MODES:
+            raise ValueError(f"scale {scale!r}: one of {', '.join(SCALE_MODES)}")
         self.model, self.shape, self.detector, self.options = model, shape, detector, options
+        self.scale_mode, self.scale_frames = scale, scale_frames
+        self.scales: list[float] = []  # "take": the camera scale of the frames fitted so far while it is free
+        self.scale: float | None = None  # "take": the take's, once held
         self.state: PhotoState | None = None
         self.face: FaceLandmarks | None = None
         self.openness = np.full(2, np.nan)  # the last frame's eye aspect ratios (NaN: no detector face)
@@ -224,8 +296,18 @@ class FrameTracker:
             _, states = solve(problem, shape, states, self.options.iterations, free_shape=False, rigid=False)
         else:
             problem.focal_free = False  # one camera: its focal length comes from the first frame
-            _, states = solve(problem, shape, [self.state.copy()], iterations, free_shape=False, rigid=False)
+            start = self.state.copy()
+            if self.scale is not None:
+                problem.scale_free = False
+                params = start.camera.params.copy()
+                params[scale_index(start.camera.kind)] = self.scale
+                start.camera = start.camera.with_params(params)
+            _, states = solve(problem, shape, [start], iterations, free_shape=False, rigid=False)
         state = states[0]
+        if self.scale_mode == "take" and self.scale is None:
+            self.scales.append(float(state.camera.params[scale_index(state.camera.kind)]))
+            if len(self.scales) >= self.scale_frames:
+                self.scale = float(np.median(self.scales))
         state.gaze = fit_gaze(problem, shape, state, obs) if self.options.fit_gaze else np.zeros(2)
         self.state = state
         return state, True
@@ -253,7 +335,7 @@ def track(
     progress: Progress | None = None, cancel: threading.Event | None = None,
 ) -> Tracked:  # fmt: skip
     """Track every frame (see the module docstring); an error if no frame shows a face."""
-    tracker = FrameTracker(model, shape, detector, fit_options)
+    tracker = FrameTracker(model, shape, detector, fit_options, options.scale, options.scale_frames)
     numbers, states, found, size, openness = [], [], [], (0, 0), []
     for k, (number, rgb) in enumerate(frames):
         if cancel is not None and cancel.is_set():
@@ -272,14 +354,16 @@ def track(
         raise NoFaceError(f"no face found in any of the {len(numbers)} frames tracked{span}")
     first = next(s for s in states if s is not None)
     states = [s if s is not None else first for s in states]  # before the first face: the first face's state
-    ne = len(first.expression)
+    ne, n = len(first.expression), len(states)
     pose = np.stack([s.pose() for s in states])
     expression = np.stack([s.expression for s in states])
-    flat = bridge(np.hstack([expression, pose.reshape(len(states), -1)]), found_arr)
+    camera, translation = take_registration([s.camera for s in states], found_arr)
+    flat = bridge(np.hstack([expression, pose.reshape(n, -1), translation]), found_arr)
     flat = savitzky_golay(flat, options.smooth_frames)
     lids = blinks(np.array(openness), found_arr, options.smooth_frames)
     return Tracked(fps / options.stride, np.array(numbers), np.asarray(shape, float), flat[:, :ne],
-                   flat[:, ne:].reshape(-1, 5, 3), found_arr, size, lids)  # fmt: skip
+                   flat[:, ne : ne + 15].reshape(-1, 5, 3), found_arr, size, lids, flat[:, ne + 15 :],
+                   camera)  # fmt: skip
 
 
 def keyed_curves(model: FlameModel, tracked: Tracked, keys: str) -> dict[str, np.ndarray] | None:

@@ -149,6 +149,12 @@ def dolly_jacobian(camera: Camera, world: np.ndarray) -> np.ndarray:
     return np.stack([-z * f * x / zc**2, z * f * y / zc**2], axis=1)
 
 
+def scale_index(kind: str) -> int:
+    """Where a camera of this kind keeps its scale in Camera.params: a perspective camera's distance tz (2), an
+    orthographic one's px/m (0)."""
+    return 2 if kind == "perspective" else 0
+
+
 @dataclass(frozen=True)
 class FitSolution:
     shape: np.ndarray
@@ -177,6 +183,9 @@ class Problem:
         # A perspective camera's focal length is fitted too (when options.fit_focal): how strongly the face
         # foreshortens says how far the camera was; fixing it turns a wrong guess into a wrong shape.
         self.focal_free = options.fit_focal and options.camera == "perspective"
+        # The camera's scale (a perspective camera's distance, an orthographic one's px/m): the tracker holds it
+        # once a take's is known (inference/track.py), so the face's size is not re-guessed frame by frame.
+        self.scale_free = True
         self.static_ops = [self.fn.prepare(t.faces, t.bary) for t in self.targets]
         self.prior_jac = self.prior_jacobian(len(observations))
         self._ops: dict[tuple[int, int], SurfaceOperators] = {}
@@ -324,6 +333,8 @@ class Problem:
                 free[base + self.ne + 3 : base + self.ne + 6] = True
             free[base + self.ne : base + self.ne + 3] = True
             free[base + self.ne + 6 : base + self.ne + 9] = True
+            if not self.scale_free:
+                free[base + self.ne + scale_index(self.opt.camera) + 6] = False
             free[base + self.ne + 9] = self.focal_free and not rigid
         return free
 

@@ -140,6 +140,19 @@ class MediaPipeBackend:
             faces.append(FaceLandmarks(pts, "mediapipe478", _box(pts)))
         return faces
 
+    def mesh_3d(self, rgb: np.ndarray) -> np.ndarray | None:
+        """The largest face's 478 points with MediaPipe's own depth, or None: (478, 3) x, y in pixels (y down) and
+        z in pixels too (MediaPipe scales it as x; smaller is nearer the camera). One plain pass: no border, no
+        windows. Benchmarks measure the video with it (bench/footage_real.py)."""
+        result = self._mesh.process(np.ascontiguousarray(rgb))
+        h, w = rgb.shape[:2]
+        best = None
+        for lms in result.multi_face_landmarks or ():
+            pts = np.array([(p.x * w, p.y * h, p.z * w) for p in lms.landmark])
+            if best is None or np.ptp(pts[:, 0]) > np.ptp(best[:, 0]):
+                best = pts
+        return best
+
     def detect(self, rgb: np.ndarray) -> list[FaceLandmarks]:
         faces = self._run(rgb)
         if faces:

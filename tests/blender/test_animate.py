@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -12,7 +13,8 @@ from facesmith.inference.flame.io import save_model_npz
 
 from ..conftest import SHARED
 from ..helpers import validated
-from .conftest import head_object
+from .conftest import evaluated_vertices, head_object
+from .test_exports import glb_json
 
 FACES = SHARED / "data" / "faces"
 pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason=f"needs {FACES}")
@@ -59,6 +61,10 @@ def test_footage_animates_the_rig(bpy, rig, tmp_path, capsys):
     report = validated(out.with_suffix(".glb"))
     assert (report["issues"]["numErrors"], report["issues"]["numWarnings"]) == (0, 0)
     assert report["info"]["animationCount"] == 1  # the performance travels in the .glb, bones and face as one take
+    gltf = glb_json(out.with_suffix(".glb"))
+    moved = {gltf["nodes"][c["target"]["node"]].get("name") for c in gltf["animations"][0]["channels"]
+             if c["target"]["path"] == "translation"}  # fmt: skip
+    assert "root" in moved  # the head's translation travels with the take
     bpy.ops.wm.open_mainfile(filepath=str(out))
     scene = bpy.context.scene
     assert (scene.frame_start, scene.frame_end) == (1, 8) and scene.render.fps / scene.render.fps_base == 12
@@ -155,6 +161,47 @@ def test_a_video_on_the_arkit_keys_with_the_footage_behind_the_camera(bpy, rig, 
     assert np.abs(weights[1::2].mean(0) - weights[0::2].mean(0)).max() > 0.1  # the two photos differ
     camera = scene.camera.data
     assert camera.show_background_images and camera.background_images[0].clip.name == "clip.mp4"
+
+
+def test_the_keyed_head_projects_where_the_tracker_placed_it(bpy, rig, dev_model):
+    """A performance that turns and moves the head (Tracked.translation) keyed on the rig: seen through the head's
+    camera, placed as the take's (Tracked.camera, the footage's size), every vertex lands where the tracker's own
+    projection of the posed head puts it (inference/track.performance_vertices): the head is registered with the
+    video, not only turned about the neck."""
+    from bpy_extras.object_utils import world_to_camera_view
+    from mathutils import Vector
+
+    from facesmith.addon.animate import key_performance
+    from facesmith.inference.camera import Camera
+    from facesmith.inference.track import Tracked, performance_vertices
+
+    blend, _ = rig
+    bpy.ops.wm.open_mainfile(filepath=str(blend))
+    head = head_object(bpy)
+    shape = np.asarray(json.loads(blend.with_suffix(".json").read_text())["shape"], float)
+    n, size = 4, (640, 480)
+    pose = np.zeros((n, 5, 3))
+    pose[:, 0] = [[0.0, 0.0, 0.0], [0.1, 0.25, 0.0], [-0.08, -0.3, 0.05], [0.0, 0.1, -0.05]]
+    translation = np.array([[0.0, 0.0, 0.0], [0.03, -0.02, 0.04], [-0.04, 0.02, -0.03], [0.01, 0.0, 0.0]])
+    camera = Camera("perspective", np.array([0.005, -0.03, 0.55]), 900.0, (size[0] / 2, size[1] / 2))
+    tracked = Tracked(25.0, np.arange(n), shape, np.zeros((n, 10)), pose, np.ones(n, bool), size, None, translation,
+                      camera)  # fmt: skip
+    scene = bpy.context.scene
+    key_performance(head, tracked, scene, 1, None, None, 0)
+    assert (scene.render.resolution_x, scene.render.resolution_y) == size
+    expected = camera.project(performance_vertices(dev_model, tracked))  # (n, V, 2) pixels
+    rows = np.arange(0, dev_model.n_vertices, 37)
+    errors = []
+    for k in range(n):
+        scene.frame_set(1 + k)
+        world = [head.matrix_world @ Vector(v) for v in evaluated_vertices(bpy, head)[rows]]
+        ndc = np.array([tuple(world_to_camera_view(scene, scene.camera, v))[:2] for v in world])
+        pixels = np.column_stack([ndc[:, 0] * size[0], (1 - ndc[:, 1]) * size[1]])
+        errors.append(np.abs(pixels - expected[k, rows]).max())
+    assert max(errors) < 0.5, errors  # pixels, float32 in Blender
+    # Without the translation the head would be far off: the test can tell.
+    still = camera.project(performance_vertices(dev_model, dataclasses.replace(tracked, translation=None)))
+    assert np.abs(still[1, rows] - expected[1, rows]).max() > 20
 
 
 def _curves(action):

@@ -114,3 +114,69 @@ def test_frame_ranges():
     from facesmith.inference.track import frame_ranges
 
     assert frame_ranges([3, 4, 5, 9, 11, 12]) == "3-5, 9, 11-12" and frame_ranges([7]) == "7" and frame_ranges([]) == ""
+
+
+def test_take_registration_moves_the_head_instead_of_the_camera():
+    """Each frame's fitted camera -> one camera for the take and the head's translation: the translated head seen by
+    the take's camera is exactly what each frame's camera saw (perspective); an orthographic camera's scale is held
+    at the take's median and its image-plane offset becomes the translation."""
+    from facesmith.inference.camera import Camera
+    from facesmith.inference.track import take_registration
+
+    rng = np.random.default_rng(2)
+    points = rng.normal(0, 0.08, (30, 3))
+    cams = [Camera("perspective", np.array([0.01, -0.02, 0.6]) + rng.normal(0, [0.03, 0.03, 0.05]), 800.0, (320, 240))
+            for _ in range(7)]  # fmt: skip
+    found = np.ones(7, bool)
+    found[3] = False  # a lost frame's camera does not pick the take's
+    camera, translation = take_registration(cams, found)
+    assert camera.focal == 800.0 and camera.centre == (320, 240)
+    np.testing.assert_allclose(camera.params, np.median([c.params for k, c in enumerate(cams) if found[k]], axis=0))
+    for cam, t in zip(cams, translation, strict=True):
+        np.testing.assert_allclose(camera.project(points + t), cam.project(points), atol=1e-9)
+    ortho = [Camera("orthographic", np.array([1000.0, 300.0 + 10 * k, 200.0 - 5 * k])) for k in range(3)]
+    camera, translation = take_registration(ortho, np.ones(3, bool))
+    assert camera.params[0] == 1000.0 and (translation[:, 2] == 0).all()
+    for cam, t in zip(ortho, translation, strict=True):
+        np.testing.assert_allclose(camera.project(points + t), cam.project(points), atol=1e-9)
+
+
+def test_a_moving_face_is_followed_by_the_head_not_turned_after(dev_model):
+    """The same face at other places in the frame (the footage shifted 40 px right, then 30 px up): the tracked head,
+    posed and translated (performance_vertices) and seen by the take's camera, follows it there, without turning to
+    get there (beyond what seeing it off the lens's axis turns it); once the take's scale is held (TrackOptions.scale_frames) the distance no longer changes."""
+    from facesmith.inference.flame.forward import surface_points
+    from facesmith.inference.landmarks.detect import LandmarkDetector, available_backends, crop_detector
+    from facesmith.inference.options import FitOptions
+    from facesmith.inference.track import performance_vertices, track
+    from facesmith.training.dense.views import session_light, session_view
+
+    if "dense" not in available_backends():
+        pytest.skip("the dense network needs a detector and onnxruntime")
+    rng = np.random.default_rng(4)
+    beta, light = rng.normal(size=dev_model.n_shape) * 0.5, session_light(rng)
+    texture = np.full((64, 64, 3), (200, 150, 125), np.uint8)
+    face = np.pad(session_view(dev_model, beta, 5.0, texture, light, 384, painted=True), ((40, 40), (40, 40), (0, 0)),
+                  mode="edge")  # fmt: skip
+    shifts = [(0, 0), (0, 0), (40, 0), (40, -30), (0, 0)]  # image shift of the face (x right, y down)
+    frames = [np.ascontiguousarray(face[40 - dy : 424 - dy, 40 - dx : 424 - dx]) for dx, dy in shifts]
+    detector = LandmarkDetector("dense", crop_detector(available_backends()))
+    try:
+        tracked = track(dev_model, beta, iter(enumerate(frames)), len(frames), 25.0, detector, FitOptions(),
+                        TrackOptions(smooth_frames=1, scale="take", scale_frames=2))  # fmt: skip
+    finally:
+        detector.close()
+
+    def nose(performance) -> np.ndarray:  # iBUG 30, the nose tip, in pixels
+        tip = surface_points(performance_vertices(dev_model, performance), dev_model.faces,
+                             dev_model.static_lmk_faces[13], dev_model.static_lmk_bary[13])  # fmt: skip
+        return tracked.camera.project(tip)
+
+    moved = nose(tracked) - nose(tracked)[0]
+    np.testing.assert_allclose(moved, shifts, atol=2.5)  # pixels
+    # Moved, not turned: a shifted image is the face seen off the lens's axis, which a turn of atan(40 / 614 px) =
+    # 3.7° at most accounts for; the head swinging about the neck to get 40 px across would take about 14°.
+    assert np.degrees(np.abs(tracked.pose[:, 0] - tracked.pose[0, 0]).max()) < 4.5
+    assert np.ptp(tracked.translation[2:, 2]) < 1e-9  # the take's distance held after scale_frames
+    still = nose(dataclasses.replace(tracked, translation=None))
+    assert np.abs(still[3] - still[0]).max() < 10  # the rotation alone does not move it there
