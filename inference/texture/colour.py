@@ -182,23 +182,29 @@ class Scene:
 
 
 def scene_quantile(clipped: float) -> int:
-    """Index into SCENE_QUANTILES of the quantile that stands for the exposure when `clipped` of the scene clipped.
-
-    Where even the lowest one is too near the clipped share, the median: clipped, it reads the exposure short (a
-    lower bound), where the darkest few percent (hair, a dark shirt: 2.3 log below the studio's on one portrait) read
-    it the wrong way and brightened an overexposed photo by the full 1.5 EV."""
+    """Index into SCENE_QUANTILES of the quantile that stands for the exposure when `clipped` of the scene clipped
+    (the lowest where none is far enough below the clipped share)."""
     usable = np.flatnonzero(SCENE_QUANTILES <= 1 - clipped - SCENE_CLIP_MARGIN)
-    return int(usable[-1]) if len(usable) else len(SCENE_QUANTILES) - 1
+    return int(usable[-1]) if len(usable) else 0
 
 
 def exposure(prior: ColourPrior, scene: Scene) -> float:
     """The log gain's level (luminance-weighted): the scene's log luminance against the studio's at the same quantile
-    (scene_quantile), shrunk by the light prior; 0 (the studio's exposure) without a scene."""
+    (scene_quantile), shrunk by the light prior; 0 (the studio's exposure) without a scene.
+
+    A lower quantile never reads the photo darker than its median does: the median, clipped or not, is a lower bound
+    on the exposure (a clipped pixel was at least that bright). On one portrait at +1 EV the darkest 5 % of the
+    scene (a dark shirt, 2.3 log below the studio's) read the photo 1.8 log under-exposed (38 ΔE); falling back to
+    the clipped median for every such photo instead read the others 0.3 EV short (bench/skin_tone.py, 204 portraits:
+    median 3.37 against 2.9)."""
     if scene.share < SCENE_MIN_SHARE:
         return 0.0
-    i = scene_quantile(scene.clipped)
+    i, median = scene_quantile(scene.clipped), len(SCENE_QUANTILES) - 1
+    raw = float(scene.keys[i] - prior.scene_keys[i])
+    if i != median:
+        raw = max(raw, float(scene.keys[median] - prior.scene_keys[median]))
     var_prior = float(LUMINANCE @ prior.light_cov @ LUMINANCE)
-    level = var_prior / (var_prior + SCENE_KEY_SIGMA**2) * float(scene.keys[i] - prior.scene_keys[i])
+    level = var_prior / (var_prior + SCENE_KEY_SIGMA**2) * raw
     return float(np.clip(level, -MAX_EXPOSURE, MAX_EXPOSURE))
 
 
