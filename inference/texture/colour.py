@@ -59,9 +59,9 @@ CHROMA = np.linalg.svd(LUMINANCE[None, :])[2][1:].T
 SCENE_KEY_SIGMA = 0.35
 # Quantiles of the scene's log luminance that can stand for its exposure: the median, or where more than half the
 # scene clipped (its luminance at SCENE_CLIP or more) the highest of them at least SCENE_CLIP_MARGIN below the clipped
-# share. A clipped backdrop counted as its clipped value read a photo at +1 EV as 0.35 EV darker than it was
-# (bench/skin_tone.py: +1 EV variant 7.2 ΔE); the quantile that did not clip reads it within 0.02 EV (median over
-# 48 portraits), at the cost of more spread between people (the darkest tenth is hair and clothes).
+# share. A clipped backdrop counted as its clipped value read a photo at +1 EV as 0.35 log (0.5 EV) darker than it
+# was (bench/skin_tone.py: +1 EV variant 7.2 ΔE); the quantile that did not clip reads it within 0.02 log (median
+# over 48 portraits), at the cost of more spread between people (the darkest tenth is hair and clothes).
 SCENE_QUANTILES = np.array([0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5])
 SCENE_CLIP = 0.9  # linear luminance: a pixel this bright has lost a channel, or all of them
 SCENE_CLIP_MARGIN = 0.1
@@ -195,8 +195,8 @@ def exposure(prior: ColourPrior, scene: Scene) -> float:
     A lower quantile never reads the photo darker than its median does: the median, clipped or not, is a lower bound
     on the exposure (a clipped pixel was at least that bright). On one portrait at +1 EV the darkest 5 % of the
     scene (a dark shirt, 2.3 log below the studio's) read the photo 1.8 log under-exposed (38 ΔE); falling back to
-    the clipped median for every such photo instead read the others 0.3 EV short (bench/skin_tone.py, 204 portraits:
-    median 3.37 against 2.9)."""
+    the clipped median for every such photo instead read the others about 0.25 log short (bench/skin_tone.py, 204
+    portraits: median 3.37, p90 8.57)."""
     if scene.share < SCENE_MIN_SHARE:
         return 0.0
     i, median = scene_quantile(scene.clipped), len(SCENE_QUANTILES) - 1
