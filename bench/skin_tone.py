@@ -10,8 +10,9 @@ variant and of the original photo, pooled over portraits × variants.
 Not independent truth: the reference is this pipeline's own bake of the original photo (invariance, not
 accuracy); the prior it uses (assets/colour_prior.npz) was built from these same portraits' originals.
 Goals: median ΔE ≤ 3 and p90 ≤ 6 with colour constancy (today's, without, reported as the baseline).
-Measured (2 loaded cores, `--faces 48 --size 256`): median 2.92, p90 5.75 — both met, narrowly (without: 17.80,
-36.78). Per variant, median with (without): 3000 K 2.15 (39.5), 4000 K 0.94 (21.9), 7500 K 2.59 (4.83), +1 EV 2.86
+Measured (2 loaded cores, `--size 256`, all 204 portraits): median 2.92, p90 5.82 — both met, narrowly (without:
+17.77, 36.58); per variant 3000 K 2.10, 4000 K 1.06, 7500 K 2.60, +1 EV 3.06, −1 EV 3.58, warm+dim 5.68, cool+bright
+4.71, amber side 2.35. On 48 of them (`--faces 48`): median 2.92, p90 5.75 (without: 17.80, 36.78). Per variant, median with (without): 3000 K 2.15 (39.5), 4000 K 0.94 (21.9), 7500 K 2.59 (4.83), +1 EV 2.86
 (17.9), −1 EV 3.60 (16.0), warm+dim 5.74 (30.6), cool+bright 4.68 (18.1), amber side 2.38 (5.53). Before the exposure
 was read from the part of the scene that did not clip (texture/colour.py SCENE_QUANTILES): median 3.21, p90 8.22,
 +1 EV 7.23, cool+bright 8.4. With the true exposure (an oracle) the same bakes give median 1.84, p90 4.64: what is
