@@ -113,13 +113,13 @@ def main() -> None:
     add_check_argument(parser)
     args = parser.parse_args()
 
-    from textures import DISPLACEMENT_LIGHT, Light, known_relief, render, render_height
+    from textures import DISPLACEMENT_LIGHT, Light, known_relief, render, render_height, truth_at_texels
 
     from facesmith.inference.images import load_photo
     from facesmith.inference.options import DEFAULTS
     from facesmith.inference.pipeline import Reconstructor
     from facesmith.inference.rig import rig_data
-    from facesmith.inference.texture.albedo import TextureBaker, sample_bilinear
+    from facesmith.inference.texture.albedo import TextureBaker
     from facesmith.inference.texture.maps import TextureSet
 
     options = pipeline_options(args.flame)
@@ -153,14 +153,7 @@ def main() -> None:
                         np.save(truth_path, render_height(head.mesh, relief, out / f"{label}_height.exr"))
             truth_px = np.load(truth_path)
             recovered, part = read_back(paths["relief"])
-            # The truth at each texel's pixel, as bench/textures.py's displacement_report reads it.
-            px = part.pixels[part.weight > 0]
-            valid = np.isfinite(truth_px)
-            read = sample_bilinear(np.nan_to_num(truth_px)[..., None].astype(np.float32), px)[:, 0]
-            inside = sample_bilinear(valid[..., None].astype(np.float32), px)[:, 0] > 0.999
-            at_texel = np.full(recovered.shape, np.nan, np.float32)
-            at_texel[part.weight > 0] = np.where(inside, read, np.nan)
-            face = (part.weight > 0.5) & np.isfinite(at_texel)
+            at_texel, face = truth_at_texels(part, truth_px)
             r, t = recovered[face].astype(np.float64), at_texel[face].astype(np.float64)
             num, den = wiener(r, t)
             sums += (num, den)

@@ -191,6 +191,20 @@ def correlation(a: np.ndarray, b: np.ndarray) -> float:
     return round(float(np.corrcoef(a, b)[0, 1]), 3)
 
 
+def truth_at_texels(part, in_photo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The true height as the photo shows it (`in_photo`, per pixel, NaN off the head) read at each seen texel's pixel:
+    (H, W) heights, NaN where unseen or off the head, and the face texels the photo saw well that have one."""
+    from facesmith.inference.texture.albedo import sample_bilinear
+
+    valid = np.isfinite(in_photo)
+    px = part.pixels[part.weight > 0]
+    at_texel = np.full(part.weight.shape, np.nan, np.float32)
+    read = sample_bilinear(np.nan_to_num(in_photo)[..., None].astype(np.float32), px)[:, 0]
+    inside = sample_bilinear(valid[..., None].astype(np.float32), px)[:, 0] > 0.999
+    at_texel[part.weight > 0] = np.where(inside, read, np.nan)
+    return at_texel, (part.weight > 0.5) & np.isfinite(at_texel)
+
+
 def displacement_report(tex, part, true_uv: np.ndarray, in_photo: np.ndarray) -> dict:
     """Recovered vs known displacement on the face texels the photo saw well.
 
@@ -199,15 +213,7 @@ def displacement_report(tex, part, true_uv: np.ndarray, in_photo: np.ndarray) ->
     exact truth, read through the pipeline's mapping, itself correlates with the UV map), and as the
     photo shows it at each texel's pixel (what the recovery itself achieves: the albedo and the
     displacement share that mapping, so this is the alignment that matters on the rendered head)."""
-    from facesmith.inference.texture.albedo import sample_bilinear
-
-    valid = np.isfinite(in_photo)
-    px = part.pixels[part.weight > 0]
-    at_texel = np.full(true_uv.shape, np.nan, np.float32)
-    read = sample_bilinear(np.nan_to_num(in_photo)[..., None].astype(np.float32), px)[:, 0]
-    inside = sample_bilinear(valid[..., None].astype(np.float32), px)[:, 0] > 0.999
-    at_texel[part.weight > 0] = np.where(inside, read, np.nan)
-    face = (part.weight > 0.5) & np.isfinite(at_texel)
+    at_texel, face = truth_at_texels(part, in_photo)
     recovered, truth = tex.displacement[face], at_texel[face]
     return {
         "texels": int(face.sum()),
