@@ -57,6 +57,43 @@ def _key_curve(action: bpy.types.Action, owner: bpy.types.ID, path: str, index: 
     curve.update()
 
 
+def _key_shape_keys(keys: bpy.types.Key, curves: dict[str, np.ndarray], frames) -> None:
+    """Key each curve (name -> (N,) values at `frames`) on keys' shape key of that name."""
+    for name in curves:  # the first keyframe creates the action (and its slot, from Blender 4.4 on)
+        keys.key_blocks[name].keyframe_insert("value", frame=float(frames[0]))
+    for name, values in curves.items():
+        _key_curve(keys.animation_data.action, keys, f'key_blocks["{name}"].value', 0, frames, values)
+
+
+def following_keys(head: bpy.types.Object) -> dict[bpy.types.Key, list[str]]:
+    """The other meshes' shape keys that a driver ties to the head's key of the same name (the mouth and the lashes,
+    build_mouth.drive_from_head): their Key -> those names."""
+    source = head.data.shape_keys
+    out = {}
+    for obj in bpy.data.objects:
+        keys = obj.data.shape_keys if obj.type == "MESH" and obj != head else None
+        if keys is None or keys.animation_data is None:
+            continue
+        names = []
+        for key in keys.key_blocks[1:]:
+            curve = keys.animation_data.drivers.find(f'key_blocks["{key.name}"].value')
+            targets = [t for v in curve.driver.variables for t in v.targets] if curve is not None else []
+            if any(t.id == source and t.data_path == f'key_blocks["{key.name}"].value' for t in targets):
+                names.append(key.name)
+        if names:
+            out[keys] = names
+    return out
+
+
+def key_head_shapes(head: bpy.types.Object, curves: dict[str, np.ndarray], frames) -> None:
+    """Key the curves on the head's shape keys, and the same values on the keys that follow them by drivers (the
+    teeth, tongue and lashes): drivers play in Blender only; the exporters (glTF, FBX) write keyframes, so without
+    their own the mouth and lashes stood still in an exported take while the lips moved."""
+    _key_shape_keys(head.data.shape_keys, curves, frames)
+    for keys, names in following_keys(head).items():
+        _key_shape_keys(keys, {n: curves[n] for n in names if n in curves}, frames)
+
+
 def _key_rotations(armature: bpy.types.Object | None, rotations: dict[str, np.ndarray], frames) -> None:
     """Key each bone's (N, 3) axis-angle rotations as its rotation quaternion; bones the armature lacks are skipped."""
     if armature is None or armature.type != "ARMATURE":
@@ -74,9 +111,9 @@ def _key_rotations(armature: bpy.types.Object | None, rotations: dict[str, np.nd
 
 def key_take(obj: bpy.types.Object, take: ArkitTake, scene: bpy.types.Scene, start: int = 1) -> tuple[int, list[str]]:
     """Keyframe every ARKit weight of the take on obj's shape key of that name (one key per row, the scene's
-    frame rate), turn the eye bones (if obj's armature has them) by the eyeLook weights, switch the photo's
-    expression off (ARKit weights describe the face from neutral), and set the scene's frame range to the take.
-    Returns (frames keyed, names in the take that the head lacks)."""
+    frame rate; the mouth's and lashes' keys alike, key_head_shapes), turn the eye bones (if obj's armature has
+    them) by the eyeLook weights, switch the photo's expression off (ARKit weights describe the face from neutral),
+    and set the scene's frame range to the take. Returns (frames keyed, names in the take that the head lacks)."""
     keys = obj.data.shape_keys
     fps = scene.render.fps / scene.render.fps_base
     frames = take.scene_frames(fps, start)
@@ -86,10 +123,7 @@ def key_take(obj: bpy.types.Object, take: ArkitTake, scene: bpy.types.Scene, sta
         raise FacesmithError(f"{obj.name} has none of the take's ARKit shape keys")
     if "fitted_expression" in keys.key_blocks:  # a Facesmith head: the take starts from its neutral face
         show_fitted(obj, False)
-    for name in present:  # the first keyframe creates the action (and its slot, from Blender 4.4 on)
-        keys.key_blocks[name].keyframe_insert("value", frame=float(frames[0]))
-    for name in present:
-        _key_curve(keys.animation_data.action, keys, f'key_blocks["{name}"].value', 0, frames, take.weights[name])
+    key_head_shapes(obj, {n: take.weights[n] for n in present}, frames)
     _key_rotations(obj.parent, gaze_rotations(take.weights), frames)
     scene.frame_start = start
     scene.frame_end = max(start, int(np.ceil(frames[-1])))
@@ -102,10 +136,11 @@ def key_tracked(
 ) -> int:  # fmt: skip
     """A tracked performance (inference/track.py) as keyframes: the expression on the exp_XXX keys — or, given
     `arkit` curves (track.arkit_curves), on the ARKit keys with the jaw bone left at rest, as jawOpen holds the
-    jaw — (the photo's expression off), FLAME's global rotation, jaw and gaze on the bones, the head's translation on
-    the root bone's location, one key per tracked frame at the footage's rate; the scene's frame rate and range set
-    to it. The head's own camera becomes the take's (Tracked.camera: the footage's size and lens), from which the
-    translation is measured, so the head projects where the face was in each frame. Returns the frames keyed."""
+    jaw — (the photo's expression off; the mouth's and lashes' keys alike, key_head_shapes), FLAME's global
+    rotation, jaw and gaze on the bones, the head's translation on the root bone's location, one key per tracked
+    frame at the footage's rate; the scene's frame rate and range set to it. The head's own camera becomes the
+    take's (Tracked.camera: the footage's size and lens), from which the translation is measured, so the head
+    projects where the face was in each frame. Returns the frames keyed."""
     keys = head.data.shape_keys
     armature = head.parent
     fps = tracked.fps
@@ -120,10 +155,7 @@ def key_tracked(
     else:
         curves = arkit
     curves = {n: c for n, c in curves.items() if n in keys.key_blocks}
-    for name in curves:  # the first keyframe creates the action (and its slot, from Blender 4.4 on)
-        keys.key_blocks[name].keyframe_insert("value", frame=float(frames[0]))
-    for name, values in curves.items():
-        _key_curve(keys.animation_data.action, keys, f'key_blocks["{name}"].value', 0, frames, values)
+    key_head_shapes(head, curves, frames)
     bones = {b: j for b, j in TRACKED_BONES.items() if b in armature.pose.bones and not (arkit and b == "jaw")}
     if arkit is not None and "jaw" in armature.pose.bones:
         armature.pose.bones["jaw"].rotation_quaternion = (1.0, 0.0, 0.0, 0.0)

@@ -5,8 +5,9 @@
 motion of the parts: teeth, tongue and lashes move with jawOpen, eyeBlink, ...), and for the lashes also FLAME's
 expression, fitted-expression and eyelid keys, carried over from the lids they sit on. Every such key is driven
 by the head's key of the same name, so posing or animating the head moves them along (in Blender; exporters
-write the keys as morph targets of the same names, to be driven together). The teeth stay put under FLAME's
-expression keys, as real teeth do; the jaw bone carries the lower ones.
+write the keys as morph targets of the same names, to be driven together, but no drivers: a keyed take keys them
+as well, addon/animate.key_head_shapes). The teeth stay put under FLAME's expression keys, as real teeth do; the
+jaw bone carries the lower ones.
 """
 
 from __future__ import annotations

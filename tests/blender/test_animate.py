@@ -211,3 +211,67 @@ def _curves(action):
             fc for layer in action.layers for strip in layer.strips for bag in strip.channelbags for fc in bag.fcurves
         ]
     return list(action.fcurves)
+
+
+def test_an_arkit_take_in_the_glb_plays_head_face_teeth_and_eyes(bpy, rig, tmp_path):
+    """`facesmith animate --keys arkit --glb`: the .glb, imported into an empty Blender, plays the take from one
+    action: the head turns, jawOpen opens the lips and takes the lower teeth and tongue down with them (the jaw bone
+    stays at rest: jawOpen holds the jaw), the upper teeth stay, the eyes turn and show the photo's iris."""
+    from facesmith.addon.animate import write_tracked_animation
+    from facesmith.inference.track import Tracked
+
+    blend, _ = rig
+    shape = np.asarray(json.loads(blend.with_suffix(".json").read_text())["shape"], float)
+    n = 11
+    ramp = np.linspace(0.0, 1.0, n)
+    pose = np.zeros((n, 5, 3))
+    pose[:, 0, 1] = 0.3 * np.sin(np.pi * ramp)  # the head turns and comes back: the last frame faces as the first
+    pose[:, 3, 1] = pose[:, 4, 1] = 0.4 * ramp  # gaze
+    tracked = Tracked(10.0, np.arange(n), shape, np.zeros((n, 10)), pose, np.ones(n, bool), (640, 480))
+    out = tmp_path / "take.blend"
+    write_tracked_animation(blend, tracked, out, arkit={"jawOpen": ramp}, glb=True)
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.ops.import_scene.gltf(filepath=str(out.with_suffix(".glb")))
+    scene = bpy.context.scene
+    (action,) = bpy.data.actions
+    head, mouth = bpy.data.objects["005_03"], bpy.data.objects["005_03_mouth"]
+    armature = bpy.data.objects["005_03_rig"]
+    for owner in (armature, head.data.shape_keys, mouth.data.shape_keys):
+        assert owner.animation_data is not None and owner.animation_data.action == action, owner.name
+    first, last = (int(round(f)) for f in action.frame_range)
+    scene.frame_set(first)
+    head_rest, mouth_rest = _world_vertices(bpy, head), _world_vertices(bpy, mouth)
+    scene.frame_set((first + last) // 2)
+    assert 2 * np.degrees(np.arccos(min(1.0, abs(armature.pose.bones["root"].rotation_quaternion.w)))) > 10
+    scene.frame_set(last)
+    assert tuple(armature.pose.bones["jaw"].rotation_quaternion) == pytest.approx((1, 0, 0, 0), abs=1e-4)
+    assert 2 * np.degrees(np.arccos(min(1.0, abs(armature.pose.bones["eye_L"].rotation_quaternion.w)))) > 15
+    lips = -(_world_vertices(bpy, head) - head_rest)[:, 2]
+    mouth_down = -(_world_vertices(bpy, mouth) - mouth_rest)[:, 2]
+    on_jaw = _group_weights(mouth, "jaw") > 0.99
+    teeth = next(i for i, m in enumerate(mouth.data.materials) if m.name.endswith("_teeth"))
+    upper_teeth = np.zeros(len(mouth.data.vertices), bool)
+    upper_teeth[[i for p in mouth.data.polygons if p.material_index == teeth for i in p.vertices]] = True
+    upper_teeth &= _group_weights(mouth, "jaw") == 0
+    assert lips.max() > 0.02  # jawOpen at 1 drops the chin by centimetres...
+    assert on_jaw.sum() > 100 and mouth_down[on_jaw].mean() > 0.015  # ...and the lower teeth and tongue with it
+    assert upper_teeth.sum() > 100 and np.abs(mouth_down[upper_teeth]).max() < 1e-3
+    (material,) = bpy.data.objects["005_03_eye_L"].data.materials
+    bsdf = next(n for n in material.node_tree.nodes if n.type == "BSDF_PRINCIPLED")
+    (link,) = bsdf.inputs["Base Color"].links
+    image = link.from_node.image
+    side = image.size[0]
+    pixels = np.asarray(image.pixels[:], np.float32).reshape(image.size[1], side, -1)[..., :3]
+    pupil, iris, sclera = pixels[side // 2, side // 2], pixels[side // 2, side // 2 + side // 12], pixels[side // 2, 2]
+    assert pupil.max() < 0.15 and sclera.min() > 0.5 and 0.1 < iris.mean() < sclera.mean()  # an iris on white
+
+
+def _world_vertices(bpy, obj) -> np.ndarray:
+    m = np.array(obj.matrix_world)
+    return evaluated_vertices(bpy, obj) @ m[:3, :3].T + m[:3, 3]
+
+
+def _group_weights(obj, name: str) -> np.ndarray:
+    """Each vertex's weight in the vertex group `name` (0 outside it)."""
+    index = obj.vertex_groups[name].index
+    return np.array([next((g.weight for g in v.groups if g.group == index), 0.0) for v in obj.data.vertices])
