@@ -109,11 +109,18 @@ def _key_rotations(armature: bpy.types.Object | None, rotations: dict[str, np.nd
                        frames, quats[:, i])  # fmt: skip
 
 
+def rest_jaw(armature: bpy.types.Object | None) -> None:
+    """The jaw bone back at rest (it holds the photo's jaw as built): under ARKit weights jawOpen opens the jaw, and
+    the photo's opening on the bone as well would open it twice."""
+    if armature is not None and armature.type == "ARMATURE" and "jaw" in armature.pose.bones:
+        armature.pose.bones["jaw"].rotation_quaternion = (1.0, 0.0, 0.0, 0.0)
+
+
 def key_take(obj: bpy.types.Object, take: ArkitTake, scene: bpy.types.Scene, start: int = 1) -> tuple[int, list[str]]:
     """Keyframe every ARKit weight of the take on obj's shape key of that name (one key per row, the scene's
     frame rate; the mouth's and lashes' keys alike, key_head_shapes), turn the eye bones (if obj's armature has
-    them) by the eyeLook weights, switch the photo's expression off (ARKit weights describe the face from neutral),
-    and set the scene's frame range to the take. Returns (frames keyed, names in the take that the head lacks)."""
+    them) by the eyeLook weights, switch the photo's expression and jaw off (ARKit weights describe the face from
+    neutral), and set the scene's frame range to the take. Returns (frames keyed, names in the take that the head lacks)."""
     keys = obj.data.shape_keys
     fps = scene.render.fps / scene.render.fps_base
     frames = take.scene_frames(fps, start)
@@ -124,6 +131,7 @@ def key_take(obj: bpy.types.Object, take: ArkitTake, scene: bpy.types.Scene, sta
     if "fitted_expression" in keys.key_blocks:  # a Facesmith head: the take starts from its neutral face
         show_fitted(obj, False)
     key_head_shapes(obj, {n: take.weights[n] for n in present}, frames)
+    rest_jaw(obj.parent)
     _key_rotations(obj.parent, gaze_rotations(take.weights), frames)
     scene.frame_start = start
     scene.frame_end = max(start, int(np.ceil(frames[-1])))
@@ -157,8 +165,8 @@ def key_tracked(
     curves = {n: c for n, c in curves.items() if n in keys.key_blocks}
     key_head_shapes(head, curves, frames)
     bones = {b: j for b, j in TRACKED_BONES.items() if b in armature.pose.bones and not (arkit and b == "jaw")}
-    if arkit is not None and "jaw" in armature.pose.bones:
-        armature.pose.bones["jaw"].rotation_quaternion = (1.0, 0.0, 0.0, 0.0)
+    if arkit is not None:
+        rest_jaw(armature)
     placed = tracked.translation is not None and ROOT_BONE in armature.pose.bones
     for bone in bones:
         armature.pose.bones[bone].keyframe_insert("rotation_quaternion", frame=float(frames[0]))

@@ -78,6 +78,8 @@ def test_a_live_link_face_csv_animates_the_head(bpy, blend, tmp_path):
     scene.frame_set(1)
     closed = evaluated_vertices(bpy, head)
     assert keys["fitted_expression"].value == 0.0 and keys["jawOpen"].value == pytest.approx(0.0, abs=1e-4)
+    jaw = head.parent.pose.bones["jaw"].rotation_quaternion  # the photo's jaw off too: jawOpen holds the jaw
+    assert tuple(jaw) == pytest.approx((1.0, 0.0, 0.0, 0.0), abs=1e-6)
     half = 1 + 0.5 * fps
     scene.frame_set(int(half), subframe=half - int(half))
     assert keys["eyeBlinkLeft"].value == pytest.approx(0.5, abs=0.02)
