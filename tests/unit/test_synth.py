@@ -10,7 +10,8 @@ import pytest
 
 from facesmith.inference.camera import Camera
 from facesmith.inference.flame import flame_forward
-from facesmith.training.synth.engine import Assets, Engine
+from facesmith.inference.landmarks.dense import ibug_vertices
+from facesmith.training.synth.engine import SEGMENTS, Assets, Engine
 from facesmith.training.synth.raster import rasterize
 from facesmith.training.synth.shards import LABEL_DOC, generate
 
@@ -107,3 +108,60 @@ def test_cli_has_the_synth_command() -> None:
 
     args = build_parser().parse_args(["synth", "--n", "4", "--seed", "2", "--out", "x"])
     assert args.n == 4 and args.seed == 2 and args.workers == 2 and not args.noncommercial_cutouts
+
+
+def test_synth_mouth_parts_follow_the_jaw(dev_model) -> None:
+    from facesmith.inference.flame import flame_forward as forward
+    from facesmith.training.synth.mouth import load_mouth_mesh, posed_mouth
+
+    procedural_model = dev_model  # the parts are made for FLAME's mesh
+    mesh = load_mouth_mesh(procedural_model)
+    assert mesh is not None and mesh.tooth.any() and (~mesh.tooth).any()
+    shape = np.zeros(procedural_model.n_shape)
+    rest = posed_mouth(mesh, procedural_model, shape, forward(procedural_model, shape).transforms[0])
+    assert np.allclose(rest, mesh.vertices, atol=1e-9)  # the mean head, unposed: the asset as shipped
+    pose = np.zeros((5, 3))
+    pose[2, 0] = 0.3  # the jaw open
+    opened = posed_mouth(mesh, procedural_model, shape, forward(procedural_model, shape, pose=pose).transforms[0])
+    moved = np.linalg.norm(opened - rest, axis=1)
+    lower, upper = mesh.jaw_weight > 0.99, mesh.jaw_weight < 0.01
+    assert moved[upper].max() < 1e-5 and np.median(moved[lower]) > 0.005  # lower teeth and tongue drop with the jaw
+
+
+def test_synth_open_mouth_shows_teeth(dev_model, monkeypatch) -> None:
+    """A frontal head with the jaw open: teeth-coloured pixels inside the mouth (the segment the inside
+    is labelled as); with the parts taken away, none."""
+    albedo = np.full((1, 32, 32, 3), (200, 160, 140), np.uint8)
+    engine = Engine(dev_model, Assets(albedo, None, (np.full((8, 8, 3), 90, np.uint8),)), 160)
+    sample = engine.sample
+
+    def open_frontal(rng):
+        p = sample(rng)
+        p["pose"][:] = 0
+        p["pose"][2, 0] = 0.3
+        p["euler_deg"][:] = 0
+        return p
+
+    monkeypatch.setattr(engine, "sample", open_frontal)
+
+    lips = ibug_vertices(dev_model)[48:60]
+
+    def teeth_pixels() -> int:
+        count = 0
+        for i in range(4):
+            img, seg, labels = engine.make(5, i)
+            (x0, y0), (x1, y1) = (
+                np.floor(labels["vertices_px"][lips].min(0)),
+                np.ceil(labels["vertices_px"][lips].max(0)),
+            )
+            y, x = np.mgrid[: img.shape[0], : img.shape[1]]
+            inside = img[(seg == SEGMENTS.index("mouth_interior")) & (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)]
+            # Teeth are about as green as red; the inside (0.25, 0.08, 0.07 sRGB) and the gums are far redder.
+            inside = inside.astype(float)
+            count += int(((inside[:, 0] > 40) & (inside[:, 1] > 0.75 * inside[:, 0])).sum())
+        return count
+
+    with_parts = teeth_pixels()
+    monkeypatch.setattr(engine, "mouth", None)
+    without = teeth_pixels()
+    assert with_parts > 30 and with_parts > 10 * without

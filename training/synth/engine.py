@@ -1,7 +1,8 @@
 """One synthetic image with exact labels: a random FLAME head (identity, expression, pose, gaze, eyelids) seen
 by a random orthographic or perspective camera, textured with a UV albedo baked from a CC BY portrait, lit
-(directional + ambient + specular), eyes shaded from their own triangles, procedural hair cap, hair mass,
-shoulders, strands, hands and glasses, composited onto a background photo, then blurred / noised / JPEG'd.
+(directional + ambient + specular), eyes shaded from their own triangles, teeth, gums and tongue seen through open
+lips (mouth.py), procedural hair cap, hair mass, shoulders, strands, hands and glasses, composited onto a
+background photo, then blurred / noised / JPEG'd.
 
 Image `index` of seed `seed` depends only on (seed, index): its generator is default_rng([seed, index])."""
 
@@ -14,6 +15,7 @@ import numpy as np
 
 from ...inference.flame import flame_forward
 from ...inference.flame.model import FlameModel
+from .mouth import GUMS_SRGB, TEETH_SRGB, load_mouth_mesh, posed_mouth
 from .raster import rasterize
 
 SKIN_SRGB = np.array([0.80, 0.62, 0.52], np.float32)
@@ -110,6 +112,7 @@ class Engine:
         self.scalp_z = (t[:, 2] - zmin) / max(zmax - zmin, 1e-6)  # 0 at the back, 1 at the nose tip
         self.head_part = t[:, 1] > t[:, 1].min() + 0.45 * (top - t[:, 1].min())  # for the head's centre
         self.neck_bottom = np.nonzero(t[:, 1] < t[:, 1].min() + 0.01)[0]
+        self.mouth = load_mouth_mesh(model)  # teeth, gums and tongue (None without the shipped asset)
 
     # --- parameters -------------------------------------------------------------------------------------
     def sample(self, rng: np.random.Generator) -> dict:
@@ -271,6 +274,12 @@ class Engine:
         spec *= 1 - hp[:, 0]
         colour = albedo * (amb + key * lam) * tint + spec[:, None] * tint
         colour[backface] = srgb_to_linear(MOUTH_INSIDE_SRGB) * amb
+        if self.mouth is not None and backface.any():
+            shown, part_albedo, part_normal = self.mouth_parts(rng, p["shape"], out.transforms[0], kind, cam, ras)
+            seen = backface & shown[pix]  # a part nearer than the inside it is seen against
+            lam_part = np.clip(part_normal[pix[seen]] @ light, 0, None)[:, None]
+            shade = rng.uniform(0.3, 0.8)  # the lips and cheeks shadow the inside of the mouth
+            colour[seen] = part_albedo[pix[seen]] * (amb + key * lam_part) * shade * tint
         fg = np.zeros((n * n, 3), np.float32)
         fg[pix] = linear_to_srgb(colour * rng.uniform(0.8, 1.3))
         fg = fg.reshape(n, n, 3)
@@ -332,6 +341,29 @@ class Engine:
         return img, seg, labels
 
     # --- pieces ----------------------------------------------------------------------------------------
+    def mouth_parts(
+        self, rng: np.random.Generator, shape: np.ndarray, transforms: np.ndarray, kind: int, cam: np.ndarray, ras
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Teeth, gums and tongue posed with the head and jaw: per image pixel (flat, S·S) whether a part is nearer
+        than the head's surface there, its linear albedo (S·S, 3) and unit normal (S·S, 3)."""
+        mesh, n = self.mouth, self.size
+        v = posed_mouth(mesh, self.model, shape, transforms)
+        xy, near = self.project(kind, cam, v)
+        parts = rasterize(xy, near, mesh.triangles, n, n)
+        shown = (parts.depth > ras.depth).ravel()
+        teeth = srgb_to_linear(np.clip(TEETH_SRGB * rng.uniform(0.8, 1.08) + rng.normal(0, 0.02, 3), 0, 1))
+        gums = srgb_to_linear(np.clip(GUMS_SRGB * rng.uniform(0.7, 1.1) + rng.normal(0, 0.03, 3), 0, 1))
+        corners = mesh.triangles[parts.pixel_triangle]
+        w = parts.pixel_bary
+        tooth = sum(mesh.tooth[corners[:, k]] * w[:, k] for k in range(3)) > 0.5
+        normals = vertex_normals(v, mesh.triangles)
+        normal = sum(normals[corners[:, k]] * w[:, k, None] for k in range(3))
+        albedo = np.zeros((n * n, 3), np.float32)
+        unit = np.zeros((n * n, 3), np.float32)
+        albedo[parts.pixels] = np.where(tooth[:, None], teeth, gums)
+        unit[parts.pixels] = normal / np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-9)
+        return shown, albedo, unit
+
     def background(self, rng: np.random.Generator) -> np.ndarray:
         n = self.size
         bgs = self.assets.backgrounds
