@@ -16,7 +16,9 @@ Independent truth: the photo's own pixels inside its own inner lip line (what th
 included when the fitted lips part less than the photo's, counts).
 Goals: mean |render − photo| teeth share ≤ GOAL_SHARE over the portraits, mean |ΔL*| ≤ GOAL_L; and, what limits
 both (the fit's, not the parts'), the fitted lips' opening at the photo's camera ≥ GOAL_OPENING × the photo's
-(median over the portraits; dlib's points 61–63 to 65–67 against the fitted head's).
+(median over the portraits; dlib's points 61–63 to 65–67 against the fitted head's) — and, so that a fit that
+parts every mouth fails, on --closed neutral portraits whose mouths dlib reads closed (inner gap under
+CLOSED_MAX_PX) the fitted lips' opening ≤ GOAL_CLOSED % of the eye distance (median; the baseline is the photos' own).
 Baseline in the same run: the same heads with the parts as shipped before they were lowered under the lips (teeth, gums
 and tongue TEETH_DROP_M higher: `baseline_parts`).
 Mouths the photo shows closed (dlib's inner lips less than --min-open px apart) are passed over: the first --faces
@@ -29,7 +31,8 @@ barely parted mouths whose gap the photo shows dark (119_08, 121_08, 137_08): th
 Where the fitted lips stay closed (a third of the mouths) nothing in the parts can help: the fit's lip opening is
 the limit.
 
-Usage: python bench/mouth.py [--faces N] [--people all|even|odd] [--samples 16] [--flame PATH] [--no-check]
+Usage: python bench/mouth.py [--faces N] [--closed N] [--people all|even|odd] [--samples 16] [--flame PATH]
+       [--no-check]
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ PHOTO_PX = 512  # the long side --min-open is counted on
 GOAL_SHARE = 0.20
 GOAL_L = 12.0
 GOAL_OPENING = 0.8
+CLOSED_MAX_PX = 1.0  # a neutral portrait's mouth counts as closed below this inner-lip gap (dlib, PHOTO_PX px)
+GOAL_CLOSED = 4.0  # % of the eye distance: the fitted lips' opening where the photo's are closed (median)
 
 
 def dlib68(rgb: np.ndarray):
@@ -165,6 +170,7 @@ def main() -> None:
     parser.add_argument("--people", choices=("all", "even", "odd"), default="all", help="by the person's number")
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--min-open", type=float, default=2.0, help="skip mouths whose inner polygon is thinner (px)")
+    parser.add_argument("--closed", type=int, default=20, help="N neutral portraits with closed mouths (0: none)")
     parser.add_argument("--flame", default=None)
     parser.add_argument("--save", default=None, help="folder for photo | baseline | render crops")
     add_check_argument(parser)
@@ -175,10 +181,14 @@ def main() -> None:
     from facesmith.inference.pipeline import Reconstructor
 
     model = load_bench_model(args.flame)
-    paths = sorted(SHARED_FACES.glob("*_08.jpg"))
-    if args.people != "all":
-        paths = [p for p in paths if int(p.stem.split("_")[0]) % 2 == (args.people == "odd")]
-    paths = [paths[i] for i in np.random.default_rng(0).permutation(len(paths))]  # a sample spread over the set
+
+    def shuffled(pattern: str) -> list[Path]:  # a sample spread over the set
+        paths = sorted(SHARED_FACES.glob(pattern))
+        if args.people != "all":
+            paths = [p for p in paths if int(p.stem.split("_")[0]) % 2 == (args.people == "odd")]
+        return [paths[i] for i in np.random.default_rng(0).permutation(len(paths))]
+
+    paths = shuffled("*_08.jpg")
     rec = Reconstructor(pipeline_options(args.flame, texture_size=TEXTURE_SIZE), model)
     rows = []
     t0 = time.perf_counter()
@@ -219,12 +229,17 @@ def main() -> None:
             print(f"{path.stem}: open {opening:4.1f} px (fitted {fitted:4.1f})  teeth photo {row['photo_teeth']:.2f} render "
                   f"{row['new_render_teeth']:.2f} (old {row['old_render_teeth']:.2f})  L* photo {row['photo_L']:.1f} "
                   f"render {row['new_render_L']:.1f} (old {row['old_render_L']:.1f})", flush=True)  # fmt: skip
-    print(f"{len(rows)} portraits in {time.perf_counter() - t0:.0f} s")
+    closed = closed_mouths(rec, shuffled("*_03.jpg"), args.closed) if args.closed else []
+    print(f"{len(rows)} open and {len(closed)} closed mouths in {time.perf_counter() - t0:.0f} s")
 
     def err(mode: str, key: str) -> float:
         return float(np.mean([abs(r[f"{mode}_render_{key}"] - r[f"photo_{key}"]) for r in rows])) if rows else None
 
     ratio = float(np.median([r["fitted_opening_px"] / r["opening_px"] for r in rows])) if rows else None
+
+    def median(found: list[dict], key: str) -> float | None:
+        return round(float(np.median([r[key] for r in found])), 2) if found else None
+
     kind = "independent truth: the photo's pixels inside dlib's inner lip line; render with the preview's light"
     goals = [
         Goal("mouth_teeth_share_error", err("new", "teeth"), "<=", GOAL_SHARE, round(err("old", "teeth"), 3), "old", kind),
@@ -232,9 +247,40 @@ def main() -> None:
         # Not the parts' doing but what limits them: the fitted lips' opening against the photo's (dlib's points 61-63
         # to 65-67, median ratio). The parts fill the fitted opening; they cannot show teeth where the lips are closed.
         Goal("mouth_fitted_opening_ratio", ratio, ">=", GOAL_OPENING, kind=kind),
+        # ... and not by parting every mouth: where the photo's lips are closed, the fitted ones stay closed.
+        Goal("mouth_closed_fitted_opening_pct", median(closed, "fitted_pct"), "<=", GOAL_CLOSED,
+             median(closed, "photo_pct"), "the photos' own (dlib)", kind),
     ]  # fmt: skip
     summary = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k not in ("name",)} if rows else {}
-    finish({"portraits": len(rows), "people": args.people, "means": summary, "rows": rows}, goals, not args.no_check)
+    report = {"portraits": len(rows), "people": args.people, "means": summary, "rows": rows, "closed": closed}
+    finish(report, goals, not args.no_check)
+
+
+def inner_gap(points68: np.ndarray) -> float:
+    """The inner lips' opening (points 65-67 below 61-63, px; negative where the fitted lips overlap)."""
+    return float(points68[[65, 66, 67], 1].mean() - points68[[61, 62, 63], 1].mean())
+
+
+def closed_mouths(rec, paths: list[Path], count: int) -> list[dict]:
+    """The fitted lips on the first `count` neutral portraits whose mouths dlib reads closed: their opening at the
+    photo's camera, % of the eye distance (what a landmark network that parts every mouth would fail)."""
+    from PIL import Image
+
+    rows = []
+    for path in paths:
+        if len(rows) == count:
+            break
+        photo = np.asarray(Image.open(path).convert("RGB"))
+        points = dlib68(photo)
+        if points is None or PHOTO_PX / max(photo.shape[:2]) * inner_gap(points) > CLOSED_MAX_PX:
+            continue
+        fit = rec.run([path]).fit.photos[0]
+        points = points * fit.image_size[0] / photo.shape[1]
+        eyes = float(np.linalg.norm(points[36:42].mean(0) - points[42:48].mean(0)))
+        rows.append({"name": path.stem, "photo_pct": 100 * inner_gap(points) / eyes,
+                     "fitted_pct": 100 * inner_gap(fit.model_landmarks68_px) / eyes})  # fmt: skip
+        print(f"{path.stem}: closed, fitted opening {rows[-1]['fitted_pct']:.1f} % of the eye distance", flush=True)
+    return rows
 
 
 def save_crop(path: Path, render: np.ndarray, shown: dict[str, np.ndarray]) -> None:
