@@ -1,10 +1,11 @@
 """Animation on a head: an ARKit take (inference/arkit_csv.py) on its ARKit keys (`facesmith animate-arkit`, the
-panel's import), a tracked performance (inference/track.py) on its expression keys and bones (`facesmith
-animate`)."""
+panel's import), a performance from footage (inference/animate.py) on its expression keys and bones (`facesmith
+animate`, the panel's Animate from Video)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import bpy
 import numpy as np
@@ -16,6 +17,9 @@ from ..inference.rig import camera_setup, quaternion
 from ..inference.track import Tracked
 from .build_mesh import show_fitted
 from .build_scene import place_camera
+
+if TYPE_CHECKING:
+    from ..inference.animate import AnimationResult
 
 
 def arkit_key_count(obj: bpy.types.Object) -> int:
@@ -205,17 +209,23 @@ def footage_background(
     background.source, background.clip, background.alpha = "MOVIE_CLIP", clip, 0.5
 
 
-def key_performance(
-    head: bpy.types.Object, tracked: Tracked, scene: bpy.types.Scene, start: int,
-    arkit: dict[str, np.ndarray] | None, footage: Path | None, first_frame: int,
-) -> int:  # fmt: skip
-    """A tracked performance keyed on the head from scene frame `start` (key_tracked; on the ARKit keys when `arkit`
-    curves are given) and, given the footage's file, the video behind the camera (its frame `first_frame` at
-    `start`): the Blender side of `facesmith animate` and the add-on's Animate from Video alike."""
-    keyed = key_tracked(head, tracked, scene, start, arkit=arkit)
-    if footage is not None:
-        footage_background(scene, footage, first_frame, head_camera(head.parent) if head.parent else None)
+def key_animation(head: bpy.types.Object, animation: AnimationResult, scene: bpy.types.Scene) -> int:
+    """The one Blender writer of a performance from footage (inference/animate.Animator.run), behind `facesmith
+    animate` and the add-on's Animate from Video: keyed on the head from the scene's first frame (key_tracked; on the
+    ARKit keys when the result has their curves) and, given a video, the footage behind the head's camera (its frame
+    `first_frame` at the scene's first frame). Returns the frames keyed."""
+    keyed = key_tracked(head, animation.tracked, scene, scene.frame_start, arkit=animation.arkit)
+    if animation.background is not None:
+        camera = head_camera(head.parent) if head.parent else None
+        footage_background(scene, animation.background, animation.first_frame, camera)
     return keyed
+
+
+def open_head(rig: Path) -> bpy.types.Object:
+    """Open the .blend of a head Facesmith wrote, in place of the current file, and return its head
+    (find_arkit_head)."""
+    bpy.ops.wm.open_mainfile(filepath=str(rig), load_ui=False)
+    return find_arkit_head(bpy.data.objects)
 
 
 def save_blend_copy(path: Path) -> None:
@@ -231,30 +241,26 @@ def write_file(path: Path, write) -> Path:
         return atomic_path_write(path, write)
 
 
-def write_tracked_animation(
-    rig: Path, tracked: Tracked, output: Path, arkit: dict[str, np.ndarray] | None = None,
-    footage: Path | None = None, first_frame: int = 0, glb: bool = False,
-) -> tuple[str, int, list[Path]]:  # fmt: skip
-    """The Blender side of `facesmith animate`: open the rig's .blend, key the tracked performance on its head
-    (key_tracked), set the footage behind the camera when given, save OUTPUT (and OUTPUT.glb, one animation),
-    each written atomically. Returns the head's name, the frames keyed and the files written."""
+def write_animation(
+    head: bpy.types.Object, animation: AnimationResult, output: Path, glb: bool = False
+) -> tuple[int, list[Path]]:
+    """The Blender side of `facesmith animate`, on a head open_head opened: key the performance (key_animation) in
+    the file's scene, save OUTPUT (and OUTPUT.glb, one animation), each written atomically. Returns the frames keyed
+    and the files written."""
     from .head import export_glb
 
-    bpy.ops.wm.open_mainfile(filepath=str(rig), load_ui=False)
-    head = find_arkit_head(bpy.data.objects)
-    keyed = key_performance(head, tracked, bpy.context.scene, 1, arkit, footage, first_frame)
+    keyed = key_animation(head, animation, bpy.context.scene)
     written = [write_file(output, save_blend_copy)]
     if glb:
         written.append(write_file(output.with_suffix(".glb"), lambda p: export_glb(p, animations=True)))
-    return head.name, keyed, written
+    return keyed, written
 
 
 def write_take_animation(rig: Path, take: ArkitTake, output: Path, start: int = 1) -> tuple[str, int, list[str], str]:
     """The Blender side of `facesmith animate-arkit`: open the rig's .blend, key the Live Link take on its head
     (key_take), save OUTPUT atomically. Returns the head's name, the frames keyed, the ARKit names the head has no
     key for, and the scene's range and rate as a phrase."""
-    bpy.ops.wm.open_mainfile(filepath=str(rig), load_ui=False)
-    head = find_arkit_head(bpy.data.objects)
+    head = open_head(rig)
     frames, missing = key_take(head, take, bpy.context.scene, start)
     write_file(output, save_blend_copy)
     scene = bpy.context.scene

@@ -11,8 +11,9 @@ from pathlib import Path
 import bpy
 import numpy as np
 
+from ..inference.errors import FacesmithError
 from ..inference.files import writing
-from ..inference.rig import RigData
+from ..inference.rig import IDENTITY_KEY, RigData
 from ..inference.texture.maps import TextureSet, write_albedo_png, write_displacement_png, write_eyes_png
 from .build_material import build_eye_material, build_hidden_material, build_skin_material, load_packed_image
 from .build_mesh import build_head_mesh
@@ -25,6 +26,9 @@ from .build_rig import (
     build_eyeballs,
 )
 from .build_scene import build_camera, build_lights
+
+PROPERTY_PREFIX = "facesmith_"  # of the head mesh's custom properties (build_head): RigData.metadata's keys, ...
+IDENTITY_PROPERTY = PROPERTY_PREFIX + IDENTITY_KEY  # β, as the head was built with
 
 
 @dataclass(frozen=True)
@@ -75,10 +79,18 @@ def build_head(
     camera = build_camera(rig.camera, armature, collection, rig.name, take_over_scene)
     build_lights(armature, collection, rig.name, take_over_scene)
     for key, value in rig.metadata.items():
-        mesh[f"facesmith_{key}"] = value
+        mesh[PROPERTY_PREFIX + key] = value
     mesh["facesmith_photo"] = rig.photo_path
     mesh["facesmith_displacement_range"] = textures.displacement_range
     return Head(collection, armature, mesh, tuple(eyes), camera, drivers, tuple(parts), part_drivers)
+
+
+def head_identity(mesh: bpy.types.Object) -> np.ndarray:
+    """β of a head Facesmith built (recorded on its mesh by build_head): the identity footage is tracked with, by
+    `facesmith animate` and the add-on's Animate from Video alike."""
+    if IDENTITY_PROPERTY not in mesh:
+        raise FacesmithError(f"{mesh.name} does not record its identity: reconstruct it again")
+    return np.asarray(mesh[IDENTITY_PROPERTY], float)
 
 
 @contextmanager

@@ -9,17 +9,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import bpy
-import numpy as np
 from bpy.props import CollectionProperty, EnumProperty, StringProperty
 
 from ..inference.errors import FacesmithError
-from ..inference.options import ANIMATION_KEYS, DEFAULTS, VIDEO_SUFFIXES, PipelineOptions
+from ..inference.options import ANIMATION_KEYS, DEFAULTS, VIDEO_SUFFIXES, AnimateOptions, PipelineOptions
 from .build_material import skin_material
 from .build_mesh import show_fitted
-from .head import build_head, export_fbx, export_glb
+from .head import build_head, export_fbx, export_glb, head_identity
 from .preferences import preferences
 
 if TYPE_CHECKING:
+    from ..inference.animate import AnimationResult
     from ..inference.pipeline import HeadResult
 
 
@@ -297,7 +297,7 @@ class FACESMITH_OT_import_arkit(ChooseFile, HeadOperatorMixin, bpy.types.Operato
         for warning in take.warnings:
             self.report({"WARNING"}, warning)
         if missing:
-            self.report({"WARNING"}, f"{head.name} has no shape key for {', '.join(missing)} (not keyed)")
+            self.report({"WARNING"}, take.missing_message(head.name, missing))
         self.report({"INFO"}, f"Facesmith: keyed {frames} frames of {Path(self.filepath).name} on {head.name}")
         return {"FINISHED"}
 
@@ -316,36 +316,33 @@ class FACESMITH_OT_animate_video(BackgroundWork, ChooseFile, HeadOperatorMixin, 
             ("FLAME", "FLAME's expression keys and the jaw bone"),
             ("ARKit", "The head's ARKit keys (the jaw bone at rest: jawOpen holds the jaw)"),
         ), strict=True)],
-        default=ANIMATION_KEYS[0],
+        default=AnimateOptions.keys,
     )  # fmt: skip
 
     def execute(self, context):
         head = active_head(context)
-        if "facesmith_shape" not in head:
-            self.report({"ERROR"}, f"{head.name} does not record its identity: reconstruct it again")
+        try:
+            self._shape = head_identity(head)
+        except FacesmithError as exc:
+            self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        self._shape = np.asarray(head["facesmith_shape"], float)
         self._options = pipeline_options(context)
         self._source = Path(bpy.path.abspath(self.filepath))
         return self.run_work(context)
 
-    def compute(self, progress, cancel):
+    def compute(self, progress, cancel) -> AnimationResult:
+        from ..inference.animate import Animator
         from ..inference.pipeline import load_pipeline_model
-        from ..inference.track import TrackOptions, keyed_curves, track_footage
 
-        model = load_pipeline_model(self._options)
-        options = TrackOptions()
-        tracked = track_footage(self._source, self._shape, model, self._options, options, progress, cancel)
-        return tracked, keyed_curves(model, tracked, self.keys), options.start
+        animator = Animator(self._options, load_pipeline_model(self._options), AnimateOptions(keys=self.keys))
+        return animator.run(self._source, self._shape, progress, cancel)
 
-    def finish(self, context, result):
-        from .animate import key_performance
+    def finish(self, context, animation: AnimationResult):
+        from .animate import key_animation
 
-        tracked, arkit, first_frame = result
         head = active_head(context)
-        footage = self._source if self._source.is_file() else None  # a video plays behind the camera, as the CLI's
-        frames = key_performance(head, tracked, context.scene, context.scene.frame_start, arkit, footage, first_frame)
-        if tracked.lost:
-            self.report({"WARNING"}, tracked.lost_message(self._source.name))
+        frames = key_animation(head, animation, context.scene)
+        for warning in animation.warnings:
+            self.report({"WARNING"}, warning)
         self.report({"INFO"}, f"Facesmith: keyed {frames} frames of {self._source.name} on {head.name}")
         return {"FINISHED"}

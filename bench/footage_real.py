@@ -116,9 +116,9 @@ def read_take(path: Path, max_seconds: float | None) -> tuple[float, list[np.nda
 
 
 def identity(frames: list[np.ndarray], count: int, pipeline, model):
-    """β of a head built as `facesmith animate` builds one without --rig (cli.main.head_from_footage): `count` frames
-    spread over the take, fitted as several photos of one person. Returns β, the frames it used and the head's
-    camera as its .blend had it (the first photo's: inference/rig.rig_data)."""
+    """β of a head built as `facesmith animate` builds one without --rig (Animator.head_from_footage in
+    inference/animate.py): `count` frames spread over the take, fitted as several photos of one person. Returns β,
+    the frames it used and the head's camera as its .blend had it (the first photo's: inference/rig.rig_data)."""
     from PIL import Image
 
     from facesmith.inference.pipeline import Reconstructor
@@ -380,8 +380,8 @@ def main() -> None:
 
 def measure_takes(args: argparse.Namespace, console) -> tuple[list[dict], list[Goal]]:
     """Each take's row of figures and its goals."""
-    from facesmith.cli.main import IDENTITY_FRAMES
     from facesmith.inference.landmarks.detect import LandmarkDetector, resolve_backends
+    from facesmith.inference.options import IDENTITY_FRAMES
     from facesmith.inference.track import TrackOptions, track
 
     model = load_bench_model(args.flame)

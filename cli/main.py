@@ -13,7 +13,8 @@ from typing import NoReturn
 
 import numpy as np
 
-from ..inference.errors import FacesmithError, NoFaceError
+from ..inference.animate import Animator
+from ..inference.errors import FacesmithError
 from ..inference.files import EXPORT_FORMATS
 from ..inference.flame.dev_model import build_dev_model
 from ..inference.flame.io import save_model_npz
@@ -28,7 +29,9 @@ from ..inference.options import (
     FITTED_EXPRESSION_MODES,
     REFINE_MODES,
     TEXTURE_SIZES,
+    AnimateOptions,
     PipelineOptions,
+    TrackOptions,
 )
 from ..inference.pipeline import (
     CancelledError,
@@ -36,7 +39,6 @@ from ..inference.pipeline import (
     load_pipeline_model,
     model_choice,
 )
-from ..inference.track import TrackOptions
 from .console import Console, printable, quiet_output
 from .heads import (
     EXIT_FAILED,
@@ -145,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--rig", type=Path, metavar="HEAD.blend",
         help="a head Facesmith wrote (default: a head reconstructed from frames of the footage itself)",
     )  # fmt: skip
-    video.add_argument("--identity-frames", type=int, default=IDENTITY_FRAMES,
+    video.add_argument("--identity-frames", type=int, default=AnimateOptions.identity_frames,
                        help="without --rig: how many frames, spread over the footage, the head is built from")  # fmt: skip
     video.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.blend")
     video.add_argument("--glb", action="store_true", help="also write OUT.glb with the animation")
@@ -157,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     video.add_argument("--fps", type=float, default=TrackOptions.fps, help="frame rate of a folder of frames")
     video.add_argument(
-        "--keys", choices=ANIMATION_KEYS, default=ANIMATION_KEYS[0],
+        "--keys", choices=ANIMATION_KEYS, default=AnimateOptions.keys,
         help="animate FLAME's expression keys and the jaw bone, or the ARKit keys (jaw bone at rest)",
     )  # fmt: skip
     video.add_argument("--overwrite", action="store_true", help="replace OUT.blend if it exists")
@@ -460,101 +462,71 @@ def _blend_output(rig: Path | None, output: Path, overwrite: bool) -> None:
     check_folder(output.parent)
 
 
-def head_shape(rig: Path) -> np.ndarray:
-    """β of the head in HEAD.blend: from HEAD.json beside it (`reconstruct` writes both)."""
-    from .outputs import OutputError
+def animate_options(args: argparse.Namespace) -> AnimateOptions:
+    track = TrackOptions(args.start, args.end, max(1, args.stride), args.smooth, fps=args.fps)
+    return AnimateOptions(track, args.keys, args.identity_frames)
 
-    meta = rig.with_suffix(".json")
+
+def open_rig(rig: Path) -> tuple[object, np.ndarray]:
+    """The head of the .blend at `rig` (opened in place of bpy's current file) and its identity (β); an error
+    names the file."""
+    from ..addon.animate import open_head
+    from ..addon.head import head_identity
+
     try:
-        return np.asarray(json.loads(meta.read_text())["shape"], float)
-    except (OSError, ValueError, KeyError) as exc:
-        raise OutputError(f"{meta}: the head's identity (shape) is read from the JSON `reconstruct` wrote beside "
-                          f"{rig.name} ({exc.__class__.__name__})") from None  # fmt: skip
-
-
-IDENTITY_FRAMES = 5  # frames of the footage a head is built from when no --rig is given
-
-
-def footage_frame_label(footage: Path, number: int) -> str:
-    """How messages name a frame of the user's footage (numbers count from 0, as --start and --end do)."""
-    return f"{footage}, frame {number}"
-
-
-def relabelled(message: str, labels: dict[str, str]) -> str:
-    """`message` with each internal path in `labels` replaced by what the user knows it as."""
-    for internal, label in labels.items():
-        message = message.replace(internal, label)
-    return message
-
-
-def head_from_footage(
-    args: argparse.Namespace, options: TrackOptions, count: int, pipeline: PipelineOptions, model: FlameModel,
-    staging: Path, console: Console, interrupt: Interrupt,
-) -> tuple[Path, np.ndarray]:  # fmt: skip
-    """A head (rigged, textured, its β) reconstructed from `--identity-frames` frames spread over the footage (several
-    photos of one person: shared β, photo-consistency refinement), written as a .blend into `staging`."""
-    from PIL import Image
-
-    from ..addon.output import write_head
-    from ..inference.track import footage_frames
-
-    spread = dataclasses.replace(options, stride=options.stride * max(1, count // max(1, args.identity_frames)))
-    _, _, frames = footage_frames(args.footage, spread)
-    paths, labels = [], {}
-    for number, rgb in list(frames)[: args.identity_frames]:
-        paths.append(staging / f"frame_{number:06d}.png")
-        labels[str(paths[-1])] = labels[paths[-1].name] = footage_frame_label(args.footage, number)
-        Image.fromarray(rgb).save(paths[-1])
-    with Reconstructor(pipeline, model) as reconstructor:
-        try:
-            head = reconstructor.run(paths, args.output.stem, cancel=interrupt.cancel)
-        except NoFaceError as exc:  # it names a staged frame, deleted on return: name the user's file and frame
-            raise NoFaceError(relabelled(str(exc), labels)) from None
-    # The head records the footage as its photo: the staged frame it was built from is deleted on return.
-    head = dataclasses.replace(head, rig=dataclasses.replace(head.rig, photo_path=str(args.footage.resolve())))
-    written = write_head(head, staging, ("blend",), preview=False, cancel=interrupt.cancel)
-    for warning in head.warnings:  # e.g. a frame without a face, skipped: named as the user's file and frame
-        console.warn(relabelled(warning, labels))
-    console.note(f"{args.footage.name}: head built from {len(head.fit.photos)} of {len(paths)} frames")
-    return next(p for p in written.files if p.suffix == ".blend"), head.fit.shape
+        head = open_head(rig)
+        return head, head_identity(head)
+    except FacesmithError as exc:
+        raise FacesmithError(f"{rig}: {exc}") from None
 
 
 def cmd_animate(args: argparse.Namespace, console: Console, interrupt: Interrupt) -> int:
-    """Footage -> tracked performance (inference/track.py) -> keyframes on the rig (HEAD.blend's, or a head built from
-    the footage) -> OUT.blend. Inputs are checked before any work; a stopped or failed run leaves nothing behind."""
+    """Footage -> tracked performance (inference/animate.py) -> keyframes on the rig (HEAD.blend's, or a head built
+    from the footage) -> OUT.blend. Inputs are checked before any work; a stopped or failed run leaves nothing
+    behind."""
     import tempfile
 
     from ..inference.progress import ProgressBar
-    from ..inference.track import footage_frames, keyed_curves, track_footage
+    from ..inference.track import footage_frames
 
-    options = TrackOptions(args.start, args.end, max(1, args.stride), args.smooth, fps=args.fps)
-    _, count, _ = footage_frames(args.footage, options)  # the footage checked before any work
+    options = animate_options(args)
+    _, count, _ = footage_frames(args.footage, options.track)  # the footage checked before any work
     _blend_output(args.rig, args.output, args.overwrite)
-    shape = head_shape(args.rig) if args.rig is not None else None
+    if args.rig is not None:  # its identity checked before the model loads
+        head, shape = open_rig(args.rig)
     pipeline = dataclasses.replace(DEFAULTS, flame_path=args.flame or "", device=args.device)
-    model = load_pipeline_model(pipeline)
+    animator = Animator(pipeline, load_pipeline_model(pipeline), options)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".facesmith-animate-", dir=args.output.parent) as staging:
-        rig = args.rig
-        if rig is None:  # the identity from the footage: a head reconstructed from frames spread over it
-            rig, shape = head_from_footage(args, options, count, pipeline, model, Path(staging), console, interrupt)
+        if args.rig is None:  # the identity from the footage: a head reconstructed from frames spread over it
+            head, shape = open_rig(staged_head(args, animator, Path(staging), console, interrupt))
         bar = ProgressBar(count, 0, console.err)
-        tracked = track_footage(args.footage, shape, model, pipeline, options,
-                                lambda f, m: bar.update(round(f * count), m), interrupt.cancel)  # fmt: skip
+        animation = animator.run(args.footage, shape, lambda f, m: bar.update(round(f * count), m), interrupt.cancel)
         bar.close()
-        if tracked.lost:
-            console.warn(tracked.lost_message(args.footage.name))
-        arkit = keyed_curves(model, tracked, args.keys)
-        from ..addon.animate import write_tracked_animation
+        for warning in animation.warnings:
+            console.warn(warning)
+        from ..addon.animate import write_animation
 
-        # A movie clip plays at its own rate: with --stride above 1 its frames would not match the keys.
-        footage = args.footage if args.footage.is_file() and options.stride == 1 else None
-        name, keyed, written = write_tracked_animation(rig, tracked, args.output, arkit, footage, options.start,
-                                                       args.glb)  # fmt: skip
-    console.line(f"{args.output}: {keyed} frames of {args.footage.name} at {tracked.fps:g} fps on {name}")
+        keyed, written = write_animation(head, animation, args.output, args.glb)
+    console.line(f"{args.output}: {keyed} frames of {args.footage.name} at {animation.tracked.fps:g} fps on "
+                 f"{head.name}")  # fmt: skip
     for path in written[1:]:
         console.line(f"  {path}")
     return EXIT_OK
+
+
+def staged_head(
+    args: argparse.Namespace, animator: Animator, staging: Path, console: Console, interrupt: Interrupt
+) -> Path:
+    """The .blend, in `staging`, of a head reconstructed from frames of the footage (Animator.head_from_footage)."""
+    from ..addon.output import write_head
+
+    head, tried = animator.head_from_footage(args.footage, args.output.stem, staging, interrupt.cancel)
+    written = write_head(head, staging, ("blend",), preview=False, cancel=interrupt.cancel)
+    for warning in head.warnings:  # e.g. a frame without a face, skipped: named as the user's file and frame
+        console.warn(warning)
+    console.note(f"{args.footage.name}: head built from {len(head.fit.photos)} of {tried} frames")
+    return next(p for p in written.files if p.suffix == ".blend")
 
 
 def cmd_animate_arkit(args: argparse.Namespace, console: Console, interrupt: Interrupt) -> int:
@@ -569,7 +541,7 @@ def cmd_animate_arkit(args: argparse.Namespace, console: Console, interrupt: Int
 
     name, frames, missing, scene = write_take_animation(args.rig, take, args.output, args.start)
     if missing:
-        console.warn(f"{args.csv.name}: {name} has no shape key for {', '.join(missing)} (not keyed)")
+        console.warn(take.missing_message(name, missing))
     console.line(f"{args.output}: {frames} frames of {args.csv.name} (captured at {take.capture_fps:g} fps) on "
                  f"{name}, {scene}")  # fmt: skip
     return EXIT_OK

@@ -59,6 +59,10 @@ class ArkitTake:
         """Each row's frame (float) in a scene at `fps`, the first at `start`."""
         return start + self.seconds * fps
 
+    def missing_message(self, head: str, missing: list[str]) -> str:
+        """The warning line naming the take's ARKit names `missing` that the head `head` has no shape key for."""
+        return f"{self.path.name}: {head} has no shape key for {', '.join(missing)} (not keyed)"
+
 
 def parse_timecode(text: str) -> tuple[float, float]:
     """`HH:MM:SS:FF[.fff]` -> (whole seconds, frames incl. the fraction). ValueError if malformed."""

@@ -1,5 +1,5 @@
-"""Every option of the reconstruction and its default, in one place (no heavy imports: the add-on's panel and
-preferences read these defaults at registration)."""
+"""Every option of the reconstruction and of the animation from footage, and its default, in one place (no heavy
+imports: the add-on's panel, operators and preferences read these defaults at registration)."""
 
 from __future__ import annotations
 
@@ -101,3 +101,33 @@ class PipelineOptions:
 
 
 DEFAULTS = PipelineOptions()
+
+
+@dataclass(frozen=True)
+class TrackOptions:
+    """How footage is tracked (inference/track.py)."""
+
+    start: int = 0  # first frame (of the file or the folder's sorted frames)
+    end: int | None = None  # one past the last; None: to the end
+    stride: int = 1
+    smooth_frames: int = 5  # Savitzky–Golay window (odd; 1: no smoothing)
+    iterations: int = 6  # Levenberg–Marquardt steps per frame after the first
+    fps: float = 25.0  # a folder of frames has no rate of its own
+    # How each frame's camera scale (distance: the face's size in the image) is found, see track.FrameTracker: "free"
+    # (fitted with everything else, every frame) or "take" (held at the median of the first `scale_frames` found
+    # frames for the rest of the take).
+    scale: str = "free"
+    scale_frames: int = 10
+
+
+IDENTITY_FRAMES = 5  # frames of the footage a head is built from when none is given
+
+
+@dataclass(frozen=True)
+class AnimateOptions:
+    """Every option of an animation from footage (inference/animate.py) and its default: `facesmith animate`'s flags
+    and the add-on's Animate from Video read them here."""
+
+    track: TrackOptions = field(default_factory=TrackOptions)  # the footage's range, stride, smoothing, rate
+    keys: str = ANIMATION_KEYS[0]  # what the performance is keyed on: one of ANIMATION_KEYS
+    identity_frames: int = IDENTITY_FRAMES  # without a head: frames, spread over the footage, one is built from

@@ -31,6 +31,7 @@ FLAME_JOINT_BONES = ("neck", "head", "jaw", "eye_L", "eye_R")  # bone deforming 
 BONE_LENGTHS = {"root": 0.03, "neck": 0.08, "head": 0.16, "jaw": 0.04, "eye_L": 0.02, "eye_R": 0.02}
 EXPRESSION_SLIDER = 3.0  # ψ is unit-variance: ±3 σ
 POSE_FEATURE_SLIDER = 2.0  # entries of R − I lie in [−2, 2]
+IDENTITY_KEY = "shape"  # RigData.metadata's β: the identity footage is tracked with (inference/animate.py)
 
 
 def quaternion(axis_angle: np.ndarray) -> np.ndarray:
@@ -276,7 +277,7 @@ def rig_data(
         camera=camera_setup(photo.camera, photo.image_size),
         photo_path=photo.path,
         metadata={"model": result.model_description, "shape_components": int(len(result.shape)),
-                  "shape": [float(b) for b in result.shape],  # β: what footage is tracked with (facesmith animate)
+                  IDENTITY_KEY: [float(b) for b in result.shape],
                   "expression_components": int(model.n_expr)},
         arkit_keys=keys,
         arkit_fitted=weights,

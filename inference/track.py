@@ -31,7 +31,7 @@ from .fit.solver import initial_state, solve
 from .flame.model import FlameModel
 from .images import PHOTO_SUFFIXES, load_photo
 from .landmarks.detect import FaceLandmarks, LandmarkDetector, dense_face, landmark_spread, resolve_backends
-from .options import ANIMATION_KEYS, FACE_SPREAD_MAX, FitOptions, PipelineOptions
+from .options import ANIMATION_KEYS, FACE_SPREAD_MAX, FitOptions, PipelineOptions, TrackOptions
 
 Progress = Callable[[float, str], None]
 BLINK_CLOSED = 0.25  # eye aspect ratio of a closed eye, share of the open one (lashes keep a gap)
@@ -41,21 +41,6 @@ BLINK_DEADZONE = 0.3  # closure weights below this are taken as open
 class FootageError(FacesmithError):
     def __init__(self, path: Path, reason: str) -> None:
         super().__init__(f"{path}: {reason}")
-
-
-@dataclass(frozen=True)
-class TrackOptions:
-    start: int = 0  # first frame (of the file or the folder's sorted frames)
-    end: int | None = None  # one past the last; None: to the end
-    stride: int = 1
-    smooth_frames: int = 5  # Savitzky–Golay window (odd; 1: no smoothing)
-    iterations: int = 6  # Levenberg–Marquardt steps per frame after the first
-    fps: float = 25.0  # a folder of frames has no rate of its own
-    # How each frame's camera scale (distance: the face's size in the image) is found, see FrameTracker: "free"
-    # (fitted with everything else, every frame) or "take" (held at the median of the first `scale_frames` found
-    # frames for the rest of the take).
-    scale: str = "free"
-    scale_frames: int = 10
 
 
 @dataclass(frozen=True)
@@ -331,10 +316,12 @@ def track_footage(
 
 def track(
     model: FlameModel, shape: np.ndarray, frames: Iterator[tuple[int, np.ndarray]], count: int, fps: float,
-    detector: LandmarkDetector, fit_options: FitOptions, options: TrackOptions = TrackOptions(),
+    detector: LandmarkDetector, fit_options: FitOptions, options: TrackOptions | None = None,
     progress: Progress | None = None, cancel: threading.Event | None = None,
 ) -> Tracked:  # fmt: skip
-    """Track every frame (see the module docstring); an error if no frame shows a face."""
+    """Track every frame (see the module docstring; `options` default: TrackOptions'); an error if no frame shows a
+    face."""
+    options = options if options is not None else TrackOptions()
     tracker = FrameTracker(model, shape, detector, fit_options, options.scale, options.scale_frames)
     numbers, states, found, size, openness = [], [], [], (0, 0), []
     for k, (number, rgb) in enumerate(frames):

@@ -45,6 +45,7 @@ def test_footage_animates_the_rig(bpy, rig, tmp_path, capsys):
     Action at the footage's rate over the scene's range; the smile frames open the jaw and differ in expression."""
     from PIL import Image
 
+    from facesmith.addon.head import head_identity
     from facesmith.cli import main
 
     blend, model_file = rig
@@ -81,24 +82,29 @@ def test_footage_animates_the_rig(bpy, rig, tmp_path, capsys):
     neutral, smile = values[0::2], values[1::2]
     assert np.abs(neutral[:, 1:3] - smile[:, 1:3]).max() > 0.3  # the expression follows the footage
     assert smile[:, 3].mean() > neutral[:, 3].mean()  # the smile parts the jaw
-    assert json.loads(blend.with_suffix(".json").read_text())["shape"]  # the identity it kept came from here
+    # The identity tracked with is the one recorded on the head: the same β as the JSON `reconstruct` wrote beside it.
+    assert list(head_identity(head)) == json.loads(blend.with_suffix(".json").read_text())["shape"]
 
 
 def test_footage_problems_fail_first_in_one_line(bpy, rig, tmp_path, capsys):
+    from facesmith.addon.head import IDENTITY_PROPERTY
     from facesmith.cli import main
 
     blend, model_file = rig
     assert main(["animate", str(tmp_path / "none.mp4"), "--rig", str(blend), "-o", str(tmp_path / "o.blend")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "none.mp4: no such file" in err[0]
+    bpy.ops.wm.open_mainfile(filepath=str(blend))
+    del head_object(bpy)[IDENTITY_PROPERTY]  # a head that does not record its identity
     lone = tmp_path / "lone.blend"
-    lone.write_bytes(blend.read_bytes())  # a .blend without the JSON that holds its identity
+    bpy.ops.wm.save_as_mainfile(filepath=str(lone), copy=True)
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "a.png").write_bytes((FACES / "002_03.jpg").read_bytes())
     assert main(["animate", str(empty), "--rig", str(lone), "-o", str(tmp_path / "o.blend")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "lone.json" in err[0] and not (tmp_path / "o.blend").exists()
+    assert len(err) == 1 and f"{lone}: " in err[0] and "does not record its identity" in err[0]
+    assert not (tmp_path / "o.blend").exists()
 
 
 def test_without_a_rig_the_head_comes_from_the_footage(bpy, rig, tmp_path, capsys):
@@ -128,20 +134,10 @@ def test_without_a_rig_the_head_comes_from_the_footage(bpy, rig, tmp_path, capsy
 
 
 def test_a_video_on_the_arkit_keys_with_the_footage_behind_the_camera(bpy, rig, tmp_path):
-    import cv2
-
     from facesmith.cli import main
 
     blend, model_file = rig
-    clip = tmp_path / "clip.mp4"
-    # The rig's own person (β is the rig's: another person's face would be forced into expressions).
-    photos = [cv2.imread(str(FACES / n)) for n in ("005_03.jpg", "005_08.jpg")]
-    side = 600  # the portraits are square: resized, not distorted (a squashed face is forced into expressions)
-    photos = [cv2.resize(p, (side * p.shape[1] // p.shape[0] // 2 * 2, side)) for p in photos]
-    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, photos[0].shape[1::-1])
-    for k in range(6):
-        writer.write(photos[k % 2])
-    writer.release()
+    clip = _clip(tmp_path / "clip.mp4", ["005_03.jpg", "005_08.jpg"] * 3, 10.0)
     out = tmp_path / "arkit.blend"
     args = ["animate", str(clip), "--rig", str(blend), "-o", str(out), "--keys", "arkit", "--smooth", "1"]
     assert main([*args, "--flame", str(model_file)]) == 0
@@ -171,14 +167,16 @@ def test_the_keyed_head_projects_where_the_tracker_placed_it(bpy, rig, dev_model
     from bpy_extras.object_utils import world_to_camera_view
     from mathutils import Vector
 
-    from facesmith.addon.animate import key_performance
+    from facesmith.addon.animate import key_animation
+    from facesmith.addon.head import head_identity
+    from facesmith.inference.animate import AnimationResult
     from facesmith.inference.camera import Camera
     from facesmith.inference.track import Tracked, performance_vertices
 
     blend, _ = rig
     bpy.ops.wm.open_mainfile(filepath=str(blend))
     head = head_object(bpy)
-    shape = np.asarray(json.loads(blend.with_suffix(".json").read_text())["shape"], float)
+    shape = head_identity(head)
     n, size = 4, (640, 480)
     pose = np.zeros((n, 5, 3))
     pose[:, 0] = [[0.0, 0.0, 0.0], [0.1, 0.25, 0.0], [-0.08, -0.3, 0.05], [0.0, 0.1, -0.05]]
@@ -187,7 +185,7 @@ def test_the_keyed_head_projects_where_the_tracker_placed_it(bpy, rig, dev_model
     tracked = Tracked(25.0, np.arange(n), shape, np.zeros((n, 10)), pose, np.ones(n, bool), size, None, translation,
                       camera)  # fmt: skip
     scene = bpy.context.scene
-    key_performance(head, tracked, scene, 1, None, None, 0)
+    key_animation(head, AnimationResult(tracked, None, 0, None), scene)
     assert (scene.render.resolution_x, scene.render.resolution_y) == size
     expected = camera.project(performance_vertices(dev_model, tracked))  # (n, V, 2) pixels
     rows = np.arange(0, dev_model.n_vertices, 37)
@@ -204,6 +202,84 @@ def test_the_keyed_head_projects_where_the_tracker_placed_it(bpy, rig, dev_model
     assert np.abs(still[1, rows] - expected[1, rows]).max() > 20
 
 
+def _clip(path, names, fps):
+    """A video of the rig's own person, one of `names` after another (β is the rig's: another person's face would
+    be forced into expressions), resized, not distorted (a squashed face is forced into expressions too)."""
+    import cv2
+
+    photos = [cv2.imread(str(FACES / n)) for n in names]
+    side = 600  # the portraits are square
+    photos = [cv2.resize(p, (side * p.shape[1] // p.shape[0] // 2 * 2, side)) for p in photos]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, photos[0].shape[1::-1])
+    for photo in photos:
+        writer.write(photo)
+    writer.release()
+    return path
+
+
+@pytest.fixture
+def add_on(bpy):
+    """The add-on's classes and Scene.facesmith registered from this checkout, as Blender's enable does."""
+    from facesmith import addon
+
+    addon.register()
+    yield
+    addon.unregister()
+
+
+def _keyed(bpy) -> dict:
+    """What an animation put in the open file: every keyframe on the head's shape keys and its rig (frame, value)
+    by owner, path and index; the scene's rate and range; the head camera's lens and the footage behind it."""
+    from facesmith.addon.animate import head_camera
+
+    scene = bpy.context.scene
+    head = head_object(bpy)
+    found = {"fps": scene.render.fps / scene.render.fps_base, "range": (scene.frame_start, scene.frame_end)}
+    for owner, data in (("keys", head.data.shape_keys), ("rig", head.parent)):
+        for fc in _curves(data.animation_data.action):
+            co = np.empty(2 * len(fc.keyframe_points), np.float32)
+            fc.keyframe_points.foreach_get("co", co)
+            found[owner, fc.data_path, fc.array_index] = co
+    camera = head_camera(head.parent).data
+    found["camera"] = (camera.lens, camera.sensor_width, camera.shift_x, camera.shift_y)
+    found["background"] = [(b.clip.name, b.clip.frame_start) for b in camera.background_images]
+    return found
+
+
+@pytest.mark.parametrize("keys", ["flame", "arkit"])
+def test_the_command_line_and_the_add_on_key_the_same_animation(bpy, rig, add_on, tmp_path, monkeypatch, keys):
+    """`facesmith animate` and the panel's Animate from Video, each with its defaults, on the same head and footage
+    (a video: the footage behind the camera too) key the same animation: one flow (inference/animate.Animator) and one
+    writer (addon/animate.key_animation) behind both. The command line's head is a copy without the JSON beside it:
+    both read the head's identity where it is recorded, on the head."""
+    from facesmith.cli import main
+
+    blend, model_file = rig
+    # Six frames: the default smoothing window (5) smooths; on fewer its quadratic fit passes through every point.
+    clip = _clip(tmp_path / "clip.mp4", ["005_03.jpg", "005_08.jpg", "005_08.jpg"] * 2, 10.0)
+    head = tmp_path / "head.blend"
+    head.write_bytes(blend.read_bytes())
+    out = tmp_path / "cli.blend"
+    args = ["animate", str(clip), "--rig", str(head), "-o", str(out), "--flame", str(model_file)]
+    assert main([*args, *(["--keys", keys] if keys != "flame" else [])]) == 0  # "flame": both with their default
+    bpy.ops.wm.open_mainfile(filepath=str(out))
+    by_cli = _keyed(bpy)
+    monkeypatch.setenv("FACESMITH_FLAME", str(model_file))  # the add-on's model, without preferences
+    bpy.ops.wm.open_mainfile(filepath=str(head))
+    bpy.context.scene.facesmith.head = head_object(bpy)
+    options = {"keys": keys} if keys != "flame" else {}
+    assert bpy.ops.facesmith.animate_video(filepath=str(clip), **options) == {"FINISHED"}
+    by_add_on = _keyed(bpy)
+    assert by_cli.keys() == by_add_on.keys()
+    assert sum(isinstance(k, tuple) for k in by_cli) > 10 and by_cli["background"][0][0] == "clip.mp4"
+    assert by_cli["range"] == (1, 6)
+    for name, value in by_cli.items():
+        if isinstance(value, np.ndarray):
+            np.testing.assert_allclose(by_add_on[name], value, rtol=0, atol=1e-6, err_msg=str(name))
+    assert by_add_on["camera"] == pytest.approx(by_cli["camera"])
+    assert [by_add_on[k] for k in ("fps", "range", "background")] == [by_cli[k] for k in ("fps", "range", "background")]
+
+
 def _curves(action):
     """The action's F-curves, before and after Blender 4.4's slotted actions."""
     if hasattr(action, "layers") and action.layers:
@@ -217,7 +293,8 @@ def test_an_arkit_take_in_the_glb_plays_head_face_teeth_and_eyes(bpy, rig, tmp_p
     """`facesmith animate --keys arkit --glb`: the .glb, imported into an empty Blender, plays the take from one
     action: the head turns, jawOpen opens the lips and takes the lower teeth and tongue down with them (the jaw bone
     stays at rest: jawOpen holds the jaw), the upper teeth stay, the eyes turn and show the photo's iris."""
-    from facesmith.addon.animate import write_tracked_animation
+    from facesmith.addon.animate import open_head, write_animation
+    from facesmith.inference.animate import AnimationResult
     from facesmith.inference.track import Tracked
 
     blend, _ = rig
@@ -229,7 +306,7 @@ def test_an_arkit_take_in_the_glb_plays_head_face_teeth_and_eyes(bpy, rig, tmp_p
     pose[:, 3, 1] = pose[:, 4, 1] = 0.4 * ramp  # gaze
     tracked = Tracked(10.0, np.arange(n), shape, np.zeros((n, 10)), pose, np.ones(n, bool), (640, 480))
     out = tmp_path / "take.blend"
-    write_tracked_animation(blend, tracked, out, arkit={"jawOpen": ramp}, glb=True)
+    write_animation(open_head(blend), AnimationResult(tracked, {"jawOpen": ramp}, 0, None), out, glb=True)
     bpy.ops.wm.read_factory_settings(use_empty=True)
     bpy.ops.import_scene.gltf(filepath=str(out.with_suffix(".glb")))
     scene = bpy.context.scene

@@ -1,8 +1,8 @@
 """The layers' boundaries, read from every import in the source (module level and inside functions):
 inference/ imports none of addon, training, the command line, bpy or torch; addon/ never imports training
 or the command line; the command line leaves bpy to addon/ (its Blender work is addon's writers); nothing imports
-the command line back. And importing inference/ and training/ with
-bpy unavailable works (no Blender work at import)."""
+the command line back; Blender is imported by addon/ and training/'s renders alone. And importing inference/ and
+training/ with bpy unavailable works (no Blender work at import)."""
 
 from __future__ import annotations
 
@@ -52,6 +52,24 @@ def violations(layer: str) -> list[str]:
 @pytest.mark.parametrize("layer", sorted(FORBIDDEN))
 def test_layer_imports_stay_inside_their_boundary(layer):
     assert violations(layer) == []
+
+
+BLENDER = ("bpy", "mathutils", "bpy_extras")
+# Besides addon/: training/'s renders (synthetic heads, and the environments its light prior integrates), and the
+# synthetic data's HDRIs, found among the bpy module's own data files.
+BLENDER_USERS = ("addon/", "training/render.py", "training/light_prior.py", "training/synth/assets.py")
+
+
+def test_only_the_add_on_and_training_renders_import_blender():
+    shipped = [*REPO.glob("*.py"), *(p for layer in FORBIDDEN for p in (REPO / layer).rglob("*.py"))]
+    bad = []
+    for path in sorted(shipped):
+        name = path.relative_to(REPO).as_posix()
+        package = ".".join(["facesmith", *path.relative_to(REPO).parent.parts])
+        for line, module in imported_modules(path.read_text(), package):
+            if module.split(".")[0] in BLENDER and not name.startswith(BLENDER_USERS):
+                bad.append(f"{name}:{line} imports {module}")
+    assert bad == []
 
 
 def test_the_reader_sees_imports_inside_functions():

@@ -63,3 +63,16 @@ def test_refine_option_reaches_the_fit_options():
         assert pipeline_options(build_parser().parse_args(argv)).fit.refine == mode
     with pytest.raises(SystemExit):
         build_parser().parse_args(["fit", "a.jpg", "--refine", "sometimes"])
+
+
+def test_animate_flags_default_to_the_options_the_add_on_uses():
+    """`facesmith animate` without flags tracks and keys as the add-on's Animate from Video (AnimateOptions()); each
+    flag reaches its option."""
+    from facesmith.cli.main import animate_options, build_parser
+    from facesmith.inference.options import AnimateOptions, TrackOptions
+
+    parse = build_parser().parse_args
+    assert animate_options(parse(["animate", "clip.mp4", "-o", "x.blend"])) == AnimateOptions()
+    argv = ["animate", "f", "-o", "x.blend", "--start", "3", "--end", "9", "--stride", "2", "--smooth", "1", "--fps",
+            "12", "--keys", "arkit", "--identity-frames", "2"]  # fmt: skip
+    assert animate_options(parse(argv)) == AnimateOptions(TrackOptions(3, 9, 2, 1, fps=12.0), "arkit", 2)

@@ -7,7 +7,7 @@ import io
 import itertools
 from pathlib import Path
 
-from facesmith.cli.main import footage_frame_label, relabelled
+from facesmith.inference.animate import footage_frame_label, relabelled
 from facesmith.inference.files import atomic_path_write
 from facesmith.inference.progress import PIPED_SECONDS, ProgressBar
 
