@@ -16,7 +16,7 @@ import numpy as np
 from ...inference.flame import flame_forward
 from ...inference.flame.model import FlameModel
 from .mouth import GUMS_SRGB, TEETH_SRGB, load_mouth_mesh, posed_mouth
-from .raster import rasterize
+from .raster import Raster, rasterize
 
 SKIN_SRGB = np.array([0.80, 0.62, 0.52], np.float32)
 HAIR_SRGB = np.array(
@@ -342,7 +342,13 @@ class Engine:
 
     # --- pieces ----------------------------------------------------------------------------------------
     def mouth_parts(
-        self, rng: np.random.Generator, shape: np.ndarray, transforms: np.ndarray, kind: int, cam: np.ndarray, ras
+        self,
+        rng: np.random.Generator,
+        shape: np.ndarray,
+        transforms: np.ndarray,
+        kind: int,
+        cam: np.ndarray,
+        ras: Raster,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Teeth, gums and tongue posed with the head and jaw: per image pixel (flat, S·S) whether a part is nearer
         than the head's surface there, its linear albedo (S·S, 3) and unit normal (S·S, 3)."""
