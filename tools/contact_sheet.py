@@ -201,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     photos = choose_photos(args)
     if not photos:
         parser.error("no photos: give paths, --list or --folder")
+    args.out = args.out.resolve()  # each reconstruction runs with the output folder as its working directory
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.compose_only:
         for photo in photos:  # photo by photo, so that the first rows are complete early
