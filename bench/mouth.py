@@ -203,7 +203,7 @@ def main() -> None:
                 continue
             # In fitted-photo px (the pipeline's working size): what --min-open and the boxes are in.
             size = PHOTO_PX / max(photo.shape[:2])
-            opening = size * (points[[65, 66, 67], 1].mean() - points[[61, 62, 63], 1].mean())
+            opening = size * inner_gap(points)
             if opening < args.min_open:
                 continue
             head = rec.run([path])
@@ -215,8 +215,8 @@ def main() -> None:
             x1, y1 = np.ceil(points[48:60].max(0)) + BOX_MARGIN_PX
             box = (x0, y0, x1, y1)
             fitted_lips = fit.model_landmarks68_px  # the fitted head's lips, at the photo's camera
-            fitted = fitted_lips[[65, 66, 67], 1].mean() - fitted_lips[[61, 62, 63], 1].mean()
-            opening = points[[65, 66, 67], 1].mean() - points[[61, 62, 63], 1].mean()
+            fitted = inner_gap(fitted_lips)
+            opening = inner_gap(points)
             row = {"name": path.stem, "opening_px": float(opening), "fitted_opening_px": float(fitted)}
             for mode, parts in (("new", None), ("old", baseline_parts(head))):
                 render = render_box(head, box, args.samples, Path(tmp), parts)
@@ -274,7 +274,7 @@ def closed_mouths(rec, paths: list[Path], count: int) -> list[dict]:
         points = dlib68(photo)
         if points is None or PHOTO_PX / max(photo.shape[:2]) * inner_gap(points) > CLOSED_MAX_PX:
             continue
-        fit = rec.run([path]).fit.photos[0]
+        fit = rec.fit([path]).photos[0]  # the fit alone: no textures, no rig
         points = points * fit.image_size[0] / photo.shape[1]
         eyes = float(np.linalg.norm(points[36:42].mean(0) - points[42:48].mean(0)))
         rows.append({"name": path.stem, "photo_pct": 100 * inner_gap(points) / eyes,
