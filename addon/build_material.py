@@ -109,12 +109,17 @@ def procedural_eye(mat: bpy.types.Material) -> bpy.types.Material:
 
 
 def build_hidden_material(name: str) -> bpy.types.Material:
-    """Fully transparent, for FLAME's own eyeball triangles that the eyeball spheres replace."""
+    """Fully transparent, for FLAME's own eyeball triangles that the eyeball spheres replace. A Principled BSDF
+    with alpha 0 rather than a Transparent BSDF: exporters translate only the former (the .glb then says
+    alphaMode BLEND, base colour alpha 0; with a Transparent BSDF they wrote an opaque white material)."""
     mat = bpy.data.materials.new(f"{name}_hidden")
     nodes, links = mat.node_tree.nodes, mat.node_tree.links
     nodes.clear()
     out = nodes.new("ShaderNodeOutputMaterial")
-    links.new(nodes.new("ShaderNodeBsdfTransparent").outputs["BSDF"], out.inputs["Surface"])
+    bsdf = nodes.new("ShaderNodeBsdfPrincipled")
+    bsdf.inputs["Base Color"].default_value = (0.0, 0.0, 0.0, 1.0)
+    bsdf.inputs["Alpha"].default_value = 0.0
+    links.new(bsdf.outputs["BSDF"], out.inputs["Surface"])
     mat.surface_render_method = "BLENDED"
     mat.diffuse_color = (0.0, 0.0, 0.0, 0.0)
     return mat

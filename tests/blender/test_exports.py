@@ -76,6 +76,19 @@ def test_glb_eye_material_carries_the_eye_texture(head):
     assert len(eye_meshes) == 2 and all("TEXCOORD_0" in p["attributes"] for m in eye_meshes for p in m["primitives"])
 
 
+def test_glb_hides_flames_own_eyeball_triangles(head):
+    """FLAME's eyeball triangles sit 0.2 mm inside the textured eye spheres: exported as the default opaque white
+    material, another viewer shows white eyes or z-fighting. Their material must export fully transparent."""
+    out, _ = head
+    gltf = glb_json(out / "002_08.glb")
+    (material,) = [m for m in gltf["materials"] if m["name"] == "002_08_hidden"]
+    assert material.get("alphaMode") in ("BLEND", "MASK")
+    assert material["pbrMetallicRoughness"]["baseColorFactor"][3] == 0.0
+    head_mesh = next(m for m in gltf["meshes"] if m["name"] == "002_08")
+    hidden = gltf["materials"].index(material)
+    assert any(p.get("material") == hidden for p in head_mesh["primitives"])
+
+
 def test_fbx_in_assimp_has_its_texture_embedded_and_the_bones(head):
     need(bool(shutil.which("assimp")), "assimp (assimp-utils)")
     out, blend = head
