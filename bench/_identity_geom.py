@@ -168,6 +168,46 @@ def now_distances(scan: Scan, pred_vertices: np.ndarray, pred_triangles: np.ndar
     return mesh.closest(pts)[1]
 
 
+# --- where FLAME's points are on a rendered head ----------------------------------------------------------
+
+
+@dataclass
+class TruePoints:
+    """FLAME surface points on a rendered ICT head, in one render's pixels."""
+
+    uv: np.ndarray  # (N, 2) pixels
+    gap: np.ndarray  # (N,) metres from the floor fit's point to the ICT skin: beyond a few mm, no true counterpart
+    facing: np.ndarray  # (N,) bool: the skin there faces the camera (front-facing; other occluders not tested)
+
+
+def true_image_points(model, ict: Ict, head: dict, vertex_ids: np.ndarray, yaws_deg) -> list[TruePoints]:
+    """Where FLAME vertices `vertex_ids` really are in the renders of `head` (bench/identity.py's cached truth) at
+    each yaw: a vertex's point on the ICT head is the closest skin point to the head's floor fit (FLAME fitted to the
+    head in 3D), carried to the posed head by its triangle and barycentrics, turned by the view's yaw about the render
+    pivot and projected by the render camera."""
+    from facesmith.inference.camera import Camera
+
+    w_ex = head["w_ex"] if head["w_ex"].size else None
+    neutral, posed = ict.vertices(head["w_id"]), ict.vertices(head["w_id"], w_ex)
+    floor = model.v_template + np.einsum("vik,k->vi", model.shapedirs, head["floor_shape"])
+    s, rot, t = float(head["floor_scale"]), head["floor_rot"], head["floor_t"]
+    _, gap, tri, bary = Surface(neutral, ict.skin_triangles).closest((floor[np.asarray(vertex_ids)] - t) @ rot / s)
+    corners = posed[ict.skin_triangles[tri]]  # (N, 3 corners, 3)
+    on_head = np.einsum("nj,nji->ni", bary, corners)
+    normal = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    c = head["camera"]
+    camera = Camera("perspective", c[:3], float(c[3]), (float(c[4]), float(c[5])))
+    eye = np.array([-c[0], -c[1], c[2]])  # camera.py: the camera sits at (-tx, -ty, tz), looking down -z
+    pivot, out = head["pivot"], []
+    for yaw in yaws_deg:
+        a = np.radians(yaw)
+        turn = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+        world = (on_head - pivot) @ turn.T + pivot
+        facing = np.einsum("ni,ni->n", normal @ turn.T, eye - world) > 0
+        out.append(TruePoints(camera.project(world), gap, facing))
+    return out
+
+
 # --- the floor: FLAME fitted to the 3D surface --------------------------------------------------------
 
 

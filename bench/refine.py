@@ -132,31 +132,15 @@ def in_model_albedo(model, n_heads: int, flame_path: str | None, seed: int = 50)
 
 def true_landmarks(model, ict, head: dict, found, max_gap_m: float = 0.005):
     """The photos' dense landmarks replaced by where the rendered head really has those points (an oracle: what
-    the fit and the refinement reach when the network is exact). A FLAME vertex's point on the ICT head is the
-    closest skin point to the head's floor fit (FLAME fitted to the head in 3D), carried to the posed head by its
-    triangle and barycentrics, turned by the view's yaw about the render pivot and projected by the render camera.
-    Points farther than `max_gap_m` from the ICT skin (beyond the floor fit's reach: ears, back of the head)
-    keep the network's position; σ stays the network's, so only the positions change."""
-    from _identity_geom import Surface
+    the fit and the refinement reach when the network is exact), by _identity_geom.true_image_points. Points
+    farther than `max_gap_m` from the ICT skin (beyond the floor fit's reach: ears, back of the head) keep the
+    network's position; σ stays the network's, so only the positions change."""
+    from _identity_geom import true_image_points
 
-    from facesmith.inference.camera import Camera
-
-    w_ex = head["w_ex"] if head["w_ex"].size else None
-    neutral, posed = ict.vertices(head["w_id"]), ict.vertices(head["w_id"], w_ex)
-    floor = model.v_template + np.einsum("vik,k->vi", model.shapedirs, head["floor_shape"])
-    s, rot, t = float(head["floor_scale"]), head["floor_rot"], head["floor_t"]
-    surface = Surface(neutral, ict.skin_triangles)
-    c = head["camera"]
-    camera = Camera("perspective", c[:3], float(c[3]), (float(c[4]), float(c[5])))
-    pivot, out = head["pivot"], []
+    out = []
     for obs, yaw in zip(found.observations, head["yaws_used"], strict=True):
-        ids = np.asarray(obs.vertex_ids)
-        _, gap, tri, bary = surface.closest((floor[ids] - t) @ rot / s)
-        on_head = np.einsum("nj,nji->ni", bary, posed[ict.skin_triangles[tri]])
-        a = np.radians(yaw)
-        turn = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
-        uv = camera.project((on_head - pivot) @ turn.T + pivot)
-        out.append(dataclasses.replace(obs, points=np.where((gap < max_gap_m)[:, None], uv, obs.points)))
+        (truth,) = true_image_points(model, ict, head, obs.vertex_ids, [yaw])
+        out.append(dataclasses.replace(obs, points=np.where((truth.gap < max_gap_m)[:, None], truth.uv, obs.points)))
     return dataclasses.replace(found, observations=out)
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..inference.errors import FacesmithError
 from ..inference.files import atomic_write, open_reason, write_error
+from ..inference.fit import Pin
 from ..inference.images import PHOTO_SUFFIXES
 from ..inference.pipeline import CancelledError, Reconstructor, check_cancel
 from ..inference.texture.maps import write_texture_maps
@@ -32,6 +33,7 @@ REPORT_NAME = "batch_report.json"
 class Job:
     name: str
     photos: tuple[Path, ...]
+    pins: tuple[Pin, ...] = ()  # the artist's corrections (`reconstruct --pins`); Pin.photo indexes `photos`
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ def make_head(
     files.folder.mkdir(parents=True, exist_ok=True)
     with head_lock(files.folder, job.name):
         remove_staging(files.folder, job.name)  # left by a run of this head that was killed
-        head = reconstructor.run(job.photos, job.name, cancel=cancel)
+        head = reconstructor.run(job.photos, job.name, cancel=cancel, pins=job.pins)
         from ..addon.output import write_head  # bpy: only commands that write heads need it
 
         with staging(files.folder, job.name) as folder:

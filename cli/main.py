@@ -33,6 +33,7 @@ from ..inference.options import (
     PipelineOptions,
     TrackOptions,
 )
+from ..inference.pins import read_pins
 from ..inference.pipeline import (
     CancelledError,
     Reconstructor,
@@ -96,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("photos", nargs="+", type=Path, metavar="PHOTO")
     rec.add_argument("-o", "--output", type=Path, required=True, metavar="OUTDIR")
     rec.add_argument("--name", help="output name (default: the first photo's name)")
+    rec.add_argument(
+        "--pins", type=Path, metavar="PINS.json",
+        help='correct the head with pins: a JSON list of {"photo": NAME or INDEX, "face": F, "bary": [a, b, c], '
+             '"xy": [x, y]} (or "vertex": V instead of face and bary); xy in the photo\'s pixels, x right, y down',
+    )  # fmt: skip
     _add_output_options(rec)
     _add_photo_options(rec)
     rec.set_defaults(func=cmd_reconstruct)
@@ -320,8 +326,10 @@ def cmd_reconstruct(args: argparse.Namespace, console: Console, interrupt: Inter
     if args.output.is_dir():
         with head_lock(args.output, name):  # another run writing this head: say so before any work
             pass
-    jobs = [Job(name, tuple(args.photos))]
-    with removed_if_empty(args.output), _reconstructor(args, console) as reconstructor:
+    options, model = _model(args, console)
+    pins = read_pins(args.pins, args.photos, model) if args.pins is not None else ()  # checked before any work
+    jobs = [Job(name, tuple(args.photos), pins)]
+    with removed_if_empty(args.output), Reconstructor(options, model) as reconstructor:
         outcomes, stopped = run_jobs(
             reconstructor, jobs, args.output, write_options(args), interrupt.cancel, console,
             reconstructor.model.warnings,

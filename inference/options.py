@@ -74,6 +74,18 @@ class FitOptions:
     refine_opening: float = 0.005  # metres the skin points keep from the eyeballs and the inner lip line
     refine_levels: tuple[float, ...] = (0.02, 0.01, 0.005)  # blur per level, share of the face size
     refine_iterations: int = 5  # Levenberg–Marquardt steps per level
+    # Pins (an artist's corrections, fit/pins.py): each is a landmark of this σ, a fraction of the face size: 0.5 px on
+    # a 250 px face, 2.5 times tighter than the dense landmarks' floor (dense_noise_floor), so one pin outweighs the
+    # handful of landmarks right around it and the point lands near where the artist put it: a nose tip dragged 8 px
+    # on a portrait lands 1.1 px away (tests/blender/test_pins_cli.py; 3.2 px at σ 0.004, under 1 px at 0.001). Tighter pins
+    # converge more slowly (below: 2.3 mm from the converged head after 4 steps at 0.001, 0.3 to 0.8 mm at 0.002).
+    # Pins get no Huber weight and no photo confidence: the artist is not an outlier.
+    pin_sigma: float = 0.002
+    # Levenberg–Marquardt steps of a re-solve with pins from the current head (a drag, or the first pins after the
+    # automatic fit): the problem is nearly linear in β and ψ there; with 5 pins per photo 8 px off the landmarks
+    # (fighting them: a worst case) on a 1- and a 3-photo fit, 4 steps land within 0.34 / 0.77 mm of the converged
+    # head (25 steps), 3 steps within 1.0 / 1.1 mm. A drag starts from the last solve, much closer.
+    pin_iterations: int = 4
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BackendError, CancelledError, FacesmithError
-from .fit import FitSolution, Observation, fit_person
+from .fit import FitSolution, Observation, Pin, fit_person, solve_pins
 from .fit.photometric import PhotoPixels, Refinement, refine_person, refines
-from .fit.problem import Problem
+from .fit.problem import PhotoState, Problem
 from .flame.forward import flame_forward, landmarks68
 from .flame.model import FLAME_MESH, FlameModel
 from .flame.paths import DENSE_EMBEDDING, ModelChoice, default_dev_model_path, load_model, resolve_flame_path
@@ -154,28 +154,59 @@ def detect_photos(
     return DetectedPhotos(photos, observations, detections, warnings, timings)
 
 
+def posed_photo(model: FlameModel, shape: np.ndarray, state: PhotoState) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A photo's pose (5, 3), posed mesh (V, 3) and the mesh's own 68 iBUG points in its pixels."""
+    pose = state.pose()
+    out = flame_forward(model, shape, state.expression, pose)
+    model68 = state.camera.project(landmarks68(model, out)[0]) if model.has_landmarks68 else np.zeros((0, 2))
+    return pose, out.vertices[0], model68
+
+
+def pin_residuals(solution: FitSolution, pins: Sequence[Pin]) -> tuple[float, ...]:
+    """Each pin's residual (px) in the order of `pins` (the solution keeps them per photo, in that order)."""
+    queues = [list(r) for r in solution.pin_residuals_px]
+    return tuple(float(queues[p.photo].pop(0)) for p in pins)
+
+
 def assemble(
     model: FlameModel, solution: FitSolution, found: DetectedPhotos, confidences: list[float],
-    agreement: Sequence[float] | None = None,
+    agreement: Sequence[float] | None = None, pins: Sequence[Pin] = (),
 ) -> FitResult:  # fmt: skip
     """The fit as a result: per photo its expression, pose, camera, posed mesh, landmark residuals and (after a
-    photo-consistency refinement) how well its colours agree with the other photos'."""
+    photo-consistency refinement) how well its colours agree with the other photos'; the pins it was solved with."""
     photos = []
     for i, (state, obs, det) in enumerate(zip(solution.photos, found.observations, found.detections, strict=True)):
-        pose = state.pose()
-        out = flame_forward(model, solution.shape, state.expression, pose)
-        model68 = state.camera.project(landmarks68(model, out)[0]) if model.has_landmarks68 else np.zeros((0, 2))
+        pose, vertices, model68 = posed_photo(model, solution.shape, state)
         names = solution.landmark_names[i]
         used = np.array([_observed_point(obs, n) for n in names])
         photos.append(PhotoFit(
             path=str(found.photos[i].path), image_size=obs.image_size, expression=state.expression, pose=pose,
-            camera=state.camera, vertices=out.vertices[0], landmarks_px=used, landmark_names=names,
+            camera=state.camera, vertices=vertices, landmarks_px=used, landmark_names=names,
             residuals_px=solution.residuals_px[i], model_landmarks68_px=model68, face_size_px=obs.face_size,
             confidence=confidences[i], backend=det.backend, n_faces=det.n_faces, warnings=det.warnings,
             agreement=None if agreement is None else float(agreement[i]), observed68_px=obs.ibug68(),
         ))  # fmt: skip
     neutral = flame_forward(model, solution.shape).vertices[0]
-    return FitResult(solution.shape, neutral, tuple(photos), model.description, model.source)
+    return FitResult(solution.shape, neutral, tuple(photos), model.description, model.source,
+                     observations=tuple(found.observations), pins=tuple(pins),
+                     pin_residuals_px=pin_residuals(solution, pins) if pins else ())  # fmt: skip
+
+
+def detected_pins(
+    pins: Sequence[Pin], paths: Sequence[str | Path], found: DetectedPhotos
+) -> tuple[list[Pin], list[str]]:
+    """Pins given against `paths` (Pin.photo indexes them) renumbered to the photos detection kept; the pins of a
+    skipped photo are dropped, with a warning."""
+    kept = {Path(ph.path): i for i, ph in enumerate(found.photos)}
+    out, dropped = [], []
+    for pin in pins:
+        index = kept.get(Path(paths[pin.photo]))
+        if index is None:
+            dropped.append(Path(paths[pin.photo]).name)
+        else:
+            out.append(dataclasses.replace(pin, photo=index))
+    warnings = [f"{name}: skipped, so its pins were not used" for name in dict.fromkeys(dropped)]
+    return out, warnings
 
 
 def _observed_point(obs: Observation, name: str) -> np.ndarray:
@@ -232,16 +263,20 @@ class Reconstructor:
         self.close()
 
     def _fit(
-        self, paths: Sequence[str | Path], progress: Progress, cancel: threading.Event | None
+        self, paths: Sequence[str | Path], progress: Progress, cancel: threading.Event | None, pins: Sequence[Pin]
     ) -> tuple[FitResult, list[Photo]]:
         found = detect_photos(paths, self.detector, self.options, progress, cancel)
-        return self.fit_detected(found, progress, cancel), found.photos
+        kept, dropped = detected_pins(pins, paths, found)
+        found = dataclasses.replace(found, warnings=[*found.warnings, *dropped])
+        return self.fit_detected(found, progress, cancel, kept), found.photos
 
     def fit_detected(
-        self, found: DetectedPhotos, progress: Progress = _quiet, cancel: threading.Event | None = None
-    ) -> FitResult:
-        """The fit (and refinement) of photos already detected: what `fit` does after detection. Benchmarks use
-        it to fit landmarks of their own (bench/refine.py's true landmarks)."""
+        self, found: DetectedPhotos, progress: Progress = _quiet, cancel: threading.Event | None = None,
+        pins: Sequence[Pin] = (),
+    ) -> FitResult:  # fmt: skip
+        """The fit (and refinement) of photos already detected: what `fit` does after detection, then the re-solve
+        with `pins` (indices into `found`'s photos) when there are any. Benchmarks use it to fit landmarks of their
+        own (bench/refine.py's true landmarks)."""
         check_cancel(cancel)
         progress(0.5, "fitting FLAME to the landmarks")
         t0 = time.perf_counter()
@@ -253,8 +288,12 @@ class Reconstructor:
             refined = self._refine(solution, confidences, found, progress, cancel)
             solution, agreement, refine_warnings = refined.solution, refined.agreement, refined.warnings
             timings["refine"] = 1000 * (time.perf_counter() - t0)
+        if pins:
+            t0 = time.perf_counter()
+            solution = solve_pins(self.landmark_problem(found.observations, confidences), solution, pins)
+            timings["pins"] = 1000 * (time.perf_counter() - t0)
         return dataclasses.replace(
-            assemble(self.model, solution, found, confidences, agreement),
+            assemble(self.model, solution, found, confidences, agreement, pins),
             timings_ms={k: round(v, 2) for k, v in timings.items()},
             warnings=tuple(dict.fromkeys([*self.notes, *found.warnings, *self.model.warnings, *refine_warnings])),
         )
@@ -264,18 +303,24 @@ class Reconstructor:
         cancel: threading.Event | None,
     ) -> Refinement:  # fmt: skip
         """The landmark fit refined by photo-consistency (fit/photometric.py), photos weighted by confidence."""
-        weights = np.asarray(confidences) / max(max(confidences), 1e-6)
-        problem = Problem(self.model, found.observations, self.options.fit, weights, self.embedding)
+        problem = self.landmark_problem(found.observations, confidences)
         pixels = [PhotoPixels(srgb_to_linear(ph.rgb / 255.0).astype(np.float32), ph.scale) for ph in found.photos]
         names = [ph.path.name for ph in found.photos]
         return refine_person(problem, solution, pixels, names, self.options.fit,
                              lambda f, m: progress(0.5 + 0.2 * f, m), cancel)  # fmt: skip
 
+    def landmark_problem(self, observations: Sequence[Observation], confidences: Sequence[float]) -> Problem:
+        """The landmark problem of a person's photos, weighted by their confidences (the refinement's and the pins'
+        re-solve's)."""
+        weights = np.asarray(confidences) / max(max(confidences), 1e-6)
+        return Problem(self.model, list(observations), self.options.fit, weights, self.embedding)
+
     def fit(
-        self, paths: Sequence[str | Path], progress: Progress = _quiet, cancel: threading.Event | None = None
-    ) -> FitResult:
-        """Fit one head to photos of one person (no textures, no rig): `facesmith fit`."""
-        return self._fit(paths, progress, cancel)[0]
+        self, paths: Sequence[str | Path], progress: Progress = _quiet, cancel: threading.Event | None = None,
+        pins: Sequence[Pin] = (),
+    ) -> FitResult:  # fmt: skip
+        """Fit one head to photos of one person (no textures, no rig): `facesmith fit`. `pins` index `paths`."""
+        return self._fit(paths, progress, cancel, pins)[0]
 
     def textures(self, result: FitResult, photos: list[Photo]) -> tuple[TextureSet, tuple[np.ndarray, ...]]:
         """Photo-derived albedo and displacement, or a flat skin colour; each photo's SH light; and (either way)
@@ -303,11 +348,12 @@ class Reconstructor:
 
     def run(
         self, paths: Sequence[str | Path], name: str | None = None, progress: Progress = _quiet,
-        cancel: threading.Event | None = None,
+        cancel: threading.Event | None = None, pins: Sequence[Pin] = (),
     ) -> HeadResult:  # fmt: skip
-        """Photos of one person -> one head named `name` (default: the first photo's name)."""
+        """Photos of one person -> one head named `name` (default: the first photo's name), corrected by the
+        artist's `pins` (Pin.photo indexes `paths`) if any."""
         name = name or Path(paths[0]).stem
-        result, photos = self._fit(paths, progress, cancel)
+        result, photos = self._fit(paths, progress, cancel, pins)
         check_cancel(cancel)
         progress(0.7, "baking textures")
         t0 = time.perf_counter()
@@ -327,7 +373,8 @@ class Reconstructor:
 def reconstruct(
     photos: Sequence[str | Path], options: PipelineOptions = DEFAULTS, progress: Progress = _quiet,
     cancel: threading.Event | None = None, model: FlameModel | None = None, name: str | None = None,
+    pins: Sequence[Pin] = (),
 ) -> HeadResult:  # fmt: skip
-    """One head from photos of one person, in one call (a `Reconstructor` used once)."""
+    """One head from photos of one person, in one call (a `Reconstructor` used once), with `pins` if any."""
     with Reconstructor(options, model) as reconstructor:
-        return reconstructor.run(photos, name, progress, cancel)
+        return reconstructor.run(photos, name, progress, cancel, pins)

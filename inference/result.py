@@ -10,6 +10,7 @@ import numpy as np
 
 from .camera import Camera
 from .files import atomic_write
+from .fit.targets import Observation, Pin
 
 FORMAT = "facesmith-result-1"
 
@@ -70,6 +71,11 @@ class FitResult:
     model_source: str
     timings_ms: dict[str, float] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    # What a re-solve with pins needs (inference/pins.py): each photo's landmarks as the fit used them. In memory
+    # only: a result loaded from its files has none (re-run the fit to pin it).
+    observations: tuple[Observation, ...] = ()
+    pins: tuple[Pin, ...] = ()  # the artist's pins the head was solved with (photo = index into `photos`)
+    pin_residuals_px: tuple[float, ...] = ()  # per pin: how far its point landed from where it was put
 
     def to_json(self) -> dict:
         """JSON view. Top-level expression/pose/camera/... are those of the first photo; `photos` has all."""
@@ -82,6 +88,7 @@ class FitResult:
             "timings_ms": self.timings_ms,
             "warnings": list(self.warnings),
             "photos": [p.summary() for p in self.photos],
+            "pins": [pin_json(pin, r) for pin, r in zip(self.pins, self.pin_residuals_px, strict=True)],
         }
 
     def save(self, stem: str | Path) -> tuple[Path, Path]:
@@ -122,6 +129,8 @@ class FitResult:
             )
             for i, s in enumerate(meta["photos"])
         )  # fmt: skip
+        pins = [(Pin(p["photo"], p["face"], tuple(p["bary"]), tuple(p["xy"])), p["residual_px"])
+                for p in meta.get("pins", [])]  # fmt: skip
         return FitResult(
             a["shape"],
             a["neutral_vertices"].astype(np.float64),
@@ -130,4 +139,12 @@ class FitResult:
             meta["model"]["source"],
             meta["timings_ms"],
             tuple(meta["warnings"]),
+            pins=tuple(p for p, _ in pins),
+            pin_residuals_px=tuple(r for _, r in pins),
         )
+
+
+def pin_json(pin: Pin, residual_px: float) -> dict:
+    """A pin as the pins file writes it (README: "Correcting the head with pins"), with its residual."""
+    return {"photo": pin.photo, "face": pin.face, "bary": list(pin.bary), "xy": list(pin.xy),
+            "residual_px": round(float(residual_px), 3)}  # fmt: skip

@@ -13,7 +13,9 @@ image resolution.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -25,7 +27,7 @@ from ..flame.model import FlameModel
 from ..landmarks.embedding import Embedding
 from ..options import FitOptions
 from .rotations import rotation, rotation_to_axis_angle, skew
-from .targets import Observation, make_targets
+from .targets import Observation, Pin, make_targets, pin_targets
 
 JAW_LIMITS = np.array([[-0.05, 0.6], [-0.15, 0.15], [-0.15, 0.15]])  # radians: open/close, side, twist
 
@@ -72,6 +74,13 @@ class SurfaceOperators:
 
 def astuple_shallow(ops: SurfaceOperators) -> tuple[np.ndarray, ...]:
     return tuple(getattr(ops, f.name) for f in dataclasses.fields(ops))
+
+
+def concat_operators(a: SurfaceOperators, b: SurfaceOperators) -> SurfaceOperators:
+    """The surface points of `a` followed by those of `b`."""
+    return SurfaceOperators(
+        *(np.concatenate([x, y]) for x, y in zip(astuple_shallow(a), astuple_shallow(b), strict=True))
+    )
 
 
 class LandmarkFunction:
@@ -159,12 +168,14 @@ def scale_index(kind: str) -> int:
 class FitSolution:
     shape: np.ndarray
     photos: tuple[PhotoState, ...]
-    residuals_px: tuple[np.ndarray, ...]  # per photo, per landmark used (static then contour)
+    residuals_px: tuple[np.ndarray, ...]  # per photo, per landmark used (static then contour; pins not included)
     landmark_names: tuple[tuple[str, ...], ...]
+    pin_residuals_px: tuple[np.ndarray, ...] = ()  # per photo, per pin of that photo (in the order given)
 
 
 class Problem:
-    """The least-squares problem for one or several photos of one person."""
+    """The least-squares problem for one or several photos of one person, with the artist's pins (if any) as
+    landmarks of their own σ (targets.Pin)."""
 
     def __init__(
         self,
@@ -173,11 +184,12 @@ class Problem:
         options: FitOptions,
         photo_weights: np.ndarray | None = None,
         embedding: Embedding | None = None,
+        pins: Sequence[Pin] = (),
     ) -> None:
         self.model, self.obs, self.opt = model, observations, options
         self.fn = LandmarkFunction(model, options.n_shape, options.n_expr)
         self.ns, self.ne = self.fn.ns, self.fn.ne
-        self.targets = [make_targets(model, o, options, embedding) for o in observations]
+        self.landmark_targets = [make_targets(model, o, options, embedding) for o in observations]
         self.photo_w = np.ones(len(observations)) if photo_weights is None else np.asarray(photo_weights, float)
         self.block = self.ne + 10  # ψ, rotation increment, jaw, camera (3), log focal (perspective only)
         # A perspective camera's focal length is fitted too (when options.fit_focal): how strongly the face
@@ -186,9 +198,31 @@ class Problem:
         # The camera's scale (a perspective camera's distance, an orthographic one's px/m): the tracker holds it
         # once a take's is known (inference/track.py), so the face's size is not re-guessed frame by frame.
         self.scale_free = True
-        self.static_ops = [self.fn.prepare(t.faces, t.bary) for t in self.targets]
+        self.landmark_ops = [self.fn.prepare(t.faces, t.bary) for t in self.landmark_targets]
         self.prior_jac = self.prior_jacobian(len(observations))
-        self._ops: dict[tuple[int, int], SurfaceOperators] = {}
+        self.prior_gram = self.prior_jac.T @ self.prior_jac  # constant: the priors are linear
+        self._set_pins(pins)
+
+    def _set_pins(self, pins: Sequence[Pin]) -> None:
+        """Targets and operators: the landmarks' (prepared once) followed by each photo's pins (a few points)."""
+        self.pins = tuple(pins)
+        self.targets, self.static_ops = [], []
+        for p, (t, ops) in enumerate(zip(self.landmark_targets, self.landmark_ops, strict=True)):
+            mine = [q for q in self.pins if q.photo == p]
+            if mine:
+                faces, bary = np.array([q.face for q in mine]), np.array([q.bary for q in mine], float)
+                ops = concat_operators(ops, self.fn.prepare(faces, bary))
+            self.targets.append(pin_targets(t, mine, self.opt.landmark_sigma, self.opt.pin_sigma))
+            self.static_ops.append(ops)
+        self._ops: dict[tuple[int, int], SurfaceOperators] = {}  # static + contour, per photo and contour row
+
+    def with_pins(self, pins: Sequence[Pin]) -> Problem:
+        """The same problem with these pins instead of its own; the landmarks' operators are shared, not rebuilt
+        (what keeps a re-solve after a drag fast)."""
+        out = copy.copy(self)
+        out.photo_w = self.photo_w.copy()
+        out._set_pins(pins)
+        return out
 
     def correspondences(self, p: int, state: PhotoState):
         """Operators, target pixels and weights of photo p's landmarks, the contour chosen by the head's yaw."""
@@ -198,12 +232,7 @@ class Problem:
         row = int(contour_rows(np.stack([state.rotation, np.eye(3)])[None])[0])
         if (p, row) not in self._ops:
             contour = self.fn.prepare(self.model.dynamic_lmk_faces[row], self.model.dynamic_lmk_bary[row])
-            self._ops[(p, row)] = SurfaceOperators(
-                *(
-                    np.concatenate([a, b])
-                    for a, b in zip(astuple_shallow(self.static_ops[p]), astuple_shallow(contour), strict=True)
-                )
-            )
+            self._ops[(p, row)] = concat_operators(self.static_ops[p], contour)
         target = np.concatenate([t.points, t.contour_points])
         return self._ops[(p, row)], target, np.concatenate([t.weights, t.contour_weights])
 
@@ -219,27 +248,57 @@ class Problem:
         errors = []
         for p, st in enumerate(states):
             ops, target, weight = self.correspondences(p, st)
-            size = self.obs[p].face_size
-            sigma = self.noise(p, len(target))
-            huber = 1.0 if robust is None else robust[p]
-            scale = np.sqrt(weight * huber * self.photo_w[p]) / (size * sigma)  # per landmark
+            scale, sigma = self.row_scale(p, weight, robust)
             if jacobian:
                 uv, jac = self.point_jacobian(p, beta, st, ops, free_shape, rigid)
                 jac_rows.append((jac * scale[:, None, None]).reshape(-1, n_cols))
             else:
                 uv = self.project_photo(beta, st, ops)
             rows.append(((uv - target) * scale[:, None]).ravel())
-            errors.append(np.linalg.norm(uv - target, axis=1) / (size * sigma))
+            errors.append(np.linalg.norm(uv - target, axis=1) / (self.obs[p].face_size * sigma))
         prior = self.prior_rows(beta, states)
         r = np.concatenate(rows + [prior])
         if not jacobian:
             return r, errors
         return r, np.concatenate(jac_rows + [self.prior_jac]), errors
 
+    def row_scale(self, p: int, weight: np.ndarray, robust) -> tuple[np.ndarray, np.ndarray]:
+        """Each of photo p's correspondences' residual scale (1 / px) and noise σ (fraction of the face size)."""
+        sigma = self.noise(p, len(weight))
+        trust = (1.0 if robust is None else robust[p]) * self.photo_w[p]
+        # A pin is the artist's word: never an outlier (no Huber weight), whatever the photo's confidence.
+        trust = np.where(self.pinned(p, len(weight)), 1.0, trust)
+        return np.sqrt(weight * trust) / (self.obs[p].face_size * sigma), sigma
+
+    def normal_equations(self, beta, states, robust, free_shape: bool, rigid: bool):
+        """JᵀJ, Jᵀr and rᵀr of `residuals` without the whole Jacobian: photo p's rows touch only β and its own block,
+        so each photo adds its (ns + block)² part (the dense product grows with the square of the photos)."""
+        prior = self.prior_rows(beta, states)
+        jtj, jtr, cost = self.prior_gram.copy(), self.prior_jac.T @ prior, float(prior @ prior)
+        for p, st in enumerate(states):
+            ops, target, weight = self.correspondences(p, st)
+            scale, _ = self.row_scale(p, weight, robust)
+            uv, local = self.local_jacobian(p, beta, st, ops, free_shape, rigid)
+            j = (local * scale[:, None, None]).reshape(-1, local.shape[2])
+            r = ((uv - target) * scale[:, None]).ravel()
+            cols = np.r_[: self.ns, self.ns + p * self.block : self.ns + (p + 1) * self.block]
+            jtj[np.ix_(cols, cols)] += j.T @ j
+            jtr[cols] += j.T @ r
+            cost += float(r @ r)
+        return jtj, jtr, cost
+
     def point_jacobian(self, p: int, beta, st: PhotoState, ops: SurfaceOperators, free_shape: bool, rigid: bool):
         """Pixels (L, 2) of photo p's surface points `ops` and their Jacobian (L, 2, columns) over [β | per-photo
         blocks]; the landmark term and the photo-consistency term (photometric.py) share it."""
-        n_cols = self.ns + self.block * len(self.obs)
+        uv, local = self.local_jacobian(p, beta, st, ops, free_shape, rigid)
+        jac = np.zeros((len(uv), 2, self.ns + self.block * len(self.obs)))
+        jac[:, :, : self.ns] = local[:, :, : self.ns]
+        base = self.ns + p * self.block
+        jac[:, :, base : base + self.block] = local[:, :, self.ns :]
+        return uv, jac
+
+    def local_jacobian(self, p: int, beta, st: PhotoState, ops: SurfaceOperators, free_shape: bool, rigid: bool):
+        """As `point_jacobian`, over photo p's own columns only: [β | photo p's block], (L, 2, ns + block)."""
         pts, root, dp_b, dp_e, dp_j, droot_b, droot_e = self.fn.points(
             ops, beta, st.expression, st.jaw, True, linear=not rigid
         )
@@ -247,12 +306,12 @@ class Problem:
         world = rel @ st.rotation.T + root
         uv, d_point, d_cam = project(st.camera, world)
         r_minus = np.eye(3) - st.rotation
-        jac = np.zeros((len(pts), 2, n_cols))
+        jac = np.zeros((len(pts), 2, self.ns + self.block))
         to_px = partial(np.matmul, d_point)  # d world (L,3,k) -> d pixels (L,2,k)
         if free_shape and not rigid:
             dw_b = st.rotation @ dp_b + (r_minus @ droot_b)[None]
             jac[:, :, : self.ns] = to_px(dw_b)
-        base = self.ns + p * self.block
+        base = self.ns
         if not rigid:
             dw_e = st.rotation @ dp_e + (r_minus @ droot_e)[None]
             jac[:, :, base : base + self.ne] = to_px(dw_e)
@@ -268,9 +327,16 @@ class Problem:
         """Each landmark's expected error, fraction of the face size: the dense network's own σ, or the
         fit's landmark_sigma (static and contour points alike)."""
         t = self.targets[p]
-        if t.noise is not None:
-            return t.noise
-        return np.full(count, self.opt.landmark_sigma)
+        static = np.full(len(t.points), self.opt.landmark_sigma) if t.noise is None else t.noise
+        return np.r_[static, np.full(count - len(static), self.opt.landmark_sigma)]
+
+    def pinned(self, p: int, count: int) -> np.ndarray:
+        """(count,) bool: which of photo p's `count` correspondences (static, then contour) are pins."""
+        out = np.zeros(count, bool)
+        t = self.targets[p]
+        if t.pinned is not None:
+            out[: len(t.pinned)] = t.pinned
+        return out
 
     def prior_rows(self, beta, states) -> np.ndarray:
         o = self.opt
@@ -339,8 +405,20 @@ class Problem:
         return free
 
     def landmark_residuals_px(self, beta, states) -> tuple[list[np.ndarray], list[tuple[str, ...]]]:
+        """Per photo, each landmark's distance (px) to its fitted point, and the landmarks' names; pins apart."""
+        res, names = [], []
+        for p, st in enumerate(states):
+            ops, target, _ = self.correspondences(p, st)
+            keep = ~self.pinned(p, len(target))
+            res.append(np.linalg.norm(self.project_photo(beta, st, ops) - target, axis=1)[keep])
+            names.append(tuple(n for n, k in zip(self.targets[p].names, keep, strict=True) if k))
+        return res, names
+
+    def pin_residuals_px(self, beta, states) -> list[np.ndarray]:
+        """Per photo, each of its pins' distance (px) from where the artist put it."""
         res = []
         for p, st in enumerate(states):
             ops, target, _ = self.correspondences(p, st)
-            res.append(np.linalg.norm(self.project_photo(beta, st, ops) - target, axis=1))
-        return res, [t.names for t in self.targets]
+            pinned = self.pinned(p, len(target))
+            res.append(np.linalg.norm(self.project_photo(beta, st, ops) - target, axis=1)[pinned])
+        return res

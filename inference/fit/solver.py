@@ -29,16 +29,19 @@ def solve(
     _, errors = problem.residuals(beta, states, None, False, free_shape, rigid)
     for _ in range(iterations):
         robust = [huber_weights(e, problem.opt.robust_k) for e in errors]
-        r, jac, _ = problem.residuals(beta, states, robust, True, free_shape, rigid)
-        if extra is not None:
+        if extra is None:  # landmarks (and pins) only: JᵀJ photo by photo, never the whole Jacobian
+            jtj, jtr, cost = problem.normal_equations(beta, states, robust, free_shape, rigid)
+            jtj, jtr = jtj[np.ix_(free, free)], jtr[free]
+        else:
+            r, jac, _ = problem.residuals(beta, states, robust, True, free_shape, rigid)
             r_extra, jac_extra = extra.residuals(beta, states, True)
             r, jac = np.concatenate([r, r_extra]), np.concatenate([jac, jac_extra])
-        cost = r @ r
-        jf = jac[:, free]
-        jtj, jtr = jf.T @ jf, jf.T @ r
+            cost = r @ r
+            jf = jac[:, free]
+            jtj, jtr = jf.T @ jf, jf.T @ r
         new_cost = cost
         for _ in range(8):
-            delta = np.zeros(jac.shape[1])
+            delta = np.zeros(len(free))
             delta[free] = -np.linalg.solve(jtj + mu * (np.diag(np.diag(jtj)) + np.eye(len(jtj))), jtr)
             nb, ns = problem.apply(beta, states, delta, free_shape)
             r_new, new_errors = problem.residuals(nb, ns, robust, False, free_shape, rigid)

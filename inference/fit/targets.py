@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,9 +70,61 @@ class Targets:
     weights: np.ndarray  # (Ls,)
     contour_points: np.ndarray  # (17, 2)
     contour_weights: np.ndarray  # (17,) (dense: none)
-    names: tuple[str, ...]  # one label per landmark: "mp:<index>", "ibug:<index>" or "dense:<row>", static first
+    names: tuple[str, ...]  # one label per landmark: "mp:<index>", "ibug:<index>", "dense:<row>" or "pin:<i>" (the
+    # photo's i-th pin), static first
     noise: np.ndarray | None = None  # (Ls,) each static landmark's σ as a fraction of the face size (None: the
     # fit's landmark_sigma for all)
+    pinned: np.ndarray | None = None  # (Ls,) bool: the static points that are an artist's pins (fit/pins.py), last
+
+
+@dataclass(frozen=True)
+class Pin:
+    """An artist's correction: a surface point of the head held at a pixel of one photo."""
+
+    photo: int  # which photo of the fit (its index)
+    face: int  # FLAME triangle
+    bary: tuple[float, float, float]  # barycentric coordinates of the point in it
+    xy: tuple[float, float]  # where the point belongs: the photo's original pixels, x right, y down
+
+    @staticmethod
+    def at_vertex(faces: np.ndarray, photo: int, vertex: int, xy: tuple[float, float]) -> Pin:
+        tri, bary = vertex_surface_points(np.asarray(faces), np.array([vertex]))
+        return Pin(photo, int(tri[0]), (float(bary[0, 0]), float(bary[0, 1]), float(bary[0, 2])), xy)
+
+
+def pin_problem(pin: Pin, n_faces: int, n_photos: int) -> str | None:
+    """Why a pin cannot be used with a model of `n_faces` triangles and `n_photos` photos, or None."""
+    if not 0 <= pin.photo < n_photos:
+        return f"photo {pin.photo} is not one of the {n_photos} photo(s)"
+    if not 0 <= pin.face < n_faces:
+        return f"face {pin.face} is not a triangle of the model (0 to {n_faces - 1})"
+    bary = np.asarray(pin.bary, float)
+    if bary.shape != (3,) or not np.isfinite(bary).all() or (bary < -1e-6).any() or abs(bary.sum() - 1) > 1e-3:
+        return f"bary {list(pin.bary)} are not 3 barycentric coordinates (≥ 0, sum 1)"
+    if len(pin.xy) != 2 or not np.isfinite(np.asarray(pin.xy, float)).all():
+        return f"xy {list(pin.xy)} is not a finite pixel position [x, y]"
+    return None
+
+
+def pin_targets(targets: Targets, pins: Sequence[Pin], landmark_sigma: float, pin_sigma: float) -> Targets:
+    """`targets` with `pins` (all of one photo) appended as static points of σ `pin_sigma` (a fraction of the face
+    size, as the landmarks' noise); the landmarks keep theirs (`landmark_sigma` where they carry none)."""
+    if not pins:
+        return targets
+    n = len(targets.points)
+    noise = np.full(n, landmark_sigma) if targets.noise is None else targets.noise
+    pinned = np.zeros(n, bool) if targets.pinned is None else targets.pinned
+    return Targets(
+        np.r_[targets.faces, [p.face for p in pins]].astype(np.int64),
+        np.r_[targets.bary, [p.bary for p in pins]],
+        np.r_[targets.points, [p.xy for p in pins]],
+        np.r_[targets.weights, np.ones(len(pins))],
+        targets.contour_points,
+        targets.contour_weights,
+        targets.names[:n] + tuple(f"pin:{i}" for i in range(len(pins))) + targets.names[n:],  # as correspondences
+        np.r_[noise, np.full(len(pins), pin_sigma)],
+        np.r_[pinned, np.ones(len(pins), bool)],
+    )
 
 
 def mediapipe_embedding(model: FlameModel, learned: Embedding | None) -> Embedding | None:
