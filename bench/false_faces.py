@@ -1,9 +1,14 @@
 """False faces on non-face images, and the detection rate on real faces, with and without the face score.
 
-Non-face images (made here, nothing downloaded): scikit-image's bundled photos without people (the cat, the
-rocket, coffee, coins, ...) whole and in crops, the astronaut's suit without his face, crops of the CC0 HDRIs in
-the bpy wheel (tone-mapped), and noise, blur and pattern textures. Faces: the portraits in ../shared/data/faces
-and every `--utk-step`-th UTKFace crop in ../shared/data/train_faces.
+Non-face images (made here from what is installed, nothing downloaded), in two sets reported apart:
+- the first 210: scikit-image's bundled photos without people (the cat, the rocket, coffee, coins, ...) whole and in
+  crops, the astronaut's suit without his face, crops of the CC0 HDRIs in the bpy wheel (tone-mapped), and noise,
+  blur and pattern textures;
+- 150 added later: scikit-image's other bundled images without people (blobs, cells, the Shepp-Logan head phantom,
+  a motorcycle), matplotlib's sample pictures, ../shared/data/bad_inputs' landscape and noise, close crops of the
+  HDRIs (a tenth to a quarter of their short side: single objects filling the frame), and textures of blobs, rings
+  and ovals (round, shaded, face-sized shapes).
+Faces: the portraits in ../shared/data/faces and every `--utk-step`-th UTKFace crop in ../shared/data/train_faces.
 
 Each image goes through the detector the pipeline uses (MediaPipe, dlib when MediaPipe finds none, as
 LandmarkDetector); a face counts when its face score (landmarks.detect.FaceScorer) reaches FACE_SCORE_MIN.
@@ -33,6 +38,12 @@ UTK_FACES = SHARED_FACES.parent / "train_faces"
 SKIMAGE_PHOTOS = ("chelsea", "rocket", "coffee", "horse", "clock", "brick", "grass", "gravel", "coins", "moon",
                   "page", "text", "logo", "colorwheel", "hubble_deep_field", "immunohistochemistry", "retina",
                   "checkerboard")  # fmt: skip
+# The added set: scikit-image's other bundled images without people, matplotlib's sample pictures without people
+# (its grace_hopper.jpg is a portrait), the shared bad inputs that are no faces (no_face_coffee.png is skimage's coffee)
+SKIMAGE_MORE = ("binary_blobs", "cell", "microaneurysms", "shepp_logan_phantom", "stereo_motorcycle")
+MATPLOTLIB_SAMPLES = ("Minduka_Present_Blue_Pack.png", "logo2.png")
+BAD_INPUTS = SHARED_FACES.parent / "bad_inputs"
+BAD_INPUT_NON_FACES = ("no_face_landscape.jpg", "noise_256.png")
 CROP_SIDE = 512  # crops are resized to this square (a portrait's size)
 
 
@@ -46,11 +57,13 @@ def to_rgb8(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image[..., :3])
 
 
-def crops(image: np.ndarray, count: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
-    """`count` random square crops (a quarter to all of the short side), resized to CROP_SIDE²."""
+def crops(
+    image: np.ndarray, count: int, rng: np.random.Generator, sides: tuple[float, float] = (0.25, 1.0)
+) -> Iterator[np.ndarray]:
+    """`count` random square crops (`sides`: a quarter to all of the short side), resized to CROP_SIDE²."""
     h, w = image.shape[:2]
     for _ in range(count):
-        side = int(rng.uniform(0.25, 1.0) * min(h, w))
+        side = max(1, int(rng.uniform(*sides) * min(h, w)))
         y0, x0 = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
         window = Image.fromarray(image[y0 : y0 + side, x0 : x0 + side])
         yield np.asarray(window.resize((CROP_SIDE, CROP_SIDE), Image.LANCZOS))
@@ -106,8 +119,33 @@ def textures(count: int, rng: np.random.Generator) -> Iterator[tuple[str, np.nda
         yield f"texture_{kind}_{i:02d}", np.ascontiguousarray(np.clip(img, 0, 255).astype(np.uint8))
 
 
+def shapes(count: int, rng: np.random.Generator) -> Iterator[tuple[str, np.ndarray]]:
+    """Round things a face detector might take for a head: thresholded blurred noise (blobs), concentric rings, and
+    shaded ovals of a face's proportions on a plain or noisy ground (no eyes or mouth drawn): CROP_SIDE² RGB."""
+    from scipy.ndimage import gaussian_filter
+
+    yy, xx = np.mgrid[0:CROP_SIDE, 0:CROP_SIDE] / CROP_SIDE
+    for i in range(count):
+        kind = ("blobs", "rings", "oval")[i % 3]
+        a, b = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+        if kind == "blobs":
+            sigma = float(rng.uniform(8, 40))
+            field = gaussian_filter(rng.normal(0, 1, (CROP_SIDE, CROP_SIDE)), sigma)
+            t = gaussian_filter((field > np.median(field)).astype(np.float64), 3.0)
+        elif kind == "rings":
+            cx, cy, period = rng.uniform(0.2, 0.8), rng.uniform(0.2, 0.8), rng.uniform(0.02, 0.2)
+            t = 0.5 + 0.5 * np.cos(2 * np.pi * np.hypot(xx - cx, yy - cy) / period)
+        else:
+            cx, cy, rx = rng.uniform(0.35, 0.65), rng.uniform(0.35, 0.65), rng.uniform(0.12, 0.3)
+            r = np.hypot((xx - cx) / rx, (yy - cy) / (1.35 * rx))  # a face's height is about 1.35 its width
+            t = np.clip(1.0 - r, 0.0, 1.0) ** 0.5 * (0.6 + 0.4 * (xx - cx) / rx).clip(0, 1)  # lit from one side
+            t += rng.uniform(0, 0.15) * rng.normal(0, 1, t.shape)
+        img = a + (b - a) * t[..., None]
+        yield f"shape_{kind}_{i:02d}", np.ascontiguousarray(np.clip(img, 0, 255).astype(np.uint8))
+
+
 def non_face_images(seed: int = 0) -> Iterator[tuple[str, np.ndarray]]:
-    """The non-face set (228 images with the default counts), deterministic for a seed."""
+    """The first non-face set (210 images with the default counts), deterministic for a seed."""
     import skimage.data
 
     rng = np.random.default_rng(seed)
@@ -128,6 +166,38 @@ def non_face_images(seed: int = 0) -> Iterator[tuple[str, np.ndarray]]:
     yield from textures(40, rng)
 
 
+def more_non_face_images(seed: int = 0) -> Iterator[tuple[str, np.ndarray]]:
+    """The added non-face set (150 images with the default counts), deterministic for a seed; a source that is not
+    installed here is left out."""
+    import skimage.data
+
+    rng = np.random.default_rng(1000 + seed)  # not the first set's draws
+    found: list[tuple[str, np.ndarray]] = []
+    for name in SKIMAGE_MORE:
+        image = getattr(skimage.data, name)()
+        found.append((name, to_rgb8(image[0] if isinstance(image, tuple) else image)))  # the motorcycle: left view
+    try:
+        import matplotlib.cbook
+
+        found += [
+            (Path(n).stem, to_rgb8(np.asarray(Image.open(matplotlib.cbook.get_sample_data(n)))))
+            for n in MATPLOTLIB_SAMPLES
+        ]
+    except ImportError:
+        pass
+    found += [(Path(n).stem, to_rgb8(np.asarray(Image.open(BAD_INPUTS / n).convert("RGB"))))
+              for n in BAD_INPUT_NON_FACES if (BAD_INPUTS / n).is_file()]  # fmt: skip
+    for name, image in found:
+        yield name, image
+        for i, crop in enumerate(crops(image, 5, rng)):
+            yield f"{name}_crop{i}", crop
+    for path in hdri_paths():
+        image = tone_map(read_exr(path))
+        for i, crop in enumerate(crops(image, 6, rng, sides=(0.1, 0.25))):
+            yield f"hdri_{path.stem}_close{i}", crop
+    yield from shapes(48, rng)
+
+
 def scored_detection(detector: LandmarkDetector, rgb: np.ndarray) -> tuple[bool, float, float]:
     """As LandmarkDetector.detect (the fallback only when the primary has no face): (a face without the face
     score, the best score of the faces the detector would return, the best score of any face found)."""
@@ -140,6 +210,25 @@ def scored_detection(detector: LandmarkDetector, rgb: np.ndarray) -> tuple[bool,
     used = kept or [f for f in fallback if f.score >= detector.min_score] or primary + fallback
     scores = [f.score for f in primary + fallback]
     return baseline, max((f.score for f in used), default=0.0), max(scores, default=0.0)
+
+
+def false_faces(
+    detector: LandmarkDetector, images: Iterator[tuple[str, np.ndarray]], min_score: float, verbose: bool
+) -> dict:
+    """One non-face set's figures: images, false faces with the face score (and their names) and without it, the
+    highest face score of any face found."""
+    names, baseline, n, top = [], 0, 0, (0.0, "")
+    for name, rgb in images:
+        old, score, best = scored_detection(detector, rgb)
+        n += 1
+        baseline += old
+        top = max(top, (best, name))
+        if score >= min_score:
+            names.append(name)
+        if verbose and old:
+            print(f"non-face {name}: best face score {best:.3f}", file=sys.stderr)
+    return {"images": n, "false_faces": len(names), "false_faces_baseline": baseline,
+            "highest_non_face_score": round(top[0], 4), "highest_non_face": top[1], "false_face_names": names}  # fmt: skip
 
 
 def face_paths(folder: Path, step: int) -> list[Path]:
@@ -158,18 +247,15 @@ def main() -> None:
     args = parser.parse_args()
     goals, result = [], {"min_score": args.min_score}
     with LandmarkDetector("mediapipe", "dlib", min_score=args.min_score) as detector:
-        false_new, false_old, n, top = [], 0, 0, (0.0, "")
-        for name, rgb in non_face_images(args.seed):
-            old, score, best = scored_detection(detector, rgb)
-            n += 1
-            false_old += old
-            top = max(top, (best, name))
-            if score >= args.min_score:
-                false_new.append(name)
-            if args.verbose and old:
-                print(f"non-face {name}: best face score {best:.3f}", file=sys.stderr)
+        sets = {"first": non_face_images(args.seed), "added": more_non_face_images(args.seed)}
+        figures = {label: false_faces(detector, images, args.min_score, args.verbose) for label, images in sets.items()}
+        n = sum(f["images"] for f in figures.values())
+        false_new = [name for f in figures.values() for name in f["false_face_names"]]
+        false_old = sum(f["false_faces_baseline"] for f in figures.values())
+        top = max(figures.values(), key=lambda f: f["highest_non_face_score"])
         result.update(non_face_images=n, false_faces=len(false_new), false_faces_baseline=false_old,
-                      highest_non_face_score=round(top[0], 4), highest_non_face=top[1], false_face_names=false_new)  # fmt: skip
+                      highest_non_face_score=top["highest_non_face_score"], highest_non_face=top["highest_non_face"],
+                      false_face_names=false_new, non_face_sets=figures)  # fmt: skip
         goals.append(Goal("false_faces", len(false_new), "<=", 0, false_old, "no face score",
                           goal=f"0 of {n} non-face images"))  # fmt: skip
         goals.append(Goal("non_face_images", n, ">=", 200))

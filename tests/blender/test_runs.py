@@ -76,6 +76,57 @@ def test_signal_stops_reconstruct_cleanly(model_file, tmp_path, sig, stage, code
     assert "Traceback" not in err
 
 
+PAUSE_IN_GLTF = Path(__file__).parent / "pause_in_gltf"  # a sitecustomize.py: see its docstring
+
+
+def start_paused_in_gltf(*args: str, model: Path, events: Path) -> subprocess.Popen:
+    """`start`, with the run pausing inside Blender's glTF export operator and logging handled signals to `events`."""
+    env = {**os.environ, "FACESMITH_TEST_EVENTS": str(events)}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PAUSE_IN_GLTF), os.environ.get("PYTHONPATH")) if p)
+    cmd = [sys.executable, "-m", "facesmith.cli", *args, "--flame", str(model), "--texture-size", "512"]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def logged(events: Path) -> list[str]:
+    return events.read_text().splitlines() if events.exists() else []
+
+
+@pytest.mark.parametrize("command", ["reconstruct", "batch"])
+def test_a_second_ctrl_c_inside_the_gltf_export_stops_cleanly(model_file, tmp_path, command):
+    """A second Ctrl-C while Blender's glTF exporter runs: its exception is raised inside the export operator, which
+    hands it back as a RuntimeError. That was exit 1 with a traceback, and a batch recorded the head as "failed:
+    internal error"; it is a stop (130) that leaves no staging folder, lock or partial set, and a batch reports the
+    head as not run."""
+    photos, out, events = tmp_path / "in", tmp_path / "out", tmp_path / "events.txt"
+    photos.mkdir()
+    (photos / "h.jpg").symlink_to(FACES / "004_03.jpg")
+    args = (
+        ("reconstruct", str(photos / "h.jpg"), "-o", str(out))
+        if command == "reconstruct"
+        else ("batch", str(photos), str(out))
+    )
+    proc = start_paused_in_gltf(*args, "--no-preview", model=model_file, events=events)
+    try:
+        wait_for(lambda: "gltf paused" in logged(events) or proc.poll() is not None)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGINT)  # the first only asks the run to stop at the next step: after the export
+        wait_for(lambda: "handled SIGINT" in logged(events) or proc.poll() is not None)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGINT)  # the second stops it inside the exporter
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "internal error" not in err, err
+    if command == "reconstruct":
+        assert not out.exists()  # the run made it; no staging folder, lock file or partial set is left in it
+    else:
+        assert sorted(p.name for p in out.iterdir()) == ["batch_report.json"]
+        report = json.loads((out / "batch_report.json").read_text())
+        assert report["stopped"] is True and report["failed"] == 0
+        assert [(r["name"], r["status"]) for r in report["results"]] == [("h", "not run")]
+
+
 def test_sigint_in_a_batch_keeps_what_finished_and_reports(model_file, tmp_path):
     photos = tmp_path / "in"
     photos.mkdir()

@@ -13,14 +13,20 @@ import pytest
 from facesmith.inference.errors import BackendError, NoFaceError
 from facesmith.inference.images import load_photo
 from facesmith.inference.landmarks.detect import (
+    HOG_CROP_SCALE,
+    HOG_OFFSET,
     MEDIAPIPE_TO_IBUG68,
     DlibBackend,
     FaceAlignmentBackend,
+    FaceScorer,
     LandmarkDetector,
     combine_scores,
+    leaves_image,
     make_backend,
 )
 from facesmith.inference.options import FACE_SCORE_MIN
+
+from ..conftest import FACES, SHARED
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +98,40 @@ def test_face_score_needs_both_detectors():
     # bench/false_faces.py's highest non-face (a sunset crop) and a turned UTKFace face that the old crops lost
     assert combine_scores(0.769, -1.0) < FACE_SCORE_MIN < combine_scores(0.790, -0.413)
     assert combine_scores(0.0, 2.0) < FACE_SCORE_MIN  # HOG alone is not enough
+
+
+def _cut_through_the_face(detector: LandmarkDetector, rgb: np.ndarray, depth: float) -> np.ndarray:
+    """The photo with its left part gone: its edge now runs `depth` face widths into the face from the left."""
+    x0, _, x1, _ = detector.backend_named("mediapipe").detect(rgb)[0].box
+    return np.ascontiguousarray(rgb[:, int(x0 + depth * (x1 - x0)) :])
+
+
+@pytest.mark.parametrize(
+    ("photo", "backend", "depth"),
+    [
+        (FACES / "003_03.jpg", "mediapipe", 0.4),  # 0.616 from the crop alone
+        (SHARED / "data" / "train_faces" / "26_0_0_20170113210126663.jpg.chip.jpg", "dlib", None),  # 0.569; 0.113
+    ],
+    ids=["portrait_cut_by_the_edge", "utkface_turned_head_cut_by_the_frame"],
+)
+def test_a_face_the_photo_edge_cuts_is_scored_on_the_whole_photo_too(detector, photo, backend, depth):
+    """HOG's crop around a face that the photo's edge cuts through is padded grey past the edge, and that border across
+    the head hides the face from HOG; its scan of the whole photo (as the dlib backend's) sees no edge there and finds
+    the face. Both faces fell below FACE_SCORE_MIN with the crop alone (the second: bench/false_faces.py's one lost
+    UTKFace crop, a turned head; the dense network doubts it too)."""
+    if not photo.is_file():
+        pytest.skip(f"needs {photo}")
+    rgb = load_photo(photo).rgb
+    if depth is not None:
+        rgb = _cut_through_the_face(detector, rgb, depth)
+    (face,) = detector.backend_named(backend).detect(rgb)
+    assert leaves_image(rgb.shape, face.box, HOG_CROP_SCALE)
+    scorer = FaceScorer()
+    try:
+        assert scorer.whole_photo_hog(rgb, face.box) > -HOG_OFFSET  # counts in the score
+        assert scorer.score(rgb, face.box) >= FACE_SCORE_MIN
+    finally:
+        scorer.close()
 
 
 def test_small_face_in_huge_image_is_found(detector, bad_inputs):
