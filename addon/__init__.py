@@ -18,6 +18,7 @@ CLASSES = (
     operators.FACESMITH_OT_clear_photos,
     operators.FACESMITH_OT_set_expression,
     operators.FACESMITH_OT_rebuild_material,
+    operators.FACESMITH_OT_resolve_pins,
     operators.FACESMITH_OT_export,
     operators.FACESMITH_OT_import_arkit,
     operators.FACESMITH_OT_animate_video,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -29,6 +30,9 @@ from .build_scene import build_camera, build_lights
 
 PROPERTY_PREFIX = "facesmith_"  # of the head mesh's custom properties (build_head): RigData.metadata's keys, ...
 IDENTITY_PROPERTY = PROPERTY_PREFIX + IDENTITY_KEY  # β, as the head was built with
+PHOTO_PROPERTY = PROPERTY_PREFIX + "photo"  # the first photo's path (all that heads built before pins record)
+PHOTOS_PROPERTY = PROPERTY_PREFIX + "photos"  # JSON text: every photo's path, in the fit's order
+PINS_PROPERTY = PROPERTY_PREFIX + "pins"  # JSON text: a pins file's list (photo: an index into the photos)
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,8 @@ def build_head(
     Without `eyeballs`, FLAME's own eyeball triangles stay visible instead of separate spheres.
     `take_over_scene` makes the head's camera and world the scene's (headless runs); the add-on
     leaves a user's existing camera and world alone."""
+    from ..inference.pins import pins_text  # here: the pipeline it imports loads with a run, not at register
+
     scene = scene or bpy.context.scene
     collection = bpy.data.collections.new(rig.name)
     scene.collection.children.link(collection)
@@ -80,7 +86,10 @@ def build_head(
     build_lights(armature, collection, rig.name, take_over_scene)
     for key, value in rig.metadata.items():
         mesh[PROPERTY_PREFIX + key] = value
-    mesh["facesmith_photo"] = rig.photo_path
+    mesh[PHOTO_PROPERTY] = rig.photo_path
+    # JSON text, as the pins are: one string in the Custom Properties panel, and the pins read as a pins file.
+    mesh[PHOTOS_PROPERTY] = json.dumps(list(rig.photo_paths or [rig.photo_path]))
+    mesh[PINS_PROPERTY] = pins_text(rig.pins, rig.pin_residuals_px)
     mesh["facesmith_displacement_range"] = textures.displacement_range
     return Head(collection, armature, mesh, tuple(eyes), camera, drivers, tuple(parts), part_drivers)
 
@@ -91,6 +100,39 @@ def head_identity(mesh: bpy.types.Object) -> np.ndarray:
     if IDENTITY_PROPERTY not in mesh:
         raise FacesmithError(f"{mesh.name} does not record its identity: reconstruct it again")
     return np.asarray(mesh[IDENTITY_PROPERTY], float)
+
+
+def remove_head(mesh: bpy.types.Object) -> tuple[bpy.types.Collection, ...]:
+    """Delete a head build_head made (the rig and all it carries: mesh, eyes, mouth, lashes, camera, light), the
+    materials, images, meshes and other data that only it used, and its collection when that is left empty: the
+    names are free for the head that replaces it. Returns the collections that held that collection."""
+    rig = mesh.parent if mesh.parent is not None and mesh.parent.type == "ARMATURE" else None
+    objects = [rig, *rig.children_recursive] if rig is not None else [mesh]
+    collections = {c for obj in objects for c in obj.users_collection}
+    data = list(dict.fromkeys(obj.data for obj in objects if obj.data is not None))
+    materials = {m for d in data for m in getattr(d, "materials", ()) if m is not None}
+    images = {n.image for m in materials if m.node_tree for n in m.node_tree.nodes if getattr(n, "image", None)}
+    for obj in objects:
+        bpy.data.objects.remove(obj)
+    for block in [*data, *materials, *images]:  # in this order: each frees the users of the next
+        store = data_store(block)
+        if store is not None and block.users == 0:
+            store.remove(block)
+    parents: list[bpy.types.Collection] = []
+    for collection in collections:
+        if collection.objects or collection.children:
+            continue
+        parents += [c for c in (bpy.context.scene.collection, *bpy.data.collections) if collection.name in c.children]
+        bpy.data.collections.remove(collection)
+    return tuple(dict.fromkeys(parents))
+
+
+def data_store(block: bpy.types.ID):
+    """The bpy.data collection that holds `block`, of the kinds a head is made of (None for another kind)."""
+    stores = ((bpy.types.Mesh, bpy.data.meshes), (bpy.types.Armature, bpy.data.armatures),
+              (bpy.types.Camera, bpy.data.cameras), (bpy.types.Light, bpy.data.lights),
+              (bpy.types.Material, bpy.data.materials), (bpy.types.Image, bpy.data.images))  # fmt: skip
+    return next((store for kind, store in stores if isinstance(block, kind)), None)
 
 
 @contextmanager

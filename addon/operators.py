@@ -15,7 +15,7 @@ from ..inference.errors import FacesmithError
 from ..inference.options import ANIMATION_KEYS, DEFAULTS, VIDEO_SUFFIXES, AnimateOptions, PipelineOptions
 from .build_material import skin_material
 from .build_mesh import show_fitted
-from .head import build_head, export_fbx, export_glb, head_identity
+from .head import Head, build_head, export_fbx, export_glb, head_identity, remove_head
 from .preferences import preferences
 
 if TYPE_CHECKING:
@@ -161,20 +161,72 @@ class FACESMITH_OT_reconstruct(BackgroundWork, bpy.types.Operator):
         return reconstruct(self._photos, self._options, progress, cancel)
 
     def finish(self, context, output: HeadResult):
-        settings = context.scene.facesmith
-        head = build_head(output.rig, output.textures, context.scene, settings.eyeballs, take_over_scene=False)
-        if not settings.displacement:
-            unlink_displacement(head.mesh.data.materials[0])
-        settings.head = head.mesh
-        photo = output.fit.photos[0]
-        settings.summary = (f"{head.mesh.name}: {len(output.fit.photos)} photo(s), landmark RMS "
-                            f"{photo.landmark_rms_px:.1f} px, {photo.backend}")  # fmt: skip
-        settings.agreement = "\n".join(
-            f"{Path(p.path).name}: agreement {p.agreement:.2f}" for p in output.fit.photos if p.agreement is not None
-        )
-        for warning in output.warnings:
-            self.report({"WARNING"}, warning)
+        head = show_head(self, context, output)
         self.report({"INFO"}, f"Facesmith: built {head.mesh.name}")
+        return {"FINISHED"}
+
+
+def show_head(operator: bpy.types.Operator, context, output: HeadResult) -> Head:
+    """Build `output` in the scene as the panel's head, with the panel's summary; report its warnings."""
+    settings = context.scene.facesmith
+    head = build_head(output.rig, output.textures, context.scene, settings.eyeballs, take_over_scene=False)
+    if not settings.displacement:
+        unlink_displacement(head.mesh.data.materials[0])
+    settings.head = head.mesh
+    photo = output.fit.photos[0]
+    settings.summary = (f"{head.mesh.name}: {len(output.fit.photos)} photo(s), landmark RMS "
+                        f"{photo.landmark_rms_px:.1f} px, {photo.backend}")  # fmt: skip
+    settings.agreement = "\n".join(
+        f"{Path(p.path).name}: agreement {p.agreement:.2f}" for p in output.fit.photos if p.agreement is not None
+    )
+    for warning in output.warnings:
+        operator.report({"WARNING"}, warning)
+    return head
+
+
+class FACESMITH_OT_resolve_pins(BackgroundWork, HeadOperatorMixin, bpy.types.Operator):
+    bl_idname = "facesmith.resolve_pins"
+    bl_label = "Re-solve with Pins"
+    bl_description = (
+        "Rebuild the head from its photos with the pins it keeps: a new fit, rig, shape keys and textures in place "
+        "of the old head (same name and collection); the panel's settings apply"
+    )
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        from .pins import head_photos, head_pins
+
+        head = active_head(context)
+        try:
+            self._pins = head_pins(head)  # checked before any work: a bad pin leaves the head as it is
+            self._photos = [Path(bpy.path.abspath(p)) for p in head_photos(head)]
+            missing = [str(p) for p in self._photos if not p.is_file()]
+            if missing:
+                raise FacesmithError(f"{head.name}: its photo {missing[0]} is missing: put it back there to re-solve")
+        except FacesmithError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self._head_name = head.name
+        self._options = pipeline_options(context)
+        return self.run_work(context)
+
+    def compute(self, progress, cancel) -> HeadResult:
+        from ..inference.pipeline import reconstruct
+
+        return reconstruct(self._photos, self._options, progress, cancel, name=self._head_name, pins=self._pins)
+
+    def finish(self, context, output: HeadResult):
+        old = bpy.data.objects.get(self._head_name)
+        parents = remove_head(old) if old is not None else ()
+        head = show_head(self, context, output)
+        for parent in parents:  # where the old head's collection was: the new one takes its place
+            if head.collection.name not in parent.children:
+                parent.children.link(head.collection)
+        if parents and context.scene.collection not in parents:
+            context.scene.collection.children.unlink(head.collection)
+        residuals = ", ".join(f"{r:.1f}" for r in output.fit.pin_residuals_px)
+        self.report({"INFO"}, f"Facesmith: re-solved {head.mesh.name} with {len(output.fit.pins)} pin(s)"
+                              + (f" (residuals {residuals} px)" if residuals else ""))  # fmt: skip
         return {"FINISHED"}
 
 

@@ -58,6 +58,8 @@ class FACESMITH_PT_main(bpy.types.Panel):
             row.operator("facesmith.set_expression", text="Neutral").mode = "NEUTRAL"
             row.operator("facesmith.set_expression", text="Fitted").mode = "FITTED"
             box.operator("facesmith.rebuild_material", icon="MATERIAL")
+            # Pins are put from Python for now (addon/pins.py add_pin); the operator re-solves with what the head keeps.
+            box.operator("facesmith.resolve_pins", icon="PINNED")
             row = box.row(align=True)
             row.operator("facesmith.export", text="Export .glb").format = "GLB"
             row.operator("facesmith.export", text="Export .fbx").format = "FBX"

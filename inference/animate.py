@@ -80,7 +80,7 @@ class Animator:
                 head = reconstructor.run(paths, name, cancel=cancel)
             except NoFaceError as exc:  # it names a staged frame, deleted by the caller: name the user's file and frame
                 raise NoFaceError(relabelled(str(exc), labels)) from None
-        rig = dataclasses.replace(head.rig, photo_path=str(footage.resolve()))
+        rig = dataclasses.replace(head.rig, photo_path=str(footage.resolve()), photo_paths=(str(footage.resolve()),))
         warnings = tuple(relabelled(w, labels) for w in head.warnings)  # e.g. a frame without a face, skipped
         return dataclasses.replace(head, rig=rig, warnings=warnings), len(paths)
 

@@ -115,7 +115,20 @@ def read_pins(path: str | Path, photos: Sequence[str | Path], model: FlameModel)
 PIN_KEYS = frozenset({"photo", "face", "bary", "vertex", "xy", "residual_px"})
 
 
-def parse_pin(entry: object, photos: Sequence[str | Path], model: FlameModel) -> Pin:
+@dataclasses.dataclass(frozen=True)
+class Surface:
+    """The triangles pins are put on, where no FlameModel is at hand: a head mesh's own (FLAME's topology, in
+    FLAME's order), as Blender keeps it."""
+
+    faces: np.ndarray  # (F, 3)
+    n_vertices: int
+
+    @property
+    def n_faces(self) -> int:
+        return len(self.faces)
+
+
+def parse_pin(entry: object, photos: Sequence[str | Path], model: FlameModel | Surface) -> Pin:
     """One pins-file entry as a Pin; ValueError says what is wrong with it."""
     if not isinstance(entry, dict):
         raise ValueError(f"a JSON {type(entry).__name__}, not an object such as "
@@ -174,3 +187,33 @@ def numbers(value: object, n: int, key: str) -> tuple[float, ...]:
     if not ok:
         raise ValueError(f"{key} is {json.dumps(value)}, not a list of {n} finite numbers")
     return tuple(float(v) for v in value)
+
+
+def pin_entry(photo: int | str, surface_point: object, xy: object) -> dict:
+    """A pins-file entry (checked by parse_pin) from Python values: `surface_point` a vertex id or (face, bary);
+    numpy scalars and arrays become plain JSON values."""
+    if isinstance(surface_point, int | np.integer):
+        point = {"vertex": plain(surface_point)}
+    elif isinstance(surface_point, Sequence) and len(surface_point) == 2:
+        point = {"face": plain(surface_point[0]), "bary": plain(surface_point[1])}
+    else:
+        raise ValueError(f"surface point {surface_point!r} is neither a vertex id nor (face, bary)")
+    return {"photo": plain(photo), **point, "xy": plain(xy)}
+
+
+def plain(value: object) -> object:
+    """`value` as JSON holds it: numpy scalars and arrays, and tuples, as Python numbers and lists."""
+    if isinstance(value, np.ndarray | np.generic):
+        return value.tolist()
+    if isinstance(value, tuple | list):
+        return [plain(v) for v in value]
+    return value
+
+
+def pins_text(pins: Sequence[Pin], residuals_px: Sequence[float] = ()) -> str:
+    """`pins` as the text of a pins file (photo as an index), each with its residual where one is given: what a
+    head in Blender keeps (addon/pins.py)."""
+    entries = [{"photo": p.photo, "face": p.face, "bary": list(p.bary), "xy": list(p.xy)} for p in pins]
+    for entry, residual in zip(entries, residuals_px, strict=False):
+        entry["residual_px"] = round(float(residual), 3)
+    return json.dumps(entries)

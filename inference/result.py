@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .camera import Camera
 from .files import atomic_write
-from .fit.targets import Observation, Pin
+
+if TYPE_CHECKING:  # the fit's targets import the landmark detectors (Pillow, OpenCV): not for the add-on's register
+    from .fit.targets import Observation, Pin
 
 FORMAT = "facesmith-result-1"
 
@@ -129,6 +132,8 @@ class FitResult:
             )
             for i, s in enumerate(meta["photos"])
         )  # fmt: skip
+        from .fit.targets import Pin
+
         pins = [(Pin(p["photo"], p["face"], tuple(p["bary"]), tuple(p["xy"])), p["residual_px"])
                 for p in meta.get("pins", [])]  # fmt: skip
         return FitResult(

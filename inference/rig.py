@@ -12,6 +12,7 @@ Bones: root (no weights, carries FLAME's global rotation) → neck (FLAME joint 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,6 +25,9 @@ from .mouth import MouthParts, fitted_parts, load_mouth
 from .options import FITTED_EXPRESSION_MODES
 from .result import FitResult, PhotoFit
 from .texture.eyes import EyeGeometry, sphere_loop_uvs
+
+if TYPE_CHECKING:  # the fit's targets import the landmark detectors (Pillow, OpenCV): not for the add-on's register
+    from .fit.targets import Pin
 
 BONES = ("root", "neck", "head", "jaw", "eye_L", "eye_R")
 BONE_PARENTS = {"root": None, "neck": "root", "head": "neck", "jaw": "head", "eye_L": "head", "eye_R": "head"}
@@ -97,6 +101,9 @@ class RigData:
     camera: CameraSetup
     photo_path: str
     metadata: dict = field(default_factory=dict)
+    photo_paths: tuple[str, ...] = ()  # every photo of the fit, in its order (the pins' photo indices)
+    pins: tuple[Pin, ...] = ()  # the artist's pins the head was solved with (FitResult.pins)
+    pin_residuals_px: tuple[float, ...] = ()  # per pin: how far its point landed from where it was put
     arkit_keys: dict[str, np.ndarray] = field(default_factory=dict)  # ARKit name -> (V, 3) delta (inference/arkit.py)
     # The photo's expression (ψ and the jaw's rotation) as ARKit weights, and the RMS (mm) they leave; and which of
     # the two the head shows as its fitted expression: "flame" (fitted_expression key + jaw bone) or "arkit".
@@ -276,6 +283,9 @@ def rig_data(
         eyeball_faces=(model.lbs_weights[model.faces][..., 3:5].sum(-1) > 0.99).all(axis=1),
         camera=camera_setup(photo.camera, photo.image_size),
         photo_path=photo.path,
+        photo_paths=tuple(p.path for p in result.photos),
+        pins=result.pins,
+        pin_residuals_px=result.pin_residuals_px,
         metadata={"model": result.model_description, "shape_components": int(len(result.shape)),
                   IDENTITY_KEY: [float(b) for b in result.shape],
                   "expression_components": int(model.n_expr)},
