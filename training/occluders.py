@@ -15,6 +15,8 @@ Training resumes from RUN/checkpoint.pt (written atomically every `--every` step
 loss and, at each checkpoint, the validation IoU of not-skin and the share of occluder pixels (label 5) found.
 `--init RUN1 --cutouts people_cutouts.npz` fine-tunes with real-hair fringes pasted over the forehead; `--hands`
 adds hand-like shapes cut from other rendered heads' cheeks (of contrasting tone: a light hand on dark skin).
+`--init assets/occluder_seg.onnx` fine-tunes the shipped network itself (its run folder need not exist:
+load_onnx_weights unfolds the export's batch norms), as the glasses fine-tune did (assets/README.md).
 The data must be made without non-commercial sources (the shards' manifest says so; checked here).
 """
 
@@ -212,6 +214,46 @@ class SegNet(nn.Module):
         return self.out(self.scale(x))
 
 
+def convolutions(net: SegNet) -> list[nn.Sequential]:
+    """The conv_bn blocks in the order the forward pass runs them (and ONNX lists their fused convolutions)."""
+    return [*(block for stage in net.down for block in stage), *net.up, net.out[0]]
+
+
+def load_onnx_weights(net: SegNet, path: Path, crops: torch.Tensor) -> None:
+    """Start from an exported network (assets/occluder_seg.onnx, whose run folder is gone): the export folded
+    each batch norm into its convolution, so each conv takes the folded weight and its batch norm is set to
+    give the same output (exactly in eval mode) while normalising like a trained one in train mode: scale and
+    shift = the spread and mean of the folded convolution's output over `crops` (a few batches of data)."""
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load(str(path))
+    init = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    convs = [(init[n.input[1]], init[n.input[2]]) for n in proto.graph.node if n.op_type == "Conv"]
+    blocks = convolutions(net)
+    if len(convs) != len(blocks) + 1:
+        raise ValueError(f"{path}: {len(convs)} convolutions, the network has {len(blocks) + 1}")
+    outputs: list[torch.Tensor] = []
+    hooks = [b[0].register_forward_hook(lambda _m, _i, out: outputs.append(out.detach())) for b in blocks]
+    with torch.no_grad():
+        for block, (weight, bias) in zip(blocks, convs, strict=False):
+            conv, bn = block[0], block[1]
+            conv.weight.copy_(torch.tensor(weight))
+            bn.weight.fill_(1.0), bn.bias.copy_(torch.tensor(bias))
+            bn.running_mean.zero_(), bn.running_var.fill_(1.0 - bn.eps)
+        net.out[1].weight.copy_(torch.tensor(convs[-1][0])), net.out[1].bias.copy_(torch.tensor(convs[-1][1]))
+        net.eval()
+        net(crops)
+        for block, out in zip(blocks, outputs, strict=True):
+            bn = block[1]
+            mean, var = out.mean(dim=(0, 2, 3)), out.var(dim=(0, 2, 3)).clamp_min(2 * bn.eps)
+            bn.weight.copy_(var.sqrt()), bn.bias.add_(mean)
+            bn.running_mean.copy_(mean), bn.running_var.copy_(var - bn.eps)
+    for hook in hooks:
+        hook.remove()
+    net.train()
+
+
 def batches(it: Iterator[tuple], size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     while True:
         rows = [r for _, r in zip(range(size), it, strict=False)]
@@ -249,7 +291,10 @@ def train(args: argparse.Namespace) -> None:
     ids = ibug_vertex_ids(args.flame)
     torch.manual_seed(args.seed)
     net = SegNet()
-    if args.init is not None:  # fine-tune from another run's weights (a new schedule)
+    if args.init is not None and Path(args.init).suffix == ".onnx":  # the shipped network (a new schedule)
+        crops = next(batches(stream(files, ids, args.seed + 1, True), 128))[0]
+        load_onnx_weights(net, Path(args.init), crops)
+    elif args.init is not None:  # fine-tune from another run's weights (a new schedule)
         net.load_state_dict(torch.load(Path(args.init) / CHECKPOINT, weights_only=False)["model"])
     cutouts = None
     if args.cutouts is not None:
@@ -347,7 +392,7 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--val-images", type=int, default=500)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--flame", help="the FLAME model the data was rendered with (default: as the pipeline finds it)")
-    t.add_argument("--init", type=Path, help="start from this run's weights")
+    t.add_argument("--init", type=Path, help="start from this run's weights, or from an exported .onnx")
     t.add_argument("--cutouts", type=Path, help="people cut-outs (.cache/synth/people_cutouts.npz, CC BY): real-hair "
                    "fringes pasted over the forehead of a share of the crops")  # fmt: skip
     t.add_argument(

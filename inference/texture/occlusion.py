@@ -55,6 +55,7 @@ GROW_SIGMA = 3.5  # ... of one that is not skin when joined to a seed
 MIN_SPREAD = np.array([0.01, 0.01, 0.2])
 BRIGHTER = 0.5  # brighter than the skin counts this much (a light hand on dark skin; not highlights)
 LOWER = 0.4  # distances below the nose count this much (beards, stubble, the shadow under the jaw)
+EYE_PAD = 0.6  # eye widths around each eye opening that are kept (lashes, lids, make-up)
 REACH = 0.2  # how far, in eye widths, an occluder may be followed into the eyes', lips' and nostrils' zones
 RING = 0.3  # the eye rings' zone: this many eye widths around the lid margin (lashes, lid shadows, eyeliner)
 RING_REFERENCE = 0.6  # the periocular skin a ring is compared with: out to this many eye widths
@@ -94,6 +95,9 @@ class FaceZones:
     # (lift_eye_rings), and the periocular skin just outside it that says how light that skin is
     eye_rings: np.ndarray | None = None
     ring_reference: np.ndarray | None = None
+    # (H, W) bool: the eyes' kept zones beyond their rings, where a glasses frame's rims run: the network's marks
+    # (not the colour model's: make-up and lid creases) may continue an occluder from outside into them
+    eye_frames: np.ndarray | None = None
 
 
 def face_zones(model: FlameModel, size: int) -> FaceZones | None:
@@ -119,7 +123,7 @@ def face_zones(model: FlameModel, size: int) -> FaceZones | None:
         return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2)
 
     keep = np.zeros((size, size), np.uint8)
-    for ids, pad in ((range(36, 42), 0.6), (range(42, 48), 0.6), (range(48, 60), 0.5), (range(31, 36), 0.25)):
+    for ids, pad in ((range(36, 42), EYE_PAD), (range(42, 48), EYE_PAD), (range(48, 60), 0.5), (range(31, 36), 0.25)):
         part = np.zeros_like(keep)  # eyes with lashes, lids and make-up; lips with their margin; nostrils
         cv2.fillPoly(part, [poly(ids)], 1, cv2.LINE_8, 4)
         keep |= cv2.dilate(part, disc(pad * eye_w))
@@ -144,16 +148,17 @@ def face_zones(model: FlameModel, size: int) -> FaceZones | None:
     lower[int(np.clip(np.ceil(nose_base), 0, size)) :] = True
     rows = np.arange(size)[:, None]
     over = (cv2.dilate((brows > 0).astype(np.uint8), disc(HAIR_BAND * eye_w)) > 0) & ~keep & (rows < pts[27, 1])
-    rings, reference = np.zeros_like(keep, np.uint8), np.zeros_like(keep, np.uint8)
+    rings, reference, frames = (np.zeros_like(keep, np.uint8) for _ in range(3))
     for ids in (range(36, 42), range(42, 48)):
         opening = np.zeros_like(rings)
         cv2.fillPoly(opening, [poly(ids)], 1, cv2.LINE_8, 4)
         ring = cv2.dilate(opening, disc(RING * eye_w))
         rings |= ring & (1 - opening)
         reference |= cv2.dilate(opening, disc(RING_REFERENCE * eye_w)) & (1 - ring)
+        frames |= cv2.dilate(opening, disc(EYE_PAD * eye_w)) & (1 - ring)
     no_brows = brows == 0
     return FaceZones(keep, reach & keep, core, lower, brows, brow_core, over, (rings > 0) & no_brows,
-                     (reference > 0) & no_brows & ~over)  # fmt: skip
+                     (reference > 0) & no_brows & ~over, (frames > 0) & no_brows & keep)  # fmt: skip
 
 
 def lift_eye_rings(albedo: np.ndarray, zones: FaceZones, weight: np.ndarray) -> np.ndarray:
@@ -276,8 +281,11 @@ def occluder_mask(
     free = seen & (~zones.keep | zones.reach)
     weak = (distance > GROW_SIGMA) & free
     seeds = distance > SEED_SIGMA
+    region = free  # where the mask may be
     if learned is not None:
-        weak |= (learned > LEARNED_GROW) & free
+        if zones.eye_frames is not None:
+            region = free | (seen & zones.eye_frames)
+        weak |= (learned > LEARNED_GROW) & region
         seeds |= learned > LEARNED_SEED
     weak = weak.astype(np.uint8)
     if not weak.any():
@@ -285,7 +293,7 @@ def occluder_mask(
     scale = size / 1024
     close = max(1, round(2 * scale))
     weak = cv2.morphologyEx(weak, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * close + 1,) * 2))
-    weak &= free.astype(np.uint8)
+    weak &= region.astype(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=8)
     strong = np.bincount(labels[seeds & (weak > 0)], minlength=n)
     big = stats[:, cv2.CC_STAT_AREA] >= MIN_BLOB_1024 * scale * scale
@@ -294,11 +302,11 @@ def occluder_mask(
     mask = good[labels].astype(np.uint8)
     if not mask.any():
         return np.zeros_like(seen)
-    # Into the reach zones only as a continuation of an occluder outside them.
+    # Into the reach zones (and the eyes' frame zones) only as a continuation of an occluder outside them.
     mask = _joined(mask > 0, ~zones.keep).astype(np.uint8)
     margin = max(1, round(MARGIN_1024 * scale))
     mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1,) * 2)) > 0
-    mask &= seen & (~zones.keep | zones.reach)
+    mask &= region
     return mask | fringe_over_brows(albedo, seen, zones, mask & (ungated > SEED_SIGMA), ungated)
 
 

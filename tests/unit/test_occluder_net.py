@@ -128,3 +128,26 @@ def test_fine_tune_with_fringes(synth_data, tmp_path, monkeypatch):
     first, second = (torch.load(tmp_path / r / occluders.CHECKPOINT, weights_only=False)["model"] for r in "ab")
     weights = [k for k in first if "running_" not in k and "num_batches" not in k]  # not batch norm's statistics
     assert weights and all(torch.equal(first[k], second[k]) for k in weights)
+
+
+def test_a_fine_tune_starts_from_the_shipped_onnx_unchanged():
+    """load_onnx_weights: the shipped network's folded convolutions back in the torch network give the same output
+    in eval mode, and in train mode on the batch its norms were measured on nearly so (they normalise like trained
+    ones, so a fine-tune starts from the shipped network, not from a shifted one)."""
+    import onnxruntime as ort
+    import torch
+
+    from facesmith.training.occluders import SegNet, load_onnx_weights
+
+    session = ort.InferenceSession(str(occlusion.SEG_MODEL), providers=["CPUExecutionProvider"])
+    crops = torch.from_numpy(np.random.default_rng(0).random((8, 3, 128, 128), np.float32))
+    want = session.run(None, {"image": crops.numpy()})[0]
+    net = SegNet()
+    load_onnx_weights(net, occlusion.SEG_MODEL, crops)
+    assert net.training
+    with torch.no_grad():
+        in_train = net(crops).numpy()
+        net.eval()
+        in_eval = net(crops).numpy()
+    assert np.abs(in_eval - want).max() < 1e-3 * np.abs(want).max()  # float32 rounding of the unfolded norms
+    assert np.abs(in_train - want).max() < 0.05 * np.abs(want).max()

@@ -107,8 +107,8 @@ def test_a_fringe_over_the_brows_hides_them_and_the_bake_paints_them(procedural_
 
 def test_the_network_alone_masks_what_it_marks_and_spares_the_features(procedural_model):
     """occluder_mask with the segmentation network's P(not skin) only (colour off): a confident patch of skin-coloured
-    texels (a light hand the colour model cannot see) is masked; the same probability in the kept zones is not;
-    a weak one nowhere."""
+    texels (a light hand the colour model cannot see) is masked; the same probability in the kept zones is not
+    (but for the eyes' frame zones: the next test); a weak one nowhere."""
     baker, albedo, seen = _uv_face(procedural_model)
     zones = baker.zones
     free = seen & ~zones.keep & ~zones.core
@@ -120,9 +120,42 @@ def test_the_network_alone_masks_what_it_marks_and_spares_the_features(procedura
     learned = np.where(patch | zones.keep, 0.95, 0.1).astype(np.float32)
     mask = occlusion.occluder_mask(albedo, seen, zones, learned=learned, colour=False)
     assert patch.sum() > 100 and (mask & patch).sum() > 0.9 * patch.sum()
-    assert not (mask & zones.keep & ~zones.reach).any()
+    assert not (mask & zones.keep & ~zones.reach & ~zones.eye_frames).any()
     weak = np.where(patch, 0.6, 0.1).astype(np.float32)  # above the grow level but no seed
     assert not occlusion.occluder_mask(albedo, seen, zones, learned=weak, colour=False).any()
+
+
+def test_a_glasses_rim_is_masked_into_the_eyes_zones_only_from_outside(procedural_model):
+    """A frame's lower rim runs through the kept zone around an eye: where the network marks it as a continuation
+    of a frame outside the kept zones it is masked there too; the same marks inside the eye's zone alone are not
+    (lashes, make-up), and the colour model alone masks no deeper into the eyes' zones than the reach, however
+    dark the rim."""
+    import cv2
+
+    baker, albedo, seen = _uv_face(procedural_model)
+    zones = baker.zones
+    frames = zones.eye_frames & seen
+    assert frames.any() and not (frames & (zones.brows > 0)).any() and not (frames & zones.eye_rings).any()
+    # A band through one eye's frame zone and out of the kept zones on both sides (a rim and a temple).
+    ys, xs = np.nonzero(frames)
+    y = int(np.median(ys))
+    band = np.zeros_like(seen)
+    band[y - 3 : y + 4, :] = True
+    band &= seen & (frames | ~zones.keep)
+    n, labels = cv2.connectedComponents(band.astype(np.uint8), connectivity=8)
+    inner = band & frames
+    touching = np.unique(labels[inner])
+    band = np.isin(labels, touching[touching > 0]) & (labels > 0)
+    assert (band & ~zones.keep).sum() > 50 and (band & frames).sum() > 20
+    learned = np.where(band, 0.95, 0.02).astype(np.float32)
+    mask = occlusion.occluder_mask(albedo, seen, zones, learned=learned, colour=False)
+    assert (mask & band & frames).sum() > 0.8 * (band & frames).sum()
+    alone = np.where(band & frames, 0.95, 0.02).astype(np.float32)  # only inside the eye's zone
+    assert not (occlusion.occluder_mask(albedo, seen, zones, learned=alone, colour=False) & frames).any()
+    dark = albedo.copy()
+    dark[band] = [0.02, 0.02, 0.02]
+    deep = frames & ~zones.reach  # the colour model follows an occluder only this far in, as before
+    assert not (occlusion.occluder_mask(dark, seen, zones) & deep).any()
 
 
 def test_keep_factor_is_zero_on_the_mask_and_one_away():

@@ -165,3 +165,47 @@ def test_synth_open_mouth_shows_teeth(dev_model, monkeypatch) -> None:
     monkeypatch.setattr(engine, "mouth", None)
     without = teeth_pixels()
     assert with_parts > 30 and with_parts > 10 * without
+
+
+def test_synth_glasses_frame_is_an_occluder_and_the_lens_is_not():
+    """draw_glasses on a sphere head seen face-on (orthographic): every pair's frame is labelled an occluder in a
+    ring around each eye, and the eye itself, seen through a clear lens, mostly is not (sunglasses, a glare or the
+    frame's shadow can cover it)."""
+    from facesmith.training.synth.glasses import draw_glasses
+
+    n, s, radius = 128, 400.0, 0.1  # pixels, pixels per metre, metres
+
+    def project(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.stack([n / 2 + s * p[:, 0], n / 2 - s * p[:, 1]], 1), p[:, 2]
+
+    ys, xs = np.mgrid[0:n, 0:n]
+    r2 = ((xs - n / 2) / s) ** 2 + ((n / 2 - ys) / s) ** 2
+    depth = np.where(r2 < radius**2, np.sqrt(np.maximum(radius**2 - r2, 0)), -np.inf).astype(np.float32)
+    eyes = np.array([[-0.032, 0.0, 0.09], [0.032, 0.0, 0.09]])
+    eye_px = project(eyes)[0]
+    width_px = np.linalg.norm(eye_px[1] - eye_px[0])
+    clear = 0
+    for seed in range(20):
+        img = np.full((n, n, 3), 0.6, np.float32)
+        occ = np.zeros((n, n), np.float32)
+        draw_glasses(img, occ, np.random.default_rng(seed), eyes, np.eye(3), project, depth, np.isfinite(depth))
+        for centre in eye_px:
+            d = np.hypot(xs - centre[0], ys - centre[1])
+            ring = (d > 0.15 * width_px) & (d < 0.7 * width_px)
+            assert (occ[ring] > 0.5).sum() > 10, seed
+        clear += all(occ[int(round(c[1])), int(round(c[0]))] < 0.5 for c in eye_px)
+        assert np.isfinite(img).all() and img.min() >= 0 and img.max() <= 1.0 + 1e-5
+    assert clear >= 10
+
+
+def test_synth_glasses_temple_is_hidden_behind_the_head():
+    """visible_runs keeps the part of a temple in front of the head's z-buffer (or off the head) and drops the rest."""
+    from facesmith.training.synth.glasses import visible_runs
+
+    depth = np.full((32, 32), -np.inf, np.float32)
+    depth[:, 10:20] = 1.0  # the head covers columns 10-19 at nearness 1
+    xy = np.stack([np.arange(2, 30, dtype=float), np.full(28, 16.0)], 1)
+    near = np.where(xy[:, 0] < 15, 2.0, 0.0)  # in front of the head up to column 14, behind it after
+    runs = visible_runs(xy, near, depth)
+    kept = np.concatenate(runs)[:, 0]
+    assert set(kept) == set(range(2, 15)) | set(range(20, 30))  # behind the head: columns 15-19 dropped

@@ -15,6 +15,7 @@ import numpy as np
 
 from ...inference.flame import flame_forward
 from ...inference.flame.model import FlameModel
+from . import glasses
 from .mouth import GUMS_SRGB, TEETH_SRGB, load_mouth_mesh, posed_mouth
 from .raster import Raster, rasterize
 
@@ -313,8 +314,10 @@ class Engine:
         occ = np.zeros((n, n), np.float32)
         if not bald and rng.random() < 0.3:
             self.strands(img, occ, rng, xy[(hair_w > 0.5) & visible], hair_col, n)
-        if rng.random() < 0.2 and len(self.eye_centres) == 2:
-            self.glasses(img, occ, rng, v, out.transforms[0, 1, :3, :3], kind, cam, n)
+        if rng.random() < glasses.SHARE and len(self.eye_centres) == 2:
+            eyes = np.stack([v[idx].mean(0) for idx in self.eye_centres])
+            glasses.draw_glasses(img, occ, rng, eyes, out.transforms[0, 1, :3, :3],
+                                 lambda points: self.project(kind, cam, points), ras.depth, seg == 1)  # fmt: skip
         if rng.random() < 0.15:
             self.hand(img, occ, rng, xy[visible] if visible.any() else xy, n)
         if self.assets.cutouts and rng.random() < 0.2:
@@ -454,41 +457,6 @@ class Engine:
             col = np.clip(hair_col * rng.uniform(0.7, 1.3), 0, 1).tolist()
             cv2.polylines(img, [poly], False, col, thick, cv2.LINE_AA, shift=2)
             cv2.polylines(occ, [poly], False, 1.0, thick, cv2.LINE_8, shift=2)
-
-    def glasses(
-        self, img: np.ndarray, occ: np.ndarray, rng: np.random.Generator, v: np.ndarray, head_rot: np.ndarray,
-        kind: int, cam: np.ndarray, n: int,
-    ) -> None:  # fmt: skip
-        """Two lens rims around the eyes (drawn in 3-D in front of each eyeball and projected), a bridge and
-        tinted lenses; sunglasses are opaque."""
-        centres = np.stack([v[idx].mean(0) for idx in self.eye_centres])
-        width = np.linalg.norm(centres[1] - centres[0])
-        if width < 1e-6:
-            return
-        ex, ey, fwd = head_rot[:, 0], head_rot[:, 1], head_rot[:, 2]  # the head's axes (neck joint)
-        rx, ry = width * rng.uniform(0.38, 0.5), width * rng.uniform(0.28, 0.4)
-        ang = np.linspace(0, 2 * np.pi, 24, endpoint=False)
-        sun = rng.random() < 0.3
-        frame_col = (rng.uniform(0, 0.4, 3) if rng.random() < 0.7 else rng.uniform(0, 1, 3)).tolist()
-        lens_col = rng.uniform(0, 0.2, 3) if sun else rng.uniform(0.6, 1.0, 3)
-        lens_a = rng.uniform(0.85, 0.97) if sun else rng.uniform(0.03, 0.2)
-        thick = int(rng.integers(1, 4))
-        rims = []
-        for c in centres:
-            ring = c + fwd * 0.014 + np.outer(np.cos(ang) * rx, ex) + np.outer(np.sin(ang) * ry, ey)
-            xy, _ = self.project(kind, cam, ring)
-            rims.append(np.round(xy * 4).astype(np.int32))
-        lens = np.zeros((n, n), np.float32)
-        for rim in rims:
-            cv2.fillPoly(lens, [rim], 1.0, cv2.LINE_AA, shift=2)
-        img[:] = img * (1 - lens[..., None] * lens_a) + lens_col * lens[..., None] * lens_a
-        if sun:
-            occ[:] = np.maximum(occ, lens)
-        bridge = np.array([rims[0][0], rims[1][12]])
-        frame = np.zeros((n, n), np.float32)
-        cv2.polylines(frame, rims + [bridge], True, 1.0, thick, cv2.LINE_AA, shift=2)
-        img[:] = img * (1 - frame[..., None]) + np.array(frame_col, np.float32) * frame[..., None]
-        occ[:] = np.maximum(occ, frame)
 
     @staticmethod
     def hand(img: np.ndarray, occ: np.ndarray, rng: np.random.Generator, targets: np.ndarray, n: int) -> None:
