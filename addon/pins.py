@@ -14,7 +14,7 @@ import numpy as np
 
 from ..inference.errors import FacesmithError
 from ..inference.fit.targets import Pin
-from ..inference.pins import Surface, parse_pin, pin_entry, pins_text
+from ..inference.pins import Surface, parse_pin, parse_pins, pin_entry, pins_text
 from .head import PHOTO_PROPERTY, PHOTOS_PROPERTY, PINS_PROPERTY
 
 
@@ -49,13 +49,7 @@ def head_pins(mesh: bpy.types.Object) -> list[Pin]:
         raise FacesmithError(f"{mesh.name}: its {PINS_PROPERTY} property is not a JSON pins list ({exc})") from None
     if not isinstance(entries, list):
         raise FacesmithError(f"{mesh.name}: its {PINS_PROPERTY} property is not a JSON list of pins")
-    pins = []
-    for i, entry in enumerate(entries):
-        try:
-            pins.append(parse_pin(entry, photos, surface))
-        except ValueError as exc:
-            raise FacesmithError(f"{mesh.name}: pin {i}: {exc}") from None
-    return pins
+    return list(parse_pins(entries, photos, surface, mesh.name))
 
 
 def store_pins(mesh: bpy.types.Object, pins: Sequence[Pin], residuals_px: Sequence[float] = ()) -> None:

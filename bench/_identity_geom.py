@@ -269,3 +269,18 @@ def fit_floor(model, flame_lm7_fn, scan: Scan, face_mask: np.ndarray, iters: int
         rms = float(np.sqrt(np.mean((b_pl - a_pl @ beta) ** 2)) * 1000)
     verts = model.v_template + np.einsum("vik,k->vi", model.shapedirs, beta)
     return FloorFit(beta, verts, (s, rot, t), rms)
+
+
+def flame_lm7(model, shape: np.ndarray) -> np.ndarray:
+    """The seven NoW landmarks of FLAME's neutral head of identity `shape`."""
+    from facesmith.inference import flame
+
+    return flame.landmarks68(model, flame.flame_forward(model, shape))[0][NOW_POINTS]
+
+
+def shape_distances(model, scan: Scan, shape: np.ndarray) -> np.ndarray:
+    """now_distances of FLAME's neutral head of identity `shape` from `scan` (the benches' identity score)."""
+    from facesmith.inference import flame
+
+    verts = flame.flame_forward(model, shape).vertices[0]
+    return now_distances(scan, verts, model.faces, flame_lm7(model, shape))

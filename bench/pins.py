@@ -36,6 +36,7 @@ import dataclasses
 import os
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -105,9 +106,8 @@ def main() -> None:
     parser.add_argument("--flame")
     add_check_argument(parser)
     args = parser.parse_args()
-    from _identity_geom import NOW_POINTS, Ict, make_scan, now_distances
+    from _identity_geom import Ict, flame_lm7, make_scan, shape_distances
 
-    from facesmith.inference import flame
     from facesmith.inference.flame.regions import face_region
     from facesmith.inference.pins import PinSession
     from facesmith.inference.pipeline import DetectedPhotos, Reconstructor, detect_photos
@@ -115,11 +115,7 @@ def main() -> None:
     model = load_bench_model(args.flame)
     ict = Ict()
 
-    def lm7(shape):
-        return flame.landmarks68(model, flame.flame_forward(model, shape))[0][NOW_POINTS]
-
-    def score(scan, shape):
-        return now_distances(scan, flame.flame_forward(model, shape).vertices[0], model.faces, lm7(shape))
+    lm7, score = partial(flame_lm7, model), partial(shape_distances, model)
 
     def first(found: DetectedPhotos, n: int) -> DetectedPhotos:
         return dataclasses.replace(found, photos=found.photos[:n], observations=found.observations[:n],

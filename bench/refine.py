@@ -49,6 +49,7 @@ import argparse
 import dataclasses
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -206,19 +207,14 @@ def main() -> None:
     parser.add_argument("--flame")
     add_check_argument(parser)
     args = parser.parse_args()
-    from _identity_geom import NOW_POINTS, Ict, make_scan, now_distances
+    from _identity_geom import Ict, flame_lm7, make_scan, shape_distances
 
-    from facesmith.inference import flame
     from facesmith.inference.pipeline import Reconstructor
 
     model = load_bench_model(args.flame)
     ict = Ict()
 
-    def lm7(shape):
-        return flame.landmarks68(model, flame.flame_forward(model, shape))[0][NOW_POINTS]
-
-    def score(scan, shape):
-        return now_distances(scan, flame.flame_forward(model, shape).vertices[0], model.faces, lm7(shape))
+    lm7, score = partial(flame_lm7, model), partial(shape_distances, model)
 
     heads = build_heads(args, model, ict, lm7)
     base = pipeline_options(args.flame, landmarks="dense", fallback=False)

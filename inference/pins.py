@@ -91,6 +91,18 @@ def pin(
 # --- the pins file --------------------------------------------------------------------------------------------------
 
 
+def parse_pins(entries: list, photos, surface, where: str) -> tuple[Pin, ...]:
+    """Every entry of a pins list (a file's, or a head's in Blender) as a Pin (parse_pin); the first that cannot be
+    used raises one FacesmithError: "WHERE: pin I: why"."""
+    pins = []
+    for i, entry in enumerate(entries):
+        try:
+            pins.append(parse_pin(entry, photos, surface))
+        except ValueError as exc:
+            raise FacesmithError(f"{where}: pin {i}: {exc}") from None
+    return tuple(pins)
+
+
 def read_pins(path: str | Path, photos: Sequence[str | Path], model: FlameModel) -> tuple[Pin, ...]:
     """The pins of a pins file (module docstring) for `photos` (as given, in order); FacesmithError names the file
     and the first thing wrong with it. A result's JSON "pins" list reads as a pins file too (residual_px ignored)."""
@@ -103,13 +115,7 @@ def read_pins(path: str | Path, photos: Sequence[str | Path], model: FlameModel)
         raise FacesmithError(f"{path}: not a JSON pins file ({exc})") from None
     if not isinstance(data, list):
         raise FacesmithError(f"{path}: a pins file holds a JSON list of pins, not a JSON {type(data).__name__}")
-    pins = []
-    for i, entry in enumerate(data):
-        try:
-            pins.append(parse_pin(entry, photos, model))
-        except ValueError as exc:
-            raise FacesmithError(f"{path}: pin {i}: {exc}") from None
-    return tuple(pins)
+    return parse_pins(data, photos, model, str(path))
 
 
 PIN_KEYS = frozenset({"photo", "face", "bary", "vertex", "xy", "residual_px"})
