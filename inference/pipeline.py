@@ -263,8 +263,9 @@ class Reconstructor:
         self.close()
 
     def _fit(
-        self, paths: Sequence[str | Path], progress: Progress, cancel: threading.Event | None, pins: Sequence[Pin]
-    ) -> tuple[FitResult, list[Photo]]:
+        self, paths: Sequence[str | Path], progress: Progress, cancel: threading.Event | None,
+        pins: Sequence[Pin] = (),
+    ) -> tuple[FitResult, list[Photo]]:  # fmt: skip
         found = detect_photos(paths, self.detector, self.options, progress, cancel)
         kept, dropped = detected_pins(pins, paths, found)
         found = dataclasses.replace(found, warnings=[*found.warnings, *dropped])
