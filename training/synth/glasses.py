@@ -13,6 +13,7 @@ they must not reach the albedo); a clear lens is not (the skin is seen through i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -117,7 +118,7 @@ def glare(rng: np.random.Generator, lens: np.ndarray, n: int) -> np.ndarray:
 
 def draw_glasses(
     img: np.ndarray, occ: np.ndarray, rng: np.random.Generator, eye_centres: np.ndarray, head_rot: np.ndarray,
-    project, depth: np.ndarray, skin: np.ndarray,
+    project: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], depth: np.ndarray, skin: np.ndarray,
 ) -> None:  # fmt: skip
     """Glasses over the image (sRGB float, (n, n, 3)) in place; their occluder pixels into `occ` (n, n).
 
