@@ -326,10 +326,9 @@ def cmd_reconstruct(args: argparse.Namespace, console: Console, interrupt: Inter
     if args.output.is_dir():
         with head_lock(args.output, name):  # another run writing this head: say so before any work
             pass
-    options, model = _model(args, console)
-    pins = read_pins(args.pins, args.photos, model) if args.pins is not None else ()  # checked before any work
-    jobs = [Job(name, tuple(args.photos), pins)]
-    with removed_if_empty(args.output), Reconstructor(options, model) as reconstructor:
+    with removed_if_empty(args.output), _reconstructor(args, console) as reconstructor:
+        pins = () if args.pins is None else read_pins(args.pins, args.photos, reconstructor.model)  # before any work
+        jobs = [Job(name, tuple(args.photos), pins)]
         outcomes, stopped = run_jobs(
             reconstructor, jobs, args.output, write_options(args), interrupt.cancel, console,
             reconstructor.model.warnings,

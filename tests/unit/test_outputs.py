@@ -352,7 +352,7 @@ class _Failing:
     def __init__(self, fail):
         self.fail = fail
 
-    def run(self, photos, name, cancel):
+    def run(self, photos, name, cancel, pins=()):
         self.fail(cancel)
 
 
