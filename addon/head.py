@@ -14,6 +14,7 @@ import numpy as np
 
 from ..inference.errors import FacesmithError
 from ..inference.files import writing
+from ..inference.result import pins_text
 from ..inference.rig import IDENTITY_KEY, RigData
 from ..inference.texture.maps import TextureSet, write_albedo_png, write_displacement_png, write_eyes_png
 from .build_material import build_eye_material, build_hidden_material, build_skin_material, load_packed_image
@@ -56,8 +57,6 @@ def build_head(
     Without `eyeballs`, FLAME's own eyeball triangles stay visible instead of separate spheres.
     `take_over_scene` makes the head's camera and world the scene's (headless runs); the add-on
     leaves a user's existing camera and world alone."""
-    from ..inference.pins import pins_text  # here: the pipeline it imports loads with a run, not at register
-
     scene = scene or bpy.context.scene
     collection = bpy.data.collections.new(rig.name)
     scene.collection.children.link(collection)

@@ -14,7 +14,8 @@ import numpy as np
 
 from ..inference.errors import FacesmithError
 from ..inference.fit.targets import Pin
-from ..inference.pins import Surface, parse_pin, parse_pins, pin_entry, pins_text
+from ..inference.pins import Surface, parse_pin, parse_pins, pin_entry
+from ..inference.result import pins_text
 from .head import PHOTO_PROPERTY, PHOTOS_PROPERTY, PINS_PROPERTY
 
 

@@ -214,12 +214,3 @@ def plain(value: object) -> object:
     if isinstance(value, tuple | list):
         return [plain(v) for v in value]
     return value
-
-
-def pins_text(pins: Sequence[Pin], residuals_px: Sequence[float] = ()) -> str:
-    """`pins` as the text of a pins file (photo as an index), each with its residual where one is given: what a
-    head in Blender keeps (addon/pins.py)."""
-    entries = [{"photo": p.photo, "face": p.face, "bary": list(p.bary), "xy": list(p.xy)} for p in pins]
-    for entry, residual in zip(entries, residuals_px, strict=False):
-        entry["residual_px"] = round(float(residual), 3)
-    return json.dumps(entries)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -149,7 +150,13 @@ class FitResult:
         )
 
 
-def pin_json(pin: Pin, residual_px: float) -> dict:
-    """A pin as the pins file writes it (README: "Correcting the head with pins"), with its residual."""
-    return {"photo": pin.photo, "face": pin.face, "bary": list(pin.bary), "xy": list(pin.xy),
-            "residual_px": round(float(residual_px), 3)}  # fmt: skip
+def pin_json(pin: Pin, residual_px: float | None = None) -> dict:
+    """A pin as the pins file writes it (README: "Correcting the head with pins"), with its residual if given."""
+    entry = {"photo": pin.photo, "face": pin.face, "bary": list(pin.bary), "xy": list(pin.xy)}
+    return entry if residual_px is None else {**entry, "residual_px": round(float(residual_px), 3)}
+
+
+def pins_text(pins: Sequence[Pin], residuals_px: Sequence[float] = ()) -> str:
+    """`pins` as the text of a pins file (photo as an index), each with its residual where one is given: what a
+    head in Blender keeps (addon/head.py, addon/pins.py)."""
+    return json.dumps([pin_json(p, residuals_px[i] if i < len(residuals_px) else None) for i, p in enumerate(pins)])

@@ -407,18 +407,20 @@ class Problem:
     def landmark_residuals_px(self, beta, states) -> tuple[list[np.ndarray], list[tuple[str, ...]]]:
         """Per photo, each landmark's distance (px) to its fitted point, and the landmarks' names; pins apart."""
         res, names = [], []
-        for p, st in enumerate(states):
-            ops, target, _ = self.correspondences(p, st)
-            keep = ~self.pinned(p, len(target))
-            res.append(np.linalg.norm(self.project_photo(beta, st, ops) - target, axis=1)[keep])
-            names.append(tuple(n for n, k in zip(self.targets[p].names, keep, strict=True) if k))
+        for p, (distance, pinned) in enumerate(self._distances_px(beta, states)):
+            res.append(distance[~pinned])
+            names.append(tuple(n for n, k in zip(self.targets[p].names, ~pinned, strict=True) if k))
         return res, names
 
     def pin_residuals_px(self, beta, states) -> list[np.ndarray]:
         """Per photo, each of its pins' distance (px) from where the artist put it."""
-        res = []
+        return [distance[pinned] for distance, pinned in self._distances_px(beta, states)]
+
+    def _distances_px(self, beta, states) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per photo, each correspondence's distance (px) to its fitted point, and which of them are pins."""
+        out = []
         for p, st in enumerate(states):
             ops, target, _ = self.correspondences(p, st)
-            pinned = self.pinned(p, len(target))
-            res.append(np.linalg.norm(self.project_photo(beta, st, ops) - target, axis=1)[pinned])
-        return res
+            distance = np.linalg.norm(self.project_photo(beta, st, ops) - target, axis=1)
+            out.append((distance, self.pinned(p, len(target))))
+        return out
