@@ -61,6 +61,7 @@ import os
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -150,6 +151,17 @@ def vertex_colours(ict, model, verts, floor, albedo, rng) -> np.ndarray:
     return np.clip(colours, 0, 1)
 
 
+def add_head_arguments(parser: argparse.ArgumentParser, n: int, n_help: str) -> None:
+    """The options build_heads reads: how many heads and which draw, how they are rendered, where they are kept
+    (bench/identity.py, bench/refine.py and bench/pins.py score the same heads)."""
+    parser.add_argument("--n", type=int, default=n, help=n_help)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--samples", type=int, default=24)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--cache", type=Path, default=CACHE, help="the heads' renders and their truth")
+    parser.add_argument("--flame")
+
+
 def build_heads(args, model, ict, lm7) -> list[dict]:
     """Sample, floor-fit and render each head once (cached)."""
     from _identity_geom import fit_floor, make_scan
@@ -226,9 +238,8 @@ def summary(dists: list[np.ndarray]) -> dict:
 
 
 def score_ict(args, model, ict, lm7, heads) -> dict:
-    from _identity_geom import fit_floor, make_scan, now_distances
+    from _identity_geom import fit_floor, make_scan, shape_distances
 
-    from facesmith.inference import flame
     from facesmith.inference.errors import FacesmithError
     from facesmith.inference.flame.regions import face_region
     from facesmith.inference.pipeline import Reconstructor
@@ -239,8 +250,7 @@ def score_ict(args, model, ict, lm7, heads) -> dict:
     dists = {m: [] for m in methods}
     per_head, failed, fit_s = [], {"1photo": 0, "3photo": 0, "30": 0, "60": 0}, []
 
-    def score(scan, shape):
-        return now_distances(scan, flame.flame_forward(model, shape).vertices[0], model.faces, lm7(shape))
+    score = partial(shape_distances, model)
 
     def try_fit(rec, paths, key):
         t = time.perf_counter()
@@ -330,14 +340,9 @@ def score_pairs(args, model) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=20, help="heads (at least 20 for the figures of record)")
-    parser.add_argument("--seed", type=int, default=0)
+    add_head_arguments(parser, 20, "heads (at least 20 for the figures of record)")
     parser.add_argument("--backend", default="auto", help="landmark backend for the fits scored (auto: dense)")
     parser.add_argument("--pairs", type=int, default=1000, help="London pairs to fit (all by default)")
-    parser.add_argument("--samples", type=int, default=24)
-    parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--cache", type=Path, default=CACHE)
-    parser.add_argument("--flame")
     parser.add_argument("--dense-mirror", choices=("on", "off"), default="on",
                         help="the dense network's test-time mirroring (on: the default of inference)")  # fmt: skip
     add_check_argument(parser)
@@ -346,15 +351,11 @@ def main() -> None:
     from facesmith.inference.landmarks import dense
 
     dense.TEST_TIME_MIRROR = args.dense_mirror == "on"  # read when the pipeline builds its DenseLandmarker
-    from _identity_geom import NOW_POINTS, Ict
-
-    from facesmith.inference import flame
+    from _identity_geom import Ict, flame_lm7
 
     model = load_bench_model(args.flame)
     ict = Ict()
-
-    def lm7(shape):
-        return flame.landmarks68(model, flame.flame_forward(model, shape))[0][NOW_POINTS]
+    lm7 = partial(flame_lm7, model)
 
     t0 = time.perf_counter()
     heads = build_heads(args, model, ict, lm7)

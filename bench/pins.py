@@ -44,7 +44,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import Goal, add_check_argument, finish, load_bench_model, pipeline_options  # noqa: E402
-from identity import CACHE, YAWS, build_heads, log, summary  # noqa: E402
+from identity import YAWS, add_head_arguments, build_heads, log, summary  # noqa: E402
 
 MAX_GAP_M = 0.005  # a FLAME vertex farther than this from the ICT skin has no true position (as bench/refine.py)
 MIN_SEPARATION = 0.05  # of the face size: pins at least this far apart in the photo (about 12 px on a 250 px face)
@@ -98,12 +98,7 @@ def dragged(pins):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=10, help="heads (the first n of bench/identity.py's; 20 for record)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--samples", type=int, default=24)
-    parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--cache", type=Path, default=CACHE, help="bench/identity.py's renders and their truth")
-    parser.add_argument("--flame")
+    add_head_arguments(parser, 10, "heads (the first n of bench/identity.py's; 20 for record)")
     add_check_argument(parser)
     args = parser.parse_args()
     from _identity_geom import Ict, flame_lm7, make_scan, shape_distances

@@ -57,7 +57,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import Goal, add_check_argument, finish, load_bench_model, pipeline_options  # noqa: E402
-from identity import CACHE, YAWS, build_heads, log, summary  # noqa: E402
+from identity import YAWS, add_head_arguments, build_heads, log, summary  # noqa: E402
 
 
 def albedo_psnr(albedo: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
@@ -193,18 +193,13 @@ def oracle_section(model, ict, heads: list[dict], modes: dict, score) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=20, help="heads (the first n of bench/identity.py's)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--samples", type=int, default=24)
-    parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--cache", type=Path, default=CACHE)
+    add_head_arguments(parser, 20, "heads (the first n of bench/identity.py's)")
     parser.add_argument("--albedo-heads", type=int, default=8, help="in-model heads for the albedo PSNR (0: skip)")
     parser.add_argument(
         "--oracle",
         action="store_true",
         help="also fit from the true landmarks (what limits the refinement: the landmarks or the term)",
     )
-    parser.add_argument("--flame")
     add_check_argument(parser)
     args = parser.parse_args()
     from _identity_geom import Ict, flame_lm7, make_scan, shape_distances
