@@ -407,3 +407,31 @@ def test_session_view_paints_eyes_and_the_mouths_inside(dev_model):
     assert rows.min() < 192 * 0.5 < rows.max()  # above the face's middle (eyes) and below it (mouth)
     reddish = painted[changed].astype(int)
     assert (reddish[:, 0] > reddish[:, 2]).mean() > 0.3  # the mouth's inside is dark red, not grey
+
+
+def test_a_spiked_validation_goes_back_to_the_best_weights_with_half_the_rate(
+    synth_data, procedural_model, tmp_path, monkeypatch
+) -> None:
+    import torch
+
+    from facesmith.training.dense import train as train_mod
+
+    data, _ = synth_data
+    # Validation errors as a spike shows them: better, better, 2 × the best (back to step 20), recovered.
+    errors = iter([0.10, 0.08, 0.16, 0.07])
+    monkeypatch.setattr(train_mod, "validate", lambda *a, **k: {"val_nme_all": next(errors), "val_nme_face": 0.0,
+                                                                 "val_nme_68": 0.0, "val_beta_rmse": 0.0})  # fmt: skip
+    cfg = train_mod.load_config(_config(tmp_path / "a.toml", data, 40))
+    run = tmp_path / "run"
+    train_mod.train(cfg, run, procedural_model, log=lambda s: None)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r for r in rows if "rollback_to" in r] == [{"step": 30, "rollback_to": 20, "lr_scale": 0.5}]
+    lrs = {r["step"]: r["lr"] for r in rows if "lr" in r}
+    assert lrs[35] == pytest.approx(0.5 * train_mod.learning_rate(34, cfg.train))
+    best, last = (train_mod.load_checkpoint(run / name) for name in (train_mod.BEST, train_mod.CHECKPOINT))
+    assert best["step"] == 40 and best["last_val"]["val_nme_all"] == 0.07 and last["lr_scale"] == 0.5
+    # The rate scale survives a resume.
+    net = train_mod.build_net(train_mod.make_spec(procedural_model, cfg), cfg)
+    opt = torch.optim.AdamW(net.parameters())
+    spec = train_mod.make_spec(procedural_model, cfg)
+    assert train_mod.resume(run / train_mod.CHECKPOINT, net, opt, cfg, spec)[2] == 0.5

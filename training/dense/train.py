@@ -23,6 +23,9 @@ Config (TOML; paths relative to the current directory):
              distance, plus the NLL of σ with the points held fixed), heatmap_weight = 0 (head "heatmap": the
              weight of HeatmapNet.heatmap_loss), beta_weight = 0.05, log_every = 25,
              val_every = 1000, checkpoint_every = 500, seed = 0, threads = 0
+
+A single-process run also keeps `best.pt` (the best validation's state) and, when a validation error rises
+ROLLBACK_RISE × above the best, goes back to it with half the rate (a `rollback` line in metrics.jsonl).
 """
 
 from __future__ import annotations
@@ -50,6 +53,12 @@ from .data import CropRule, ShardStream, shard_files
 from .net import DenseNet, HeatmapNet, gaussian_nll, point_distance_loss
 
 CHECKPOINT = "checkpoint.pt"
+BEST = "best.pt"  # the weights (and optimizer, EMA) of the best validation so far: what a spiked run goes back to
+# A validation error this many times the best so far means the run spiked (the CPU campaign's loss jumped from 3 % to
+# 19 % within 25 steps at steps 4000 and 13,000, costing thousands of steps each): training goes back to the best
+# weights with its rate scaled by ROLLBACK_LR (again at each further spike; kept in the checkpoint).
+ROLLBACK_RISE = 1.3
+ROLLBACK_LR = 0.5
 
 
 @dataclass(frozen=True)
@@ -210,11 +219,12 @@ def init_distributed() -> tuple[Dist, torch.device]:
 
 
 def save_checkpoint(path: Path, net: torch.nn.Module, opt: torch.optim.Optimizer, step: int, cfg: Config,
-                    spec: DenseSpec, best: dict, ema: torch.nn.Module | None = None) -> None:  # fmt: skip
+                    spec: DenseSpec, best: dict, ema: torch.nn.Module | None = None,
+                    lr_scale: float = 1.0) -> None:  # fmt: skip
     """Atomically; with `ema`, its weights are saved as well (export takes them)."""
     tmp = path.with_name(path.name + ".tmp")
     state = {"model": net.state_dict(), "optimizer": opt.state_dict(), "step": step, "config": cfg.to_dict(),
-             "spec": spec.to_json(), "last_val": best}  # fmt: skip
+             "spec": spec.to_json(), "last_val": best, "lr_scale": lr_scale}  # fmt: skip
     if ema is not None:
         state["ema"] = ema.state_dict()
     torch.save(state, tmp)
@@ -394,11 +404,11 @@ def resume(
     cfg: Config,
     spec: DenseSpec,
     ema: torch.nn.Module | None = None,
-) -> tuple[int, dict]:
-    """Load a run's checkpoint into `net`, `opt` (and `ema`): (step, last validation figures); (0, {}) without
-    one."""
+) -> tuple[int, dict, float]:
+    """Load a run's checkpoint into `net`, `opt` (and `ema`): (step, last validation figures, rate scale left by
+    rollbacks); (0, {}, 1.0) without one."""
     if not path.is_file():
-        return 0, {}
+        return 0, {}, 1.0
     ck = load_checkpoint(path)
     if not same_run(ck["config"], cfg.to_dict()):
         raise ValueError(
@@ -412,7 +422,14 @@ def resume(
         opt.load_state_dict(ck["optimizer"])
     if ema is not None:
         ema.load_state_dict(ck.get("ema", ck["model"]))
-    return int(ck["step"]), ck.get("last_val", {})
+    return int(ck["step"]), ck.get("last_val", {}), float(ck.get("lr_scale", 1.0))
+
+
+def _best_error(path: Path) -> float:
+    """The validation error (val_nme_all) of a run's best.pt; infinite without one."""
+    if not path.is_file():
+        return math.inf
+    return float(load_checkpoint(path).get("last_val", {}).get("val_nme_all", math.inf))
 
 
 def loaders(cfg: Config, rule: CropRule, step: int, dist: Dist, device: torch.device):
@@ -445,7 +462,9 @@ def _train(cfg, out, model, config_text, log, stop, dist: Dist, device, bar_stre
     net = build_net(spec, cfg).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     ema = copy.deepcopy(net).eval() if tc.ema else None
-    step, last_val = resume(ckpt_path, net, opt, cfg, spec, ema)
+    step, last_val, lr_scale = resume(ckpt_path, net, opt, cfg, spec, ema)
+    best_path = out / BEST
+    best_error = _best_error(best_path)
     rule = crop_rule(spec)
     if not step and cfg.model.init:
         # Every rank starts from the same weights: the same crops (the first training shard, seeded) calibrate.
@@ -482,7 +501,7 @@ def _train(cfg, out, model, config_text, log, stop, dist: Dist, device, bar_stre
                 break
             image, target, beta = (t.to(device, non_blocking=True) for t in next(batches))
             for group in opt.param_groups:
-                group["lr"] = learning_rate(step, tc)
+                group["lr"] = lr_scale * learning_rate(step, tc)
             if tc.heatmap_weight and isinstance(net, HeatmapNet):
                 points, log_sigma, shape, log_prob = model_ddp(image, heatmaps=True)
                 hm_loss = net.heatmap_loss(log_prob, target)
@@ -504,8 +523,8 @@ def _train(cfg, out, model, config_text, log, stop, dist: Dist, device, bar_stre
                 now = time.perf_counter()
                 with torch.no_grad():
                     nme = float(torch.linalg.norm(points - target, dim=-1).mean()) / 2
-                row = {"step": step, "loss": float(loss), "nll": float(nll), "beta_mse": float(beta_loss),
-                       "heatmap_ce": float(hm_loss), "train_nme_all": nme, "lr": opt.param_groups[0]["lr"],
+                row = {"step": step, "loss": loss.item(), "nll": nll.item(), "beta_mse": beta_loss.item(),
+                       "heatmap_ce": hm_loss.item(), "train_nme_all": nme, "lr": opt.param_groups[0]["lr"],
                        "images_per_s": seen / max(now - t_log, 1e-9), "time": time.time()}  # fmt: skip
                 metrics.write(json.dumps(row) + "\n")
                 metrics.flush()
@@ -518,11 +537,22 @@ def _train(cfg, out, model, config_text, log, stop, dist: Dist, device, bar_stre
                 log(f"step {step}: validation error {100 * last_val['val_nme_all']:.2f}% of the crop side, "
                     f"{100 * last_val['val_nme_face']:.2f}% of the face "
                     f"(68 points {100 * last_val['val_nme_68']:.2f}%), β RMSE {last_val['val_beta_rmse']:.3f}")  # fmt: skip
+                error = last_val["val_nme_all"]
+                if error < best_error:
+                    best_error = error
+                    save_checkpoint(best_path, net, opt, step, cfg, spec, last_val, ema, lr_scale)
+                elif error > ROLLBACK_RISE * best_error and dist.world == 1:
+                    # Multi-process runs (the GPU burst) do not roll back: the other ranks would need the decision.
+                    back, _, _ = resume(best_path, net, opt, cfg, spec, ema)
+                    lr_scale *= ROLLBACK_LR
+                    metrics.write(json.dumps({"step": step, "rollback_to": back, "lr_scale": lr_scale}) + "\n")
+                    log(f"step {step}: validation error {error / best_error:.2f} × the best (step {back}): back to "
+                        f"its weights, rate × {lr_scale:g}")  # fmt: skip
             if dist.main and (step % tc.checkpoint_every == 0 or step == tc.steps):
-                save_checkpoint(ckpt_path, net, opt, step, cfg, spec, last_val, ema)
+                save_checkpoint(ckpt_path, net, opt, step, cfg, spec, last_val, ema, lr_scale)
     finally:
         if dist.main:
-            save_checkpoint(ckpt_path, net, opt, step, cfg, spec, last_val, ema)
+            save_checkpoint(ckpt_path, net, opt, step, cfg, spec, last_val, ema, lr_scale)
             bar.close()
             metrics.close()
             plot_losses(out / "metrics.jsonl", out / "loss.png")
