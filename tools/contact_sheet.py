@@ -49,7 +49,9 @@ def parse_run(text: str) -> Run:
     if not sep or not label or not rest:
         raise argparse.ArgumentTypeError(f"expected LABEL=PYTHON[:PYTHONPATH], got {text!r}")
     python, _, pythonpath = rest.partition(":")
-    return Run(label, python, pythonpath or None)
+    if os.sep in python:  # a path: absolute, since each reconstruction runs in its output folder
+        python = os.path.abspath(python)
+    return Run(label, python, os.path.abspath(pythonpath) if pythonpath else None)
 
 
 def photo_name(photo: Path) -> str:
@@ -75,7 +77,7 @@ def reconstruct(run: Run, photo: Path, out: Path) -> Path:
         "reconstruct",
         str(photo.resolve()),
         "-o",
-        str(folder),
+        str(folder.resolve()),
         "--name",
         name,
         "--no-fbx",
