@@ -56,6 +56,7 @@ TOWARDS_CAMERA = (0.0, 0.0, 1.0)  # the fit's frame: the camera looks down -z (c
 # the bake fits. Without it the albedos came out 1.23 x brighter than the photo shows and bench/skin_ita.py's
 # terciles rendered 6-16° ITA lighter than the photos' cheeks.
 MEDIAN_SKIN_FACING = 0.81
+MONOCHROME_NOTE = "black-and-white photo: the skin's colour is the skin model's for its lightness (not measured)"
 SKIN_CHROMA_TOLERANCE = (0.04, 0.08)  # rg-chromaticity distance from the median: the studio's, the widest
 MAX_LIGHT_CHROMA = 1.5  # bound on a channel's shading relative to the luminance shading (light_chroma)
 SCENE_MARGIN = 0.25  # of the face size: the head's outline grown by this for hair and ears (the scene cue)
@@ -309,6 +310,16 @@ class TextureBaker:
         delit = colour / (shading[:, None] * light_chroma(basis, sh, skin))
         skin_colour = np.median(delit[skin], axis=0) if skin.sum() >= MIN_SKIN_TEXELS else None
         gain, cues = np.ones(3), ()
+        if self.colour_prior is not None and context is not None and colour_model.is_monochrome(colour[visible]):
+            # No colour to read: the exposure as for any photo, and each texel's lightness in the colour that the
+            # skin model gives skin of the face's lightness (lips and brows take it too: a tinted black and white).
+            prior = self.colour_prior
+            gain, cues = np.full(3, np.exp(colour_model.exposure(prior, context.scene))), ("monochrome",)
+            grey = (delit / gain) @ colour_model.LUMINANCE
+            level = max(float(np.median(grey[skin if skin_colour is not None else visible])), 1e-4)
+            tint = prior.skin_at(level) / level
+            warnings = (*warnings, MONOCHROME_NOTE)
+            return Delit(sh, np.clip(grey[:, None] * tint, 0.0, 1.0), warnings, gain, cues, skin_colour, context)
         if self.colour_prior is not None and context is not None:
             prior = self.colour_prior
             found = colour_model.photo_cues(prior, skin_colour, context.sclera, context.scene)

@@ -65,6 +65,12 @@ SCENE_KEY_SIGMA = 0.35
 SCENE_QUANTILES = np.array([0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5])
 SCENE_CLIP = 0.9  # linear luminance: a pixel this bright has lost a channel, or all of them
 SCENE_CLIP_MARGIN = 0.1
+# A black-and-white photo (3 % of the UTKFace crops, stored as RGB): at most this many 8-bit levels between its
+# channels at the MONOCHROME_QUANTILE of its pixels (JPEG's chroma noise leaves 1-3 levels in a grey photo;
+# a colour photo's skin alone differs by 30-80 levels between red and blue).
+MONOCHROME_LEVELS = 6.0
+MONOCHROME_QUANTILE = 99
+TONE_RANGE = 3.0  # a black-and-white photo's skin is placed on the skin model's tone axis within ±this many sd
 
 
 def planckian_rgb(kelvin: float) -> np.ndarray:
@@ -110,6 +116,17 @@ def ita_degrees(rgb: np.ndarray) -> np.ndarray:
     return np.degrees(np.arctan2(lab[..., 0] - 50, lab[..., 2]))
 
 
+def is_monochrome(linear: np.ndarray) -> bool:
+    """Whether linear RGB colours (..., 3) are black and white (their channels equal up to JPEG noise): the face's
+    colours, so that a grey backdrop around a small colour face does not count."""
+    from .maps import linear_to_srgb
+
+    pixels = linear.reshape(-1, 3)
+    sample = 255 * linear_to_srgb(pixels[:: max(1, len(pixels) // 250_000)])  # a quarter million are plenty
+    spread = sample.max(axis=1) - sample.min(axis=1)
+    return bool(len(spread)) and bool(np.percentile(spread, MONOCHROME_QUANTILE) <= MONOCHROME_LEVELS)
+
+
 @dataclass(frozen=True)
 class Cue:
     """Observations `value` (k,) = `design` (k, 3) @ log gain + `mean` + noise of covariance `cov` (k, k)."""
@@ -151,6 +168,17 @@ class ColourPrior:
         """(6,) unit vector: the main way people differ (darker skin, with its eye whites): the joint model's first
         principal axis."""
         return np.linalg.eigh(self.joint_cov)[1][:, -1]
+
+    def skin_at(self, luminance: float) -> np.ndarray:
+        """(3,) linear skin colour of the given luminance on the skin model's tone axis (with its bend): the colour
+        the studio people's skin that light or dark has — what a black-and-white photo's skin most likely was."""
+        t = np.linspace(-TONE_RANGE, TONE_RANGE, 601) * np.sqrt(np.linalg.eigvalsh(self.joint_cov)[-1])
+        locus = (
+            self.joint_mean[:3] + np.outer(t, self.tone_axis[:3]) + np.outer(t**2 - self.tone_t2, self.tone_curve[:3])
+        )
+        colours = np.exp(locus)
+        best = np.argmin(np.abs(np.log(colours @ LUMINANCE) - np.log(max(luminance, 1e-4))))
+        return colours[best] * (luminance / float(colours[best] @ LUMINANCE))
 
     def save(self, path: Path, **provenance: str) -> None:
         np.savez(path, **{k: getattr(self, k) for k in ColourPrior.__dataclass_fields__}, **provenance)

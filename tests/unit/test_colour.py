@@ -141,3 +141,46 @@ def test_a_scene_clipped_all_over_reads_brighter_not_darker():
         prior.scene_keys[0] - 2.0, np.zeros(len(prior.scene_keys) - 1)
     ]  # a dark shirt's few percent, then white
     assert colour.exposure(prior, colour.Scene(np.zeros(3), keys, 0.95, 0.5)) > 0
+
+
+def test_black_and_white_photos_are_told_from_colour_ones():
+    rng = np.random.default_rng(0)
+    grey = np.repeat(rng.random((60, 80, 1)), 3, axis=2)
+    # JPEG's chroma noise in a grey photo: a level or two of 8-bit sRGB per channel
+    noisy = srgb_to_linear(np.clip(linear_to_srgb(grey) + rng.normal(0, 1.0 / 255, grey.shape), 0, 1))
+    assert colour.is_monochrome(grey) and colour.is_monochrome(noisy)
+    skin = np.broadcast_to(np.array([0.45, 0.25, 0.18]), (60, 80, 3)) * (0.5 + grey)
+    assert not colour.is_monochrome(skin)
+
+
+def test_the_skin_model_gives_a_skin_colour_of_any_lightness():
+    prior = colour.ColourPrior.load()
+    colours = [prior.skin_at(lum) for lum in (0.03, 0.1, 0.25, 0.45)]
+    for lum, c in zip((0.03, 0.1, 0.25, 0.45), colours, strict=True):
+        assert c @ colour.LUMINANCE == pytest.approx(lum) and c[0] > c[1] > c[2]  # skin: red over green over blue
+    ita = colour.ita_degrees(np.array(colours))
+    assert np.all(np.diff(ita) > 0)  # lighter skin, higher ITA (and never grey: b* > 0)
+    assert np.all(colour.linear_to_lab(np.array(colours))[:, 2] > 5)
+
+
+@pytest.mark.skipif(not FACES.is_dir(), reason=f"needs {FACES}")
+def test_a_black_and_white_portrait_gets_a_skin_colour_near_its_colour_photo(dev_model):
+    """The portrait in black and white: the grey albedo is far from the colour photo's; the skin model's colour at
+    its lightness is near it, and the texture says where its colour came from."""
+    path = FACES / "002_03.jpg"
+    with Reconstructor(DEFAULTS, dev_model) as rec:
+        fit = rec.fit([path]).photos[0]
+    photo = load_photo(path)
+    grey = np.repeat(
+        np.round(linear_to_srgb(srgb_to_linear(photo.rgb / 255.0) @ colour.LUMINANCE) * 255).astype(np.uint8)[..., None],
+        3, axis=2,
+    )  # fmt: skip
+    baker = TextureBaker(dev_model, 256)
+    medians = {}
+    for name, rgb in (("colour", photo.rgb), ("grey", grey)):
+        tex = baker.photo_texture(rgb, photo.scale, fit)
+        medians[name] = np.median(tex.albedo[(tex.weight > 0) & tex.skin], axis=0)
+    assert tex.cues == ("monochrome",) and any("black-and-white" in w for w in tex.warnings)
+    grey_albedo = np.full(3, medians["grey"] @ colour.LUMINANCE)
+    far = colour.delta_e76(grey_albedo, medians["colour"])
+    assert far > 10 and colour.delta_e76(medians["grey"], medians["colour"]) < 0.5 * far
