@@ -116,45 +116,54 @@ def glare(rng: np.random.Generator, lens: np.ndarray, n: int) -> np.ndarray:
     return layer * lens
 
 
-def draw_glasses(
-    img: np.ndarray, occ: np.ndarray, rng: np.random.Generator, eye_centres: np.ndarray, head_rot: np.ndarray,
-    project: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], depth: np.ndarray, skin: np.ndarray,
-) -> None:  # fmt: skip
-    """Glasses over the image (sRGB float, (n, n, 3)) in place; their occluder pixels into `occ` (n, n).
+@dataclass(frozen=True)
+class Placed:
+    """A pair of glasses placed on one head, in pixels: each rim's outline and centre, the points where the bridge
+    and the temples meet the rims (metres), and the frame's line width."""
 
-    `eye_centres` (2, 3) metres; `head_rot` the head's rotation (columns: its x, y (up), z (forward) axes);
-    `project` maps (K, 3) points to (pixels (K, 2), nearness (K,)); `depth` the head's z-buffer (nearness,
-    -inf off the head); `skin` (n, n) bool, where the frame's shadow can fall."""
-    n = img.shape[0]
+    rims: list[np.ndarray]
+    centres_px: list[np.ndarray]
+    inner: list[np.ndarray]
+    outer: list[np.ndarray]
+    thick: int
+
+
+RIM_ANGLES = np.linspace(0, 2 * np.pi, 64, endpoint=False)  # where each rim's outline is sampled
+RIM_TOP = np.sin(RIM_ANGLES) > 0  # the upper half of a rim
+
+
+def place_frame(frame: Frame, eye_centres: np.ndarray, head_rot: np.ndarray, project: Callable) -> Placed:
+    """The frame over the eyes (see draw_glasses for the arguments)."""
     width = float(np.linalg.norm(eye_centres[1] - eye_centres[0]))
-    if width < 1e-6:
-        return
-    frame = sample_frame(rng)
     ex, up, fwd = head_rot[:, 0], head_rot[:, 1], head_rot[:, 2]
     middle = eye_centres.mean(axis=0)
     p0, _ = project(middle[None])
     p1, _ = project((middle + ex * 0.01)[None])
     px_per_m = float(np.linalg.norm(p1 - p0)) / 0.01
-    thick = max(1, int(round(frame.thickness * px_per_m)))
-    angles = np.linspace(0, 2 * np.pi, 64, endpoint=False)
-    top = np.sin(angles) > 0
-    rims, inner, outer, centres_px = [], [], [], []
+    placed = Placed([], [], [], [], max(1, int(round(frame.thickness * px_per_m))))
     for c in eye_centres:
         outward = ex * np.sign((c - middle) @ ex or 1.0)
         centre = c + fwd * frame.ahead + up * frame.lift * width + outward * frame.spread * width
-        xy, _ = project(rim_points(frame, centre, outward, up, width, angles))
-        rims.append(xy)
-        centres_px.append(project(centre[None])[0][0])
-        inner.append(rim_points(frame, centre, outward, up, width, np.array([np.pi - 0.45]))[0])
-        outer.append(rim_points(frame, centre, outward, up, width, np.array([0.3]))[0])
+        placed.rims.append(project(rim_points(frame, centre, outward, up, width, RIM_ANGLES))[0])
+        placed.centres_px.append(project(centre[None])[0][0])
+        placed.inner.append(rim_points(frame, centre, outward, up, width, np.array([np.pi - 0.45]))[0])
+        placed.outer.append(rim_points(frame, centre, outward, up, width, np.array([0.3]))[0])
+    return placed
 
-    lens = np.zeros((n, n), np.float32)
-    for xy in rims:
-        cv2.fillPoly(lens, [to_fixed(xy)], 1.0, cv2.LINE_AA, shift=2)
+
+def frame_front(
+    frame: Frame, placed: Placed, eye_centres: np.ndarray, head_rot: np.ndarray, project: Callable,
+    depth: np.ndarray, n: int,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(n, n) coverage of the rims and bridge, and of those with the temples (hidden behind the head)."""
+    width = float(np.linalg.norm(eye_centres[1] - eye_centres[0]))
+    ex, up, fwd = head_rot[:, 0], head_rot[:, 1], head_rot[:, 2]
+    middle = eye_centres.mean(axis=0)
+    thick = placed.thick
     shape = np.zeros((n, n), np.float32)  # the front of the frame: rims and bridge
-    for xy in rims:
+    for xy in placed.rims:
         ring = np.r_[xy, xy[:1]]
-        upper = np.r_[top, top[:1]]
+        upper = np.r_[RIM_TOP, RIM_TOP[:1]]
         for part, factor in ((upper, frame.top_factor), (~upper, 1.0 if frame.bottom_rim else 0.0)):
             if factor > 0:
                 # One point more at each end: the top and bottom runs meet instead of leaving gaps at the sides.
@@ -162,11 +171,11 @@ def draw_glasses(
                 cv2.polylines(shape, [to_fixed(r) for r in runs], False, 1.0,
                               max(1, int(round(thick * factor))), cv2.LINE_AA, shift=2)  # fmt: skip
     t = np.linspace(0, 1, 12)[:, None]
-    arch = inner[0] * (1 - t) + inner[1] * t + up * (0.08 * width) * np.sin(np.pi * t) + fwd * 0.004
+    arch = placed.inner[0] * (1 - t) + placed.inner[1] * t + up * (0.08 * width) * np.sin(np.pi * t) + fwd * 0.004
     bridge, _ = project(arch)
     cv2.polylines(shape, [to_fixed(bridge)], False, 1.0, thick, cv2.LINE_AA, shift=2)
     temples = np.zeros((n, n), np.float32)
-    for point, c in zip(outer, eye_centres, strict=True):
+    for point, c in zip(placed.outer, eye_centres, strict=True):
         outward = ex * np.sign((c - middle) @ ex or 1.0)
         s = np.linspace(0, 1, 40)[:, None]
         path = point + (-fwd) * 0.1 * s + outward * 0.01 * s - up * 0.006 * s
@@ -175,22 +184,33 @@ def draw_glasses(
         if runs:
             cv2.polylines(temples, [to_fixed(r) for r in runs], False, 1.0, max(1, int(round(thick * 0.8))),
                           cv2.LINE_AA, shift=2)  # fmt: skip
-    front = np.clip(shape + temples, 0, 1)
+    return shape, np.clip(shape + temples, 0, 1)
 
-    if rng.random() < 0.5:  # the frame's shadow on the skin, away from the light
-        angle = rng.normal(np.pi / 2, 0.7)  # mostly below the frame (light from above)
-        shift = rng.uniform(0.5, 2.5) * thick + rng.uniform(1, 4)
-        m = np.float32([[1, 0, shift * np.cos(angle)], [0, 1, shift * np.sin(angle)]])
-        shadow = cv2.warpAffine(front, m, (n, n))
-        shadow = cv2.GaussianBlur(shadow, (0, 0), rng.uniform(0.5, 2.0)) * rng.uniform(0.3, 0.7)
-        shadow *= skin
-        img *= 1 - shadow[..., None]
-        occ[:] = np.maximum(occ, (shadow > OCCLUDER_SHADOW).astype(np.float32))
 
+def cast_shadow(img: np.ndarray, occ: np.ndarray, rng: np.random.Generator, front: np.ndarray, skin: np.ndarray,
+                thick: int) -> None:  # fmt: skip
+    """The frame's shadow on the skin, away from the light (mostly below the frame: light from above), in place."""
+    n = img.shape[0]
+    angle = rng.normal(np.pi / 2, 0.7)
+    shift = rng.uniform(0.5, 2.5) * thick + rng.uniform(1, 4)
+    m = np.float32([[1, 0, shift * np.cos(angle)], [0, 1, shift * np.sin(angle)]])
+    shadow = cv2.warpAffine(front, m, (n, n))
+    shadow = cv2.GaussianBlur(shadow, (0, 0), rng.uniform(0.5, 2.0)) * rng.uniform(0.3, 0.7)
+    shadow *= skin
+    img *= 1 - shadow[..., None]
+    occ[:] = np.maximum(occ, (shadow > OCCLUDER_SHADOW).astype(np.float32))
+
+
+def draw_lenses(img: np.ndarray, occ: np.ndarray, rng: np.random.Generator, placed: Placed) -> None:
+    """The lenses, in place: clear (refracting the eyes, faintly tinted) or sun lenses (occluders), perhaps a glare."""
+    n = img.shape[0]
+    lens = np.zeros((n, n), np.float32)
+    for xy in placed.rims:
+        cv2.fillPoly(lens, [to_fixed(xy)], 1.0, cv2.LINE_AA, shift=2)
     sun = rng.random() < SUN_SHARE
     if not sun and rng.random() < 0.6:
         power = rng.uniform(0.85, 1.08)
-        for xy, centre in zip(rims, centres_px, strict=True):
+        for xy, centre in zip(placed.rims, placed.centres_px, strict=True):
             one = np.zeros((n, n), np.float32)
             cv2.fillPoly(one, [to_fixed(xy)], 1.0, cv2.LINE_AA, shift=2)
             refract(img, one, centre, power)
@@ -205,16 +225,42 @@ def draw_glasses(
         img[:] = img + (colour - img) * shine[..., None]
         occ[:] = np.maximum(occ, (shine > OCCLUDER_GLARE).astype(np.float32))
 
+
+def paint_frame(img: np.ndarray, occ: np.ndarray, rng: np.random.Generator, frame: Frame, placed: Placed,
+                shape: np.ndarray, front: np.ndarray) -> None:  # fmt: skip
+    """The frame over everything, in place, with a highlight along the rims' tops on some; all of it an occluder."""
+    n, thick = img.shape[0], placed.thick
     colour = np.asarray(frame.colour, np.float32)
     img[:] = img * (1 - front[..., None]) + colour * front[..., None]
     if frame.highlight and thick >= 2:
         line = np.zeros((n, n), np.float32)
-        for xy in rims:
+        for xy in placed.rims:
             lift = np.float32([0, -0.3 * thick])
-            cv2.polylines(line, [to_fixed(xy[top] + lift)], False, 1.0, max(1, thick // 3), cv2.LINE_AA, shift=2)
+            cv2.polylines(line, [to_fixed(xy[RIM_TOP] + lift)], False, 1.0, max(1, thick // 3), cv2.LINE_AA, shift=2)
         line *= shape * rng.uniform(0.3, 0.6)
         img[:] = img + (1 - img) * line[..., None]
     occ[:] = np.maximum(occ, front)
+
+
+def draw_glasses(
+    img: np.ndarray, occ: np.ndarray, rng: np.random.Generator, eye_centres: np.ndarray, head_rot: np.ndarray,
+    project: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], depth: np.ndarray, skin: np.ndarray,
+) -> None:  # fmt: skip
+    """Glasses over the image (sRGB float, (n, n, 3)) in place; their occluder pixels into `occ` (n, n).
+
+    `eye_centres` (2, 3) metres; `head_rot` the head's rotation (columns: its x, y (up), z (forward) axes);
+    `project` maps (K, 3) points to (pixels (K, 2), nearness (K,)); `depth` the head's z-buffer (nearness,
+    -inf off the head); `skin` (n, n) bool, where the frame's shadow can fall. The random draws come in a fixed
+    order (frame, shadow, lenses, highlight), so a seed gives the same glasses."""
+    if float(np.linalg.norm(eye_centres[1] - eye_centres[0])) < 1e-6:
+        return
+    frame = sample_frame(rng)
+    placed = place_frame(frame, eye_centres, head_rot, project)
+    shape, front = frame_front(frame, placed, eye_centres, head_rot, project, depth, img.shape[0])
+    if rng.random() < 0.5:
+        cast_shadow(img, occ, rng, front, skin, placed.thick)
+    draw_lenses(img, occ, rng, placed)
+    paint_frame(img, occ, rng, frame, placed, shape, front)
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
