@@ -3,7 +3,9 @@
 A portrait is reconstructed once; its baked albedo becomes the known albedo. The head is rendered in
 Blender (Cycles, matte skin, no subsurface, Standard view transform) under white lights — frontal, 45° side, from above — and
 coloured or dim ones — frontal at 3000 K and 7500 K, frontal at -1 EV, a 3500 K key from the side with a
-cool fill from the other — and the whole pipeline (detect, fit, bake) runs on each render. On texels the
+cool fill from the other — and a key from above and the side on skin with a sheen (Principled specular 0.5,
+roughness 0.35: what the diffuse model leaves in the albedo) — and the whole pipeline (detect, fit, bake) runs on
+each render. On texels the
 pipeline saw well, it reports the PSNR of the de-lit albedo against the known one, next to the PSNR of
 the plain projected colour (not de-lit) from the same run; each after a per-channel gain fit (the
 spatial de-lighting alone). Under the coloured and dim lights the camera gain matters too: the absolute
@@ -23,6 +25,10 @@ Not independent truth: the known albedo is a texture baked by this pipeline itse
 and the heads are FLAME meshes of the pipeline's own fit; the displacement truth is independent (a known
 relief rendered as geometry) but `correlation` reads it through the fit's own texel→pixel mapping, so UV
 registration error is left out (`correlation_uv` includes it).
+Glossy key (sixth session): de-lit 26.00 dB against the plain projection's 18.59 (frontal matte 27.96): the sheen
+costs ~2 dB. Taking it out as the white over the local skin colour (dichromatic model) gained 0.30 dB here at no cost
+under the matte lights, but on over-exposed light skin in real photos (UTKFace) it removed a third of the face's
+"white" and left pale wedges and green tints: not kept.
 Usage: python bench/textures.py [--source PHOTO] [--keep DIR] [--no-check]
 """
 
@@ -53,6 +59,7 @@ class Light:
     kelvin: float | None = None
     strength: float = 1.0
     fill: bool = False
+    gloss: bool = False  # skin with a sheen (specular highlights the diffuse model cannot explain) instead of matte
 
 
 # White lights test the de-lighting; coloured and dim ones test the camera gain (colour constancy).
@@ -64,7 +71,12 @@ LIGHTS = {
     "cool_7500K": Light(0.0, 0.0, kelvin=7500.0),
     "dim_-1EV": Light(0.0, 0.0, strength=0.5),
     "coloured_side": Light(0.0, 40.0, kelvin=3500.0, fill=True),
+    "glossy_key": Light(-20.0, 25.0, gloss=True),
 }
+GLOSS_SPECULAR, GLOSS_ROUGHNESS = (
+    0.5,
+    0.35,
+)  # Principled BSDF: a skin's sheen under a key light (Blender's default level)
 COLOUR_LIGHTS = ("warm_3000K", "cool_7500K", "coloured_side")
 FILL_RGB = (0.45, 0.65, 1.0)  # the fill's colour (linear): a cool window or screen
 FILL_STRENGTH = 0.4  # × the key's energy
@@ -248,9 +260,10 @@ def render(
     head = build_head(rig, textures)
     mat = head.mesh.data.materials[0]
     bsdf = mat.node_tree.nodes["Principled BSDF"]
-    bsdf.inputs["Roughness"].default_value = 1.0
+    bsdf.inputs["Roughness"].default_value = GLOSS_ROUGHNESS if light.gloss else 1.0
     bsdf.inputs["Subsurface Weight"].default_value = 0.0
-    bsdf.inputs["Specular IOR Level"].default_value = 0.0  # Lambertian, as the SH model assumes
+    # Lambertian, as the SH model assumes, unless the light is there to show what highlights cost
+    bsdf.inputs["Specular IOR Level"].default_value = GLOSS_SPECULAR if light.gloss else 0.0
     if bump_only:
         mat.displacement_method = "BUMP"
     else:
