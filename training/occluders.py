@@ -35,7 +35,7 @@ from torch import nn
 from ..inference.landmarks.dense import CROP_SCALE, crop_image, crop_matrix
 from ..inference.texture.occlusion import SEG_METADATA_KEY
 from .dense.data import jittered_box, shard_files
-from .dense.net import INPUT_MEAN, INPUT_STD, conv_bn
+from .dense.net import INPUT_MEAN, INPUT_STD, conv_bn, load_folded
 
 SIZE = 128
 NOT_SKIN = (0, 3, 5)  # background, hair, occluder (training/synth/engine.py SEGMENTS)
@@ -221,37 +221,24 @@ def convolutions(net: SegNet) -> list[nn.Sequential]:
 
 def load_onnx_weights(net: SegNet, path: Path, crops: torch.Tensor) -> None:
     """Start from an exported network (assets/occluder_seg.onnx, whose run folder is gone): the export folded
-    each batch norm into its convolution, so each conv takes the folded weight and its batch norm is set to
-    give the same output (exactly in eval mode) while normalising like a trained one in train mode: scale and
-    shift = the spread and mean of the folded convolution's output over `crops` (a few batches of data)."""
+    each batch norm into its convolution; dense.net.load_folded puts them back, each batch norm reproducing the
+    folded layer exactly in eval mode while normalising like a trained one in train mode (its scale and shift the
+    spread and mean of the convolution's output over `crops`, a few batches of data)."""
     import onnx
     from onnx import numpy_helper
 
     proto = onnx.load(str(path))
-    init = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    init = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in proto.graph.initializer}
     convs = [(init[n.input[1]], init[n.input[2]]) for n in proto.graph.node if n.op_type == "Conv"]
     blocks = convolutions(net)
     if len(convs) != len(blocks) + 1:
         raise ValueError(f"{path}: {len(convs)} convolutions, the network has {len(blocks) + 1}")
-    outputs: list[torch.Tensor] = []
-    hooks = [b[0].register_forward_hook(lambda _m, _i, out: outputs.append(out.detach())) for b in blocks]
-    with torch.no_grad():
-        for block, (weight, bias) in zip(blocks, convs, strict=False):
-            conv, bn = block[0], block[1]
-            conv.weight.copy_(torch.tensor(weight))
-            bn.weight.fill_(1.0), bn.bias.copy_(torch.tensor(bias))
-            bn.running_mean.zero_(), bn.running_var.fill_(1.0 - bn.eps)
-        net.out[1].weight.copy_(torch.tensor(convs[-1][0])), net.out[1].bias.copy_(torch.tensor(convs[-1][1]))
-        net.eval()
-        net(crops)
-        for block, out in zip(blocks, outputs, strict=True):
-            bn = block[1]
-            mean, var = out.mean(dim=(0, 2, 3)), out.var(dim=(0, 2, 3)).clamp_min(2 * bn.eps)
-            bn.weight.copy_(var.sqrt()), bn.bias.add_(mean)
-            bn.running_mean.copy_(mean), bn.running_var.copy_(var - bn.eps)
-    for hook in hooks:
-        hook.remove()
-    net.train()
+    with torch.no_grad():  # the last convolution has no batch norm: its bias is its own
+        net.out[1].weight.copy_(convs[-1][0]), net.out[1].bias.copy_(convs[-1][1])
+    try:
+        load_folded(net, [(b[0], b[1]) for b in blocks], convs[:-1], crops)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
 
 
 def batches(it: Iterator[tuple], size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:

@@ -31,6 +31,42 @@ def conv_bn(cin: int, cout: int, k: int = 3, stride: int = 1, act: bool = True) 
     return nn.Sequential(*layers)
 
 
+@torch.no_grad()
+def load_folded(
+    net: nn.Module, pairs: list[tuple[nn.Conv2d, nn.BatchNorm2d]], folded: list[tuple[torch.Tensor, torch.Tensor]],
+    crops: torch.Tensor,
+) -> None:  # fmt: skip
+    """Exported convolutions (weight, bias) whose batch norms the exporter folded in, back into `net`'s conv_bn
+    `pairs`: each convolution takes the folded weight and its batch norm is set to reproduce the folded layer in eval
+    mode, re-centred on the statistics of `crops` (training data), so that training-mode batch statistics change
+    little at the start. ValueError where a weight's shape differs from its convolution's."""
+    for i, ((conv, bn), (weight, bias)) in enumerate(zip(pairs, folded, strict=True)):
+        if weight.shape != conv.weight.shape:
+            raise ValueError(f"convolution {i} is {tuple(weight.shape)}, not {tuple(conv.weight.shape)}")
+        conv.weight.copy_(weight)
+        bn.weight.fill_(1.0)
+        bn.bias.copy_(bias)
+        bn.running_mean.zero_()
+        bn.running_var.fill_(1.0 - bn.eps)
+    # Re-centre: BN(z) = γ(z − μ)/σ + β equals z + b for γ = σ, β = μ + b with μ, σ of this data.
+    seen: dict[nn.BatchNorm2d, torch.Tensor] = {}
+    hooks = [bn.register_forward_hook(lambda m, i, o: seen.__setitem__(m, i[0])) for _, bn in pairs]
+    was = net.training
+    net.eval()
+    net(crops)
+    for hook in hooks:
+        hook.remove()
+    for _, bn in pairs:
+        z = seen[bn]
+        mu, sd = z.mean(dim=(0, 2, 3)), z.var(dim=(0, 2, 3)).add(bn.eps).sqrt()
+        bias = bn.bias.clone()
+        bn.weight.copy_(sd)
+        bn.bias.copy_(mu + bias)
+        bn.running_mean.copy_(mu)
+        bn.running_var.copy_(sd**2 - bn.eps)
+    net.train(was)
+
+
 class Block(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int) -> None:
         super().__init__()

@@ -50,7 +50,7 @@ from ...inference.flame.model import FlameModel
 from ...inference.landmarks.dense import DenseSpec, basis_hash, select_vertices
 from ...inference.progress import ProgressBar
 from .data import CropRule, ShardStream, shard_files
-from .net import DenseNet, HeatmapNet, gaussian_nll, point_distance_loss
+from .net import DenseNet, HeatmapNet, gaussian_nll, load_folded, point_distance_loss
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"  # the weights (and optimizer, EMA) of the best validation so far: what a spiked run goes back to
@@ -258,40 +258,15 @@ def init_from_onnx(net: torch.nn.Module, onnx_path: str | Path, crops: torch.Ten
              and isinstance(m[1], torch.nn.BatchNorm2d)]  # fmt: skip
     if len(pairs) > len(convs):
         raise ValueError(f"{onnx_path}: {len(convs)} convolutions, the backbone has {len(pairs)}")
-    for (conv, bn), node in zip(pairs, convs, strict=False):
-        w, b = weights[node.input[1]], weights[node.input[2]]
-        if w.shape != conv.weight.shape:
-            raise ValueError(
-                f"{onnx_path}: convolution {node.name} is {tuple(w.shape)}, not {tuple(conv.weight.shape)}"
-            )
-        conv.weight.copy_(w)
-        bn.weight.fill_(1.0)
-        bn.bias.copy_(b)
-        bn.running_mean.zero_()
-        bn.running_var.fill_(1.0 - bn.eps)
-    loaded = 2 * len(pairs)
-    if isinstance(net, DenseNet):
+    folded = [(weights[node.input[1]], weights[node.input[2]]) for node in convs[: len(pairs)]]
+    if isinstance(net, DenseNet):  # the fc head first: load_folded's calibration pass runs the whole network
         for name in ("head.1.weight", "head.1.bias", "head.3.weight", "head.3.bias"):
             net.get_parameter(name).copy_(weights[name])
-            loaded += 1
-    # Re-centre: BN(z) = γ(z − μ)/σ + β equals z + b for γ = σ, β = μ + b with μ, σ of this data.
-    seen: dict[torch.nn.BatchNorm2d, torch.Tensor] = {}
-    hooks = [bn.register_forward_hook(lambda m, i, o: seen.__setitem__(m, i[0])) for _, bn in pairs]
-    was = net.training
-    net.eval()
-    net(crops)
-    for hook in hooks:
-        hook.remove()
-    for _, bn in pairs:
-        z = seen[bn]
-        mu, sd = z.mean(dim=(0, 2, 3)), z.var(dim=(0, 2, 3)).add(bn.eps).sqrt()
-        bias = bn.bias.clone()
-        bn.weight.copy_(sd)
-        bn.bias.copy_(mu + bias)
-        bn.running_mean.copy_(mu)
-        bn.running_var.copy_(sd**2 - bn.eps)
-    net.train(was)
-    return loaded
+    try:
+        load_folded(net, pairs, folded, crops)
+    except ValueError as exc:
+        raise ValueError(f"{onnx_path}: {exc}") from None
+    return 2 * len(pairs) + (4 if isinstance(net, DenseNet) else 0)
 
 
 def same_run(saved: dict, now: dict) -> bool:
