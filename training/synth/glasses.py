@@ -118,13 +118,16 @@ def glare(rng: np.random.Generator, lens: np.ndarray, n: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Placed:
-    """A pair of glasses placed on one head, in pixels: each rim's outline and centre, the points where the bridge
-    and the temples meet the rims (metres), and the frame's line width."""
+    """A pair of glasses placed on one head: each rim's outline and centre (pixels), the points where the bridge and
+    the temples meet the rims and each side's outward direction (metres, head frame), the eyes' distance (metres)
+    and the frame's line width (pixels)."""
 
     rims: list[np.ndarray]
     centres_px: list[np.ndarray]
     inner: list[np.ndarray]
     outer: list[np.ndarray]
+    outwards: list[np.ndarray]
+    width: float
     thick: int
 
 
@@ -140,9 +143,10 @@ def place_frame(frame: Frame, eye_centres: np.ndarray, head_rot: np.ndarray, pro
     p0, _ = project(middle[None])
     p1, _ = project((middle + ex * 0.01)[None])
     px_per_m = float(np.linalg.norm(p1 - p0)) / 0.01
-    placed = Placed([], [], [], [], max(1, int(round(frame.thickness * px_per_m))))
+    placed = Placed([], [], [], [], [], width, max(1, int(round(frame.thickness * px_per_m))))
     for c in eye_centres:
         outward = ex * np.sign((c - middle) @ ex or 1.0)
+        placed.outwards.append(outward)
         centre = c + fwd * frame.ahead + up * frame.lift * width + outward * frame.spread * width
         placed.rims.append(project(rim_points(frame, centre, outward, up, width, RIM_ANGLES))[0])
         placed.centres_px.append(project(centre[None])[0][0])
@@ -152,14 +156,11 @@ def place_frame(frame: Frame, eye_centres: np.ndarray, head_rot: np.ndarray, pro
 
 
 def frame_front(
-    frame: Frame, placed: Placed, eye_centres: np.ndarray, head_rot: np.ndarray, project: Callable,
-    depth: np.ndarray, n: int,
+    frame: Frame, placed: Placed, head_rot: np.ndarray, project: Callable, depth: np.ndarray, n: int,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """(n, n) coverage of the rims and bridge, and of those with the temples (hidden behind the head)."""
-    width = float(np.linalg.norm(eye_centres[1] - eye_centres[0]))
-    ex, up, fwd = head_rot[:, 0], head_rot[:, 1], head_rot[:, 2]
-    middle = eye_centres.mean(axis=0)
-    thick = placed.thick
+    up, fwd = head_rot[:, 1], head_rot[:, 2]
+    width, thick = placed.width, placed.thick
     shape = np.zeros((n, n), np.float32)  # the front of the frame: rims and bridge
     for xy in placed.rims:
         ring = np.r_[xy, xy[:1]]
@@ -175,8 +176,7 @@ def frame_front(
     bridge, _ = project(arch)
     cv2.polylines(shape, [to_fixed(bridge)], False, 1.0, thick, cv2.LINE_AA, shift=2)
     temples = np.zeros((n, n), np.float32)
-    for point, c in zip(placed.outer, eye_centres, strict=True):
-        outward = ex * np.sign((c - middle) @ ex or 1.0)
+    for point, outward in zip(placed.outer, placed.outwards, strict=True):
         s = np.linspace(0, 1, 40)[:, None]
         path = point + (-fwd) * 0.1 * s + outward * 0.01 * s - up * 0.006 * s
         xy, near = project(path)
@@ -256,7 +256,7 @@ def draw_glasses(
         return
     frame = sample_frame(rng)
     placed = place_frame(frame, eye_centres, head_rot, project)
-    shape, front = frame_front(frame, placed, eye_centres, head_rot, project, depth, img.shape[0])
+    shape, front = frame_front(frame, placed, head_rot, project, depth, img.shape[0])
     if rng.random() < 0.5:
         cast_shadow(img, occ, rng, front, skin, placed.thick)
     draw_lenses(img, occ, rng, placed)
